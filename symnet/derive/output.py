@@ -1,0 +1,100 @@
+"""delta^(L): the loss and its gradient with respect to the output pre-activation,
+simplified by SymPy (sigmoid + BCE gives a - y, softmax + CE gives p - y)."""
+from __future__ import annotations
+
+import sympy as sp
+
+from ..functions import sigmoid, softplus
+from ..losses import YHAT, Y as LOSS_Y
+from .core import A, I, J, K, N_OUT, P, Y, Z, OutputMath, Step
+from .notation import indexed
+
+
+def _simplify(expr: sp.Expr) -> sp.Expr:
+    # Large expressions (custom losses) simplify slowly and gain little.
+    return sp.simplify(expr) if sp.count_ops(expr) < 80 else expr
+
+
+def _stable_loss(expr: sp.Expr) -> sp.Expr:
+    """Identities log(sigma(u)) = -softplus(-u), log(1 - sigma(u)) = -softplus(u):
+    the logits form of binary cross entropy, finite for any u."""
+    w = sp.Wild("w")
+    expr = expr.replace(sp.log(1 - sigmoid(w)), lambda w: -softplus(w))
+    return expr.replace(sp.log(sigmoid(w)), lambda w: -softplus(-w))
+
+
+def in_terms_of_a(expr: sp.Expr, g: sp.Expr) -> sp.Expr | None:
+    """Write expr(z) through a = g(z) where g is a single function of z (sigma, tanh)."""
+    if g == Z:
+        return expr.subs(Z, A)
+    if isinstance(g, sp.Function) and g.args == (Z,):
+        rewritten = sp.factor(expr.subs(g, A))
+        return rewritten if not rewritten.has(Z) else None
+    return None
+
+
+def elementwise_output(loss, act_math, layer: int) -> tuple[OutputMath, list[Step]]:
+    g = act_math.g.subs(sp.Symbol("x", real=True), Z)
+    per_element = loss.expr.subs({YHAT: g, LOSS_Y: Y})
+    delta = _simplify(sp.diff(per_element, Z)) / N_OUT
+    delta_in_a = in_terms_of_a(delta, g)
+    zL, aL, yv, dl = (indexed(s, layer)[I] for s in ("z", "a", "y", r"\delta"))
+    yv = sp.IndexedBase("y", real=True)[I]
+    ell = sp.Symbol(r"\ell", real=True)
+    loss_in_a = loss.expr.subs({YHAT: aL, LOSS_Y: yv})
+    steps = [
+        Step(ell, sp.Sum(loss_in_a, (I, 1, N_OUT)) / N_OUT, f"definition of the {loss.title}, mean over the n outputs", "loss"),
+        Step(dl, sp.Derivative(ell, zL), "definition of the output error", "element", layer),
+        Step(sp.Derivative(ell, zL), sp.Derivative(ell, aL) * sp.Derivative(aL, zL), "chain rule", "element", layer),
+        Step(dl, sp.diff(loss_in_a, aL) / N_OUT * sp.Symbol(r"g'\left(z^{(%d)}_{i}\right)" % layer), "derivative of the loss", "element", layer),
+        Step(dl, (delta_in_a if delta_in_a is not None else delta).subs({A: aL, Z: zL, Y: yv}),
+             "simplified by SymPy", "element", layer),
+    ]
+    out = OutputMath("elementwise", _stable_loss(per_element), delta, delta_in_a, act_math)
+    return out, steps
+
+
+def _in_range(expr):
+    """Indices range over the layer, so SymPy's range guards are true."""
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[0][0])
+
+
+def softmax_output(loss, layer: int) -> tuple[OutputMath, list[Step]]:
+    """Cross entropy of softmax(z), derived in index form."""
+    n = N_OUT
+    z, y, p = indexed("z", layer), sp.IndexedBase("y", real=True), indexed("p", layer)
+    ell = sp.Symbol(r"\ell", real=True)
+    denominator = sp.Sum(sp.exp(z[J]), (J, 1, n))
+    softmax_k = sp.exp(z[K]) / denominator
+    steps = [Step(p[K], softmax_k, "definition of softmax", "loss", layer),
+             Step(ell, -sp.Sum(y[K] * sp.log(p[K]), (K, 1, n)), "definition of cross entropy", "loss")]
+    log_p = z[K] - sp.log(denominator)
+    steps.append(Step(sp.log(p[K]), log_p, "log of a quotient", "loss", layer))
+    if loss.name == "cross_entropy":
+        # Through the softmax Jacobian, as the explicit-softmax lecture does.
+        jac = _in_range(sp.diff(softmax_k, z[I]).doit())
+        s = sp.Dummy("S", positive=True)
+        jac = jac.subs(denominator, s).replace(
+            lambda e: e.func == sp.exp and isinstance(e.args[0], sp.Indexed),
+            lambda e: p[e.args[0].indices[0]] * s)
+        jac = sp.factor(sp.expand(jac))
+        steps.append(Step(sp.Derivative(p[K], z[I]), jac, "derivative of softmax (quotient rule)", "element", layer))
+        dl_dp = sp.diff(-y[K] * sp.log(p[K]), p[K])
+        chain = sp.Sum(dl_dp * jac, (K, 1, n))
+        steps.append(Step(sp.Derivative(ell, z[I]), chain, "chain rule through the softmax", "element", layer))
+        raw = sp.expand(chain.doit())
+    else:
+        expanded = -sp.Sum(y[K] * log_p, (K, 1, n))
+        steps.append(Step(ell, expanded, "substitute", "loss"))
+        raw = _in_range(sp.diff(expanded, z[I]).doit())
+        steps.append(Step(sp.Derivative(ell, z[I]), raw, "differentiate the sum", "element", layer))
+        raw = raw.subs(sp.exp(z[I]) / denominator, p[I])
+        raw = raw.replace(lambda e: e.func == sp.exp and e.args == (z[I],), lambda e: p[I] * denominator)
+    raw = sp.expand(_in_range(raw).doit())
+    steps.append(Step(indexed(r"\delta", layer)[I], raw, "collect terms", "element", layer))
+    delta = sp.simplify(sp.simplify(raw).replace(
+        lambda e: isinstance(e, sp.Sum) and e.function == y[e.variables[0]], lambda e: sp.Integer(1)))
+    steps.append(Step(indexed(r"\delta", layer)[I], delta,
+                      r"targets are one-hot: $\sum_k y_k = 1$", "element", layer))
+    kernel_delta = delta.subs({p[I]: P, y[I]: Y})
+    return OutputMath("softmax", None, kernel_delta, kernel_delta, None), steps

@@ -1,0 +1,348 @@
+"""Optimisers and learning-rate schedules on dicts of numpy arrays.
+
+Each optimiser follows the update of its ``torch.optim`` namesake exactly (no
+weight decay), so a run here and a run in PyTorch from the same start agree.
+``step(params, grads)`` updates ``params`` in place; ``state_dict()`` is a flat
+dict of arrays and scalars that fits in a checkpoint ``.npz``, and
+``load_state_dict`` restores it so a resumed run continues bit for bit.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+
+from .errors import ShapeError, SpecError, TrainingError
+
+
+def _positive(key: str, value) -> float:
+    value = float(value)
+    if not value > 0:
+        raise SpecError(f"optimizer option {key}={value} must be > 0")
+    return value
+
+
+def _unit(key: str, value) -> float:
+    value = float(value)
+    if not 0.0 <= value < 1.0:
+        raise SpecError(f"optimizer option {key}={value} must be in [0, 1)")
+    return value
+
+
+class Optimizer:
+    """Base class: holds lr, the step count and per-parameter buffers."""
+
+    name = "base"
+    buffers: tuple = ()  # names of per-parameter state arrays
+    equations: tuple = ()  # LaTeX of the update rule, one line each
+
+    def __init__(self, lr: float):
+        self.lr = _positive("lr", lr)
+        self.t = 0  # steps taken
+        self.state = {b: {} for b in self.buffers}
+
+    @classmethod
+    def update_equations(cls) -> list[str]:
+        """The update rule as LaTeX lines (g is the gradient, t the step)."""
+        return list(cls.equations)
+
+    def hyperparameters(self) -> dict:
+        """Scalar options besides lr (stored in the state dict)."""
+        return {}
+
+    def _check(self, params: dict, grads: dict) -> None:
+        missing = set(params) ^ set(grads)
+        if missing:
+            raise ShapeError(
+                f"{self.name}: params and grads differ in key(s) {', '.join(sorted(missing))}"
+            )
+        for k, p in params.items():
+            if np.shape(grads[k]) != np.shape(p):
+                raise ShapeError(
+                    f"{self.name}: gradient of {k} has shape {np.shape(grads[k])}, "
+                    f"parameter has {np.shape(p)}"
+                )
+
+    def _buffer(self, kind: str, key: str, like: np.ndarray) -> np.ndarray:
+        buf = self.state[kind].get(key)
+        if buf is None:
+            buf = self.state[kind][key] = np.zeros_like(like)
+        return buf
+
+    def step(self, params: dict, grads: dict) -> None:
+        """Update every parameter in place from its gradient."""
+        self._check(params, grads)
+        self.t += 1
+        for key, p in params.items():
+            self._update(key, p, np.asarray(grads[key], dtype=p.dtype))
+
+    def _update(self, key, p, g):  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    # -- checkpoints ------------------------------------------------------
+
+    def state_dict(self) -> dict:
+        """Flat dict: 'optimizer', 'lr', 't', options, and '<buffer>.<param>' arrays."""
+        d = {"optimizer": self.name, "lr": self.lr, "t": self.t}
+        d.update(self.hyperparameters())
+        for kind, bufs in self.state.items():
+            for key, arr in bufs.items():
+                d[f"{kind}.{key}"] = arr.copy()
+        return d
+
+    def load_state_dict(self, d: dict) -> None:
+        """Restore what state_dict returned (values may be 0-d arrays from .npz)."""
+        saved = str(np.asarray(d.get("optimizer", self.name)))
+        if saved != self.name:
+            raise TrainingError(
+                f"checkpoint optimizer is {saved!r} but this run uses {self.name!r}"
+            )
+        self.lr = float(d["lr"])
+        self.t = int(d["t"])
+        for k in self.hyperparameters():
+            if k in d:
+                setattr(self, k, float(d[k]))
+        self.state = {b: {} for b in self.buffers}
+        for k, v in d.items():
+            kind, _, key = k.partition(".")
+            if key and kind in self.state:
+                self.state[kind][key] = np.array(v, copy=True)
+
+
+class SGD(Optimizer):
+    """Plain gradient descent."""
+
+    name = "sgd"
+    equations = (r"\theta \leftarrow \theta - \eta\, g",)
+
+    def _update(self, key, p, g):
+        p -= self.lr * g
+
+
+class Momentum(Optimizer):
+    """Heavy-ball momentum as torch.optim.SGD(momentum=beta), dampening 0."""
+
+    name = "momentum"
+    buffers = ("v",)
+    equations = (
+        r"v \leftarrow \mu\, v + g",
+        r"\theta \leftarrow \theta - \eta\, v",
+    )
+
+    def __init__(self, lr: float, beta: float = 0.9):
+        super().__init__(lr)
+        self.beta = _unit("beta", beta)
+
+    def hyperparameters(self):
+        return {"beta": self.beta}
+
+    def _update(self, key, p, g):
+        # torch starts the buffer at g; mu*0 + g is the same thing.
+        v = self._buffer("v", key, p)
+        v *= self.beta
+        v += g
+        p -= self.lr * v
+
+
+class RMSprop(Optimizer):
+    """RMSprop as torch.optim.RMSprop (not centred, no momentum)."""
+
+    name = "rmsprop"
+    buffers = ("s",)
+    equations = (
+        r"s \leftarrow \alpha\, s + (1 - \alpha)\, g \odot g",
+        r"\theta \leftarrow \theta - \eta\, \frac{g}{\sqrt{s} + \epsilon}",
+    )
+
+    def __init__(self, lr: float, alpha: float = 0.99, eps: float = 1e-8):
+        super().__init__(lr)
+        self.alpha = _unit("alpha", alpha)
+        self.eps = _positive("eps", eps)
+
+    def hyperparameters(self):
+        return {"alpha": self.alpha, "eps": self.eps}
+
+    def _update(self, key, p, g):
+        s = self._buffer("s", key, p)
+        s *= self.alpha
+        s += (1.0 - self.alpha) * g * g
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+class Adam(Optimizer):
+    """Adam as torch.optim.Adam, with bias correction."""
+
+    name = "adam"
+    buffers = ("m", "v")
+    equations = (
+        r"m \leftarrow \beta_1 m + (1 - \beta_1)\, g",
+        r"v \leftarrow \beta_2 v + (1 - \beta_2)\, g \odot g",
+        r"\hat m = \frac{m}{1 - \beta_1^{t}}, \qquad \hat v = \frac{v}{1 - \beta_2^{t}}",
+        r"\theta \leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}",
+    )
+
+    def __init__(self, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
+        super().__init__(lr)
+        if len(tuple(betas)) != 2:
+            raise SpecError(f"optimizer option betas={betas!r} must be a pair (beta1, beta2)")
+        self.beta1 = _unit("betas[0]", betas[0])
+        self.beta2 = _unit("betas[1]", betas[1])
+        self.eps = _positive("eps", eps)
+
+    def hyperparameters(self):
+        return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    def _update(self, key, p, g):
+        m = self._buffer("m", key, p)
+        v = self._buffer("v", key, p)
+        m *= self.beta1
+        m += (1.0 - self.beta1) * g
+        v *= self.beta2
+        v += (1.0 - self.beta2) * g * g
+        # Same order of operations as torch, so float64 results match closely.
+        bc1 = 1.0 - self.beta1**self.t
+        bc2 = 1.0 - self.beta2**self.t
+        denom = np.sqrt(v) / np.sqrt(bc2) + self.eps
+        p -= (self.lr / bc1) * m / denom
+
+
+class Adagrad(Optimizer):
+    """Adagrad as torch.optim.Adagrad (lr_decay 0, accumulator starting at 0)."""
+
+    name = "adagrad"
+    buffers = ("s",)
+    equations = (
+        r"s \leftarrow s + g \odot g",
+        r"\theta \leftarrow \theta - \eta\, \frac{g}{\sqrt{s} + \epsilon}",
+    )
+
+    def __init__(self, lr: float, eps: float = 1e-10):
+        super().__init__(lr)
+        self.eps = _positive("eps", eps)
+
+    def hyperparameters(self):
+        return {"eps": self.eps}
+
+    def _update(self, key, p, g):
+        s = self._buffer("s", key, p)
+        s += g * g
+        p -= self.lr * g / (np.sqrt(s) + self.eps)
+
+
+OPTIMIZERS = {cls.name: cls for cls in (SGD, Momentum, RMSprop, Adam, Adagrad)}
+
+
+def make_optimizer(name: str, lr: float, **kw) -> Optimizer:
+    """Optimiser by name: sgd, momentum, rmsprop, adam or adagrad."""
+    key = str(name).lower()
+    if key not in OPTIMIZERS:
+        raise SpecError(
+            f"unknown optimizer {name!r}; valid: {', '.join(OPTIMIZERS)}"
+        )
+    try:
+        return OPTIMIZERS[key](lr, **kw)
+    except TypeError:
+        raise SpecError(
+            f"optimizer {key!r}: unknown option(s) {', '.join(sorted(kw))}; "
+            f"valid: {_options(OPTIMIZERS[key])}"
+        ) from None
+
+
+def _options(cls) -> str:
+    import inspect
+
+    names = [p for p in inspect.signature(cls.__init__).parameters if p not in ("self", "lr", "lr0")]
+    return ", ".join(names) or "none"
+
+
+# --------------------------------------------------------------------------
+# Learning-rate schedules
+
+
+class Schedule:
+    """Learning rate as a function of the (0-based) epoch."""
+
+    name = "base"
+    latex = r"\eta_t = \eta_0"
+
+    def __init__(self, lr0: float):
+        self.lr0 = _positive("lr", lr0)
+
+    def __call__(self, epoch: int) -> float:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def __repr__(self) -> str:
+        opts = ", ".join(f"{k}={v!r}" for k, v in vars(self).items())
+        return f"{type(self).__name__}({opts})"
+
+
+class ConstantLR(Schedule):
+    name = "constant"
+    latex = r"\eta_t = \eta_0"
+
+    def __call__(self, epoch):
+        return self.lr0
+
+
+class StepLR(Schedule):
+    """torch.optim.lr_scheduler.StepLR: multiply by gamma every step_size epochs."""
+
+    name = "step"
+    latex = r"\eta_t = \eta_0\, \gamma^{\lfloor t / s \rfloor}"
+
+    def __init__(self, lr0, step_size: int = 10, gamma: float = 0.1):
+        super().__init__(lr0)
+        if int(step_size) != step_size or step_size < 1:
+            raise SpecError(f"schedule option step_size={step_size!r} must be a positive integer")
+        self.step_size = int(step_size)
+        self.gamma = _positive("gamma", gamma)
+
+    def __call__(self, epoch):
+        return self.lr0 * self.gamma ** (int(epoch) // self.step_size)
+
+
+class ExponentialLR(Schedule):
+    """torch.optim.lr_scheduler.ExponentialLR: multiply by gamma every epoch."""
+
+    name = "exponential"
+    latex = r"\eta_t = \eta_0\, \gamma^{t}"
+
+    def __init__(self, lr0, gamma: float = 0.95):
+        super().__init__(lr0)
+        self.gamma = _positive("gamma", gamma)
+
+    def __call__(self, epoch):
+        return self.lr0 * self.gamma ** int(epoch)
+
+
+class InverseTimeLR(Schedule):
+    """1/t decay: lr0 / (1 + decay * t)."""
+
+    name = "inverse_time"
+    latex = r"\eta_t = \frac{\eta_0}{1 + k\, t}"
+
+    def __init__(self, lr0, decay: float = 0.01):
+        super().__init__(lr0)
+        decay = float(decay)
+        if decay < 0:
+            raise SpecError(f"schedule option decay={decay} must be >= 0")
+        self.decay = decay
+
+    def __call__(self, epoch):
+        return self.lr0 / (1.0 + self.decay * int(epoch))
+
+
+SCHEDULES = {cls.name: cls for cls in (ConstantLR, StepLR, ExponentialLR, InverseTimeLR)}
+
+
+def make_schedule(name: str, lr0: float, **kw) -> Schedule:
+    """Schedule by name: constant, step, exponential or inverse_time."""
+    key = str(name).lower()
+    if key not in SCHEDULES:
+        raise SpecError(f"unknown schedule {name!r}; valid: {', '.join(SCHEDULES)}")
+    try:
+        return SCHEDULES[key](lr0, **kw)
+    except TypeError:
+        raise SpecError(
+            f"schedule {key!r}: unknown option(s) {', '.join(sorted(kw))}; "
+            f"valid: {_options(SCHEDULES[key])}"
+        ) from None
