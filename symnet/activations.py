@@ -7,7 +7,7 @@ formula string read by symnet's own parser.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, lru_cache
 
 import sympy as sp
 
@@ -76,8 +76,8 @@ class Activation:
         """g'(x) as derived by SymPy; rejects functions useless for gradients."""
         if self.is_softmax:
             raise ValueError("softmax is a vector function; its Jacobian is derived in derive.py")
-        d = sp.diff(self.expr, X)
-        if d.has(sp.DiracDelta) or (self.expr.has(X) and sp.simplify(d) == 0):
+        d = _derivative(self.expr)
+        if d is None:
             raise NotDifferentiableError(
                 f"{self.where or 'activation'}: {self.name} has zero derivative almost everywhere "
                 "(and none at its jump), so no gradient flows through it; use sigmoid or relu instead")
@@ -100,6 +100,15 @@ class Activation:
 
     def __call__(self, arg: sp.Expr) -> sp.Expr:
         return self.expr.subs(X, arg)
+
+
+@lru_cache(maxsize=None)
+def _derivative(expr: sp.Expr) -> sp.Expr | None:
+    """SymPy's derivative, or None when it is zero almost everywhere (a step)."""
+    d = sp.diff(expr, X)
+    if d.has(sp.DiracDelta) or (expr.has(X) and sp.simplify(d) == 0):
+        return None
+    return d
 
 
 def _number_param(value, key, where):

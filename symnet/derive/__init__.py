@@ -8,6 +8,7 @@ delta^(l) = g'(z^(l)) (.) (upstream) for every layer with an activation.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from functools import lru_cache
 from typing import Callable
 
 import sympy as sp
@@ -46,9 +47,14 @@ class Context:
 
 def _activation_math(act, where) -> ActivationMath:
     try:
-        dg = act.derivative
+        return _activation_math_cached(act)
     except SymnetError as exc:
         raise type(exc)(f"{where}: {exc}".replace(f"{where}: {where}: ", f"{where}: ")) from None
+
+
+@lru_cache(maxsize=None)
+def _activation_math_cached(act) -> ActivationMath:
+    dg = act.derivative
     g_z = act.expr.subs(X, Z)
     dg_in_a = in_terms_of_a(dg.subs(X, Z), g_z)
     return ActivationMath(act.name, act.expr, dg, dg_in_a)

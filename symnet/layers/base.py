@@ -68,9 +68,9 @@ def positive_int(value, key: str, where: str) -> int:
     return value
 
 
-def expect_rank(in_shape, rank: int, layer: str, where: str):
+def expect_rank(in_shape, rank: int, layer: str, where: str, hint: str = ""):
     if len(in_shape) != rank:
-        raise ShapeError(f"{where}: a {layer} layer needs an input of rank {rank}, got shape {in_shape}")
+        raise ShapeError(f"{where}: a {layer} layer needs an input of rank {rank}, got shape {in_shape}{hint}")
 
 
 @dataclass(frozen=True)

@@ -21,7 +21,7 @@ class Dense(Layer):
         object.__setattr__(self, "activation", make_activation(activation, where))
 
     def output_shape(self, in_shape, where):
-        expect_rank(in_shape, 1, "dense", where + " (put a flatten layer before it)")
+        expect_rank(in_shape, 1, "dense", where, "; put a flatten layer before it")
         return (self.units,)
 
     def param_shapes(self, in_shape):

@@ -1,0 +1,1 @@
+"""Code generation: Numba kernels printed from the derivation."""
