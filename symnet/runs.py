@@ -200,6 +200,9 @@ def plot_curves(out, history: dict, key: str, ylabel: str, filename: str):
         if pts:
             xs, ys = zip(*pts)
             ax.plot(xs, ys, style, markersize=3, label="validation" if split == "val" else split)
+    from matplotlib.ticker import MaxNLocator
+
+    ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.3)

@@ -47,6 +47,10 @@ from .optim import Optimizer, Schedule, make_optimizer, make_schedule
 BIAS_THRESHOLD = 0.05
 VARIANCE_GAP = 0.05
 
+# Per epoch: train_loss is the mean data loss over the epoch's mini-batches
+# (without the penalty, which is recorded separately); train_acc, val_loss and
+# val_acc are computed with the parameters at the end of the epoch; lr is the
+# epoch's learning rate from the schedule.
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "penalty", "time_s")
 
 
@@ -269,11 +273,17 @@ def _check_data(net, data):
 
 
 def _default_kernel(net):
+    import importlib
+
     try:
-        from . import codegen
-    except ImportError as e:  # pragma: no cover - depends on the codegen module
-        raise TrainingError(f"network {net.name}: no training kernel (symnet.codegen is unavailable: {e})") from None
-    return codegen.generate(net)
+        codegen = importlib.import_module("symnet.codegen")
+        gen = getattr(codegen, "generate", None)
+        if gen is None or not callable(gen):  # the package may not re-export it
+            gen = importlib.import_module("symnet.codegen.generate").generate
+    except (ImportError, AttributeError) as e:  # pragma: no cover - depends on the codegen module
+        raise TrainingError(f"network {net.name}: no training kernel (symnet.codegen is unavailable: {e}); "
+                            "pass kernel=...") from None
+    return gen(net)
 
 
 def _cast(a, dtype):

@@ -1,0 +1,412 @@
+"""Convolution, pooling and flatten layers, derived in index form by SymPy.
+
+The generic layer (symbolic sizes, stride s, 0-based indices) is differentiated
+once; each placed layer instantiates the result by renaming (xreplace), so the
+cost does not grow with the image or the number of filters:
+
+    z[f,i,j] = b[f] + sum_c sum_m sum_n W[f,c,m,n] x~[c, s i + m, s j + n]
+
+(x~ is the zero-padded input). SymPy gives dL/dW (a correlation of the input
+with delta), dL/db, and dL/dx~ in scatter form; summing over the kernel offset
+instead of the output position (i = (u - m)/s) gives the lectures' "full
+convolution of delta with the flipped kernel"; padding crops.
+
+Max pooling routes the gradient to the argmax of each window (ties: the first
+maximum in row-major order, as PyTorch); average pooling spreads it as
+delta/(k_h k_w); flatten reshapes in C, H, W order.
+"""
+from __future__ import annotations
+
+from functools import lru_cache
+
+import sympy as sp
+
+from .core import I, J, M, Gradient, Step
+from .notation import dim, indexed
+
+# 0-based indices of the generic derivation.
+F_, C_, MI, NI, U, V = sp.symbols("f c m n u v", integer=True, nonnegative=True)
+P_, Q_, R_, T_ = sp.symbols("p q r t", integer=True, nonnegative=True)
+# Symbolic sizes.
+S = sp.Symbol("s", integer=True, positive=True)                 # stride
+KH, KW = sp.symbols("k_h k_w", integer=True, positive=True)     # kernel / window
+CIN, FOUT = sp.symbols("C F", integer=True, positive=True)      # channels in / filters
+HO, WO = sp.symbols("H_o W_o", integer=True, positive=True)     # output size
+
+_W = sp.IndexedBase("W", real=True)
+_b = sp.IndexedBase("b", real=True)
+_x = sp.IndexedBase("x", real=True)      # the (padded) input of the layer
+_d = sp.IndexedBase("d", real=True)      # delta of the layer (or the gradient from above)
+
+INDEX_NOTE = "indices from 0; output rows i, columns j; kernel offsets m, n"
+
+
+def _in_range(expr):
+    """Drop SymPy's 'index inside its range' conditions (true for every valid index)."""
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[0][0])
+
+
+def _flat_piecewise(expr):
+    """A nested Piecewise((Piecewise((v, c1), (0, True)), c2), (0, True)) as (v, c1 & c2)."""
+    conds = []
+    while isinstance(expr, sp.Piecewise):
+        (value, cond), rest = expr.args[0], expr.args[1:]
+        assert all(r[0] == 0 for r in rest), expr
+        conds.append(cond)
+        expr = value
+    return expr, sp.And(*conds)
+
+
+# ---------------------------------------------------------------- generic math
+@lru_cache(maxsize=None)
+def generic_conv():
+    """The generic conv layer and its gradients, by SymPy. Returns a dict of
+    z (forward), dW[p,q,r,t], db[p], dx_scatter[q,u,v] (sum over output
+    positions), dx[q,u,v] (sum over kernel offsets)."""
+    z = _b[F_] + sp.Sum(_W[F_, C_, MI, NI] * _x[C_, S * I + MI, S * J + NI],
+                        (C_, 0, CIN - 1), (MI, 0, KH - 1), (NI, 0, KW - 1))
+    out_sum = ((F_, 0, FOUT - 1), (I, 0, HO - 1), (J, 0, WO - 1))
+    dW = _in_range(sp.Sum(_d[F_, I, J] * sp.diff(z, _W[P_, Q_, R_, T_]).doit(), *out_sum).doit())
+    db = _in_range(sp.Sum(_d[F_, I, J] * sp.diff(z, _b[P_]).doit(), *out_sum).doit())
+    # dz[f,i,j]/dx[q,u,v]: SymPy keeps the conditions 0 <= u - s i <= k_h - 1 etc.
+    dzdx = sp.diff(z, _x[Q_, U, V]).doit()
+    value, cond = _flat_piecewise(sp.piecewise_fold(dzdx))
+    cond = sp.And(*[c for c in sp.And.make_args(cond) if not c.has(CIN)])   # q <= C - 1 holds
+    scatter = sp.Sum(_d[F_, I, J] * sp.Piecewise((value, cond), (0, True)), *out_sum)
+    # Sum over the kernel offsets instead: m = u - s i, n = v - s j.
+    move = {I: (U - MI) / S, J: (V - NI) / S}
+    summand = (_d[F_, I, J] * value).subs(move)
+    valid = sp.And(sp.Eq(sp.Mod(U - MI, S), 0), sp.Eq(sp.Mod(V - NI, S), 0),
+                   *[sp.And(0 <= e, e <= top) for e, top in ((move[I], HO - 1), (move[J], WO - 1))])
+    gather = sp.Sum(sp.Piecewise((summand, valid), (0, True)),
+                    (F_, 0, FOUT - 1), (MI, 0, KH - 1), (NI, 0, KW - 1))
+    return {"z": z, "dW": dW, "db": db, "dzdx": dzdx, "dx_scatter": scatter, "dx": gather}
+
+
+@lru_cache(maxsize=None)
+def generic_avgpool():
+    """z[c,i,j] = (1/(k_h k_w)) sum_m sum_n x[c, s i + m, s j + n]; the gradient
+    to the input, and the factor every input in a window receives."""
+    z = sp.Sum(_x[C_, S * I + MI, S * J + NI], (MI, 0, KH - 1), (NI, 0, KW - 1)) / (KH * KW)
+    dzdx = sp.diff(z, _x[C_, U, V]).doit()
+    value, cond = _flat_piecewise(sp.piecewise_fold(dzdx))
+    dx = sp.Sum(_d[C_, I, J] * sp.Piecewise((value, cond), (0, True)), (I, 0, HO - 1), (J, 0, WO - 1))
+    # The factor of one input inside its window (u = s i, v = s j):
+    factor = sp.simplify(value)
+    return {"z": z, "dzdx": dzdx, "dx": dx, "factor": factor}
+
+
+@lru_cache(maxsize=None)
+def max_derivative(k: int = 2):
+    """d max(x_1..x_k^2)/d x_1 by SymPy: Heaviside factors, 1 exactly at the argmax."""
+    xs = sp.symbols("x_1:%d" % (k * k + 1), real=True)
+    return xs, sp.diff(sp.Max(*xs), xs[0])
+
+
+def avgpool_factor_code(dtype: str, size: str = "size") -> str:
+    """The derived factor 1/(k_h k_w) as kernel source, for a size x size window."""
+    k = sp.Symbol(size, integer=True, positive=True)
+    factor = generic_avgpool()["factor"].xreplace({KH: k, KW: k})
+    try:
+        from ..codegen.printer import numba_code
+        return numba_code(factor, dtype)
+    except ImportError:   # pragma: no cover - the printer ships with symnet
+        from sympy.printing.pycode import pycode
+        return pycode(factor)
+
+
+# ---------------------------------------------------------------- notation
+def _sym(text: str) -> sp.Symbol:
+    return sp.Symbol(text)
+
+
+def _mat(text: str, l: int) -> sp.MatrixSymbol:
+    """A matrix-form quantity of layer l's output, named by its LaTeX, shaped like
+    the dense layers' columns (n^{[l]}, 1) so the driver's Hadamard step accepts it."""
+    return sp.MatrixSymbol(text, dim(l), 1)
+
+
+def dl(q: str) -> sp.Symbol:
+    return _sym(r"\frac{\partial \ell}{\partial %s}" % q)
+
+
+def dL(q: str) -> sp.Symbol:
+    return _sym(r"\frac{\partial L}{\partial %s}" % q)
+
+
+def _below(placed):
+    return indexed("a", placed.position - 1)
+
+
+def _padded(placed):
+    l = placed.position
+    return sp.IndexedBase(r"\tilde{a}^{(%d)}" % (l - 1), real=True) if placed.layer.pad else _below(placed)
+
+
+def _sizes(placed):
+    c, h, w = placed.in_shape
+    return c, h, w, placed.out_shape[1], placed.out_shape[2]
+
+
+def _upstream_below(placed, ctx, upstream, steps):
+    """The gradient arriving at this layer's output as an indexed symbol with free
+    indices (c, i, j): delta^(l) when the loss reads this layer, else the adjoint
+    abar^(l) = dl/da^(l), defined by a step (keeps the formulas short)."""
+    l = placed.position
+    if upstream is None:     # this layer's output is what the loss reads
+        return indexed(r"\delta", l)
+    bar = indexed(r"\bar{a}", l)
+    steps.append(Step(bar[C_, I, J], upstream["element"],
+                      r"name the gradient arriving from above, $\bar a = \partial \ell / \partial a$", "element", l))
+    return bar
+
+
+# ---------------------------------------------------------------- conv rule
+def conv_forward(placed, ctx):
+    l, k = placed.position, placed.trainable_index
+    layer = placed.layer
+    c, h, w, ho, wo = _sizes(placed)
+    kh, kw = layer.kernel
+    p = layer.pad
+    g = generic_conv()
+    names = {_W: indexed("W", k), _b: indexed("b", k), _x: _padded(placed),
+             S: layer.stride, CIN: c, KH: kh, KW: kw}
+    steps = []
+    if p:
+        steps.append(Step(r"\tilde{a}^{(%d)}_{c,u,v}" % (l - 1),
+                          r"a^{(%d)}_{c,u-%d,v-%d} \text{ if } %d \le u < %d,\ %d \le v < %d \text{, else } 0"
+                          % (l - 1, p, p, p, h + p, p, w + p),
+                          f"zero padding of {p} on every side", "forward", l))
+    z = indexed("z", l)[F_, I, J]
+    steps.append(Step(z, g["z"].xreplace(names),
+                      f"definition (conv2d layer, a cross-correlation as in PyTorch; {INDEX_NOTE})", "forward", l))
+    steps.append(Step(_sym("z^{(%d)}" % l),
+                      _sym(r"W^{(%d)} \star %s^{(%d)} + b^{(%d)}" % (k, r"\tilde{a}" if p else "a", l - 1, k)),
+                      f"shape ({layer.filters}, {ho}, {wo}): f < {layer.filters}, i < {ho}, j < {wo}", "forward", l))
+    act = layer.activation
+    steps.append(Step(indexed("a", l)[F_, I, J], act(z), f"activation {act.describe()}", "forward", l))
+    return steps
+
+
+def conv_backward(placed, ctx, upstream):
+    l, k = placed.position, placed.trainable_index
+    layer = placed.layer
+    c, h, w, ho, wo = _sizes(placed)
+    kh, kw = layer.kernel
+    p, s = layer.pad, layer.stride
+    g = generic_conv()
+    delta = indexed(r"\delta", l)
+    names = {_W: indexed("W", k), _b: indexed("b", k), _x: _padded(placed), _d: delta,
+             S: s, CIN: c, FOUT: layer.filters, KH: kh, KW: kw, HO: ho, WO: wo}
+    W_name, b_name = placed.params["W"], placed.params["b"]
+    Wk, bk = "W^{(%d)}" % k, "b^{(%d)}" % k
+    xa = (r"\tilde{a}" if p else "a") + "^{(%d)}" % (l - 1)
+    steps = []
+    gW_el = Step(dl(Wk + "_{f,c,m,n}"), g["dW"].xreplace(names).xreplace({P_: F_, Q_: C_, R_: MI, T_: NI}),
+                 "chain rule: W_{f,c,m,n} meets the input at (c, s i + m, s j + n) in every output "
+                 "(i, j) of filter f; a correlation of the input with delta", "element", l)
+    gb_el = Step(dl(bk + "_{f}"), g["db"].xreplace(names).xreplace({P_: F_}),
+                 "chain rule: b_f is added to every output of filter f", "element", l)
+    gW_mx = Step(dl(Wk), _sym(r"%s \star \delta^{(%d)}" % (xa, l) if s == 1 else
+                               r"%s \star_{\text{dilation } %d} \delta^{(%d)}" % (xa, s, l)),
+                 "matrix form: correlate each input channel with each delta map"
+                 + ("" if s == 1 else f" (delta dilated by the stride {s})"), "matrix", l)
+    gb_mx = Step(dl(bk), _sym(r"\textstyle\sum_{i,j} \delta^{(%d)}_{:,i,j}" % l), "matrix form", "matrix", l)
+    gW_b = Step(dL(Wk), _sym(r"\frac{1}{m} \sum_{e=1}^{m} \frac{\partial \ell_e}{\partial %s}" % Wk),
+                "average over the batch of m examples", "batch", l)
+    gb_b = Step(dL(bk), _sym(r"\frac{1}{m} \sum_{e=1}^{m} \frac{\partial \ell_e}{\partial %s}" % bk),
+                "average over the batch", "batch", l)
+    steps += [gW_el, gb_el, gW_mx, gb_mx, gW_b, gb_b]
+    ctx.add_gradient(Gradient(W_name, placed.param_shapes[W_name], l, gW_el, gW_mx, gW_b))
+    ctx.add_gradient(Gradient(b_name, placed.param_shapes[b_name], l, gb_el, gb_mx, gb_b))
+
+    # The input gradient: scatter form (SymPy's), then summed over kernel offsets.
+    free = {Q_: C_, U: _sym("u"), V: _sym("v")}
+    scatter = g["dx_scatter"].xreplace(names)
+    steps.append(Step(dl(xa + "_{q,u,v}"), scatter,
+                      "chain rule: x_{q,u,v} feeds z_{f,i,j} through W_{f,q,u-si,v-sj} where that offset "
+                      "lies inside the kernel", "element", l))
+    gather = g["dx"].xreplace(names)
+    why = ("substitute m = u - s i, n = v - s j: sum over kernel offsets; only positions where "
+           "(u - m)/s, (v - n)/s are integer output positions count")
+    if s == 1:
+        why += (": the full convolution of delta (zero-padded by k - 1) with the kernel flipped "
+                "in both axes")
+    else:
+        why += f" (stride {s}: delta dilated by inserting {s - 1} zeros between entries)"
+    steps.append(Step(dl(xa + "_{q,u,v}"), gather, why, "element", l))
+    # Rename to the indices of the layer below: (c, i, j).
+    below = gather.xreplace({Q_: C_}).xreplace({U: I + p, V: J + p})
+    if p:
+        steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below,
+                          f"padding crops: a_(c,i,j) sits at (c, i + {p}, j + {p}) of the padded input",
+                          "element", l))
+    else:
+        steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below, "rename q, u, v to c, i, j", "element", l))
+    full = r"\operatorname{full}\left(\delta^{(%d)}%s\right) \ast \operatorname{rot180}(W^{(%d)})" % (
+        l, r"\uparrow_{%d}" % s if s > 1 else "", k)
+    matrix = _mat(r"\operatorname{crop}_{%d}\left(%s\right)" % (p, full) if p else full, l - 1)
+    steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form (summed over the filters f)", "matrix", l))
+    batch = _sym(r"\frac{1}{m}\,%s \text{ per example}" % matrix.name)
+    return steps, {"element": below, "matrix": matrix, "batch": batch}
+
+
+# ---------------------------------------------------------------- pooling
+def _pool_window(placed, name: str):
+    l, layer = placed.position, placed.layer
+    return (r"\%s_{0 \le m, n < %d} a^{(%d)}_{c,\,%d i + m,\,%d j + n}"
+            % (name, layer.size, l - 1, layer.stride, layer.stride))
+
+
+def maxpool_forward(placed, ctx):
+    l = placed.position
+    return [Step(indexed("a", l)[C_, I, J], _sym(_pool_window(placed, "max")),
+                 f"definition (max pooling {placed.layer.size}x{placed.layer.size}, stride {placed.layer.stride})",
+                 "forward", l),
+            Step(r"(r^{(%d)}_{c,i,j}, t^{(%d)}_{c,i,j})" % (l, l), r"\operatorname{argmax}",
+                 "the position of that maximum, kept for the backward pass "
+                 "(ties: the first maximum in row-major order, as PyTorch)", "forward", l)]
+
+
+def maxpool_backward(placed, ctx, upstream):
+    l = placed.position
+    steps = []
+    up = _upstream_below(placed, ctx, upstream, steps)
+    xs, dmax = max_derivative(2)
+    steps += [Step(sp.Derivative(sp.Max(*xs), xs[0]), dmax,
+                  "by SymPy, for a 2x2 window: 1 where x_1 is the maximum, 0 elsewhere", "element", l)]
+    r, t = indexed("r", l), indexed("t", l)
+    Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)
+    ho, wo = placed.out_shape[1], placed.out_shape[2]
+    routed = sp.Sum(up[C_, Pq, Qq] * sp.KroneckerDelta(I, r[C_, Pq, Qq])
+                    * sp.KroneckerDelta(J, t[C_, Pq, Qq]), (Pq, 0, ho - 1), (Qq, 0, wo - 1))
+    steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), routed,
+                      "chain rule: the gradient of each window goes to its argmax (r, t); "
+                      "overlapping windows add", "element", l))
+    matrix = _mat(r"\operatorname{route}_{\operatorname{argmax}}\left(%s\right)" % _upstream_matrix(placed, upstream), l - 1)
+    steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form", "matrix", l))
+    return steps, {"element": routed, "matrix": matrix, "batch": _sym(r"\text{per example, as above}")}
+
+
+def avgpool_forward(placed, ctx):
+    l, layer = placed.position, placed.layer
+    g = generic_avgpool()
+    names = {_x: _below(placed), S: layer.stride, KH: layer.size, KW: layer.size}
+    return [Step(indexed("a", l)[C_, I, J], g["z"].xreplace(names),
+                 f"definition (average pooling {layer.size}x{layer.size}, stride {layer.stride})", "forward", l)]
+
+
+def avgpool_backward(placed, ctx, upstream):
+    l, layer = placed.position, placed.layer
+    g = generic_avgpool()
+    steps = []
+    up = _upstream_below(placed, ctx, upstream, steps)
+    ho, wo = placed.out_shape[1], placed.out_shape[2]
+    names = {S: layer.stride, KH: layer.size, KW: layer.size, HO: ho, WO: wo}
+    steps += [Step(sp.Derivative(indexed("a", l)[C_, I, J], _below(placed)[C_, U, V]),
+                  g["dzdx"].xreplace(names).xreplace({_x: _below(placed)}),
+                  "by SymPy: 1/(k k) inside the window, 0 outside", "element", l)]
+    Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)
+    dx = g["dx"].xreplace(names)
+    summand = dx.function.xreplace({I: Pq, J: Qq}).xreplace({U: I, V: J}).xreplace({_d: up})
+    spread = sp.Sum(summand, (Pq, 0, ho - 1), (Qq, 0, wo - 1))
+    steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), spread,
+                      "chain rule: each window spreads its gradient evenly, delta/(k k); overlapping windows add",
+                      "element", l))
+    matrix = _mat(r"\operatorname{spread}_{%d}\left(%s\right) / %d" % (layer.size, _upstream_matrix(placed, upstream),
+                                                                    layer.size * layer.size), l - 1)
+    steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form", "matrix", l))
+    return steps, {"element": spread, "matrix": matrix, "batch": _sym(r"\text{per example, as above}")}
+
+
+def _upstream_matrix(placed, upstream):
+    if upstream is None:
+        return r"\delta^{(%d)}" % placed.position
+    mx = upstream["matrix"]
+    if isinstance(mx, (sp.Symbol, sp.MatrixSymbol)):
+        return str(mx.name)
+    if isinstance(mx, str):
+        return mx
+    return sp.latex(mx)
+
+
+# ---------------------------------------------------------------- flatten
+def flatten_forward(placed, ctx):
+    l = placed.position
+    if len(placed.in_shape) != 3:
+        return [Step(indexed("a", l)[I], _below(placed)[I], "flatten (already a vector)", "forward", l)]
+    c, h, w = placed.in_shape
+    flat = (C_ * h + I) * w + J + 1
+    return [Step(indexed("a", l)[flat], _below(placed)[C_, I, J],
+                 f"flatten in C, H, W order (torch.flatten(x, 1)); the vector is indexed from 1 "
+                 f"like the dense layers, c < {c}, i < {h}, j < {w}", "forward", l)]
+
+
+def flatten_backward(placed, ctx, upstream):
+    l = placed.position
+    up = upstream["element"] if upstream is not None else indexed(r"\delta", l)[I]
+    if len(placed.in_shape) != 3:
+        el = up
+    else:
+        c, h, w = placed.in_shape
+        el = up.xreplace({I: (C_ * h + I) * w + J + 1})
+    steps = [Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), el, "flatten is a reshape: each entry moves, its "
+                  "gradient moves back", "element", l)]
+    mx = _mat(r"\operatorname{reshape}_{%s}\left(%s\right)" % ("x".join(map(str, placed.in_shape)),
+                                                            _upstream_matrix(placed, upstream)), l - 1)
+    steps.append(Step(dl("a^{(%d)}" % (l - 1)), mx, "matrix form", "matrix", l))
+    return steps, {"element": el, "matrix": mx, "batch": _sym(r"\operatorname{reshape}\ \text{per example}")}
+
+
+# ---------------------------------------------------------------- worked examples
+def worked_example_1d(x=(1, 1, 1, 0, 0), theta=(1, 0, 1)) -> list[Step]:
+    """The lecture's 1-D example: (theta * x)_i = sum_j theta_j x_{i+j}."""
+    th, xx = sp.IndexedBase(r"\theta"), sp.IndexedBase("x")
+    k, n = len(theta), len(x)
+    definition = sp.Sum(th[J] * xx[I + J], (J, 0, k - 1))
+    expanded = definition.doit()
+    values = {**{th[q]: v for q, v in enumerate(theta)}, **{xx[q]: v for q, v in enumerate(x)}}
+    result = [expanded.xreplace({I: q}).xreplace(values) for q in range(n - k + 1)]
+    lhs = sp.Symbol(r"(\theta \ast x)_{i}")
+    steps = [Step(lhs, definition, "definition (1-D, indices from 0)", "example"),
+             Step(lhs, expanded, "expand the sum", "example"),
+             Step(sp.Symbol(r"x, \theta"), sp.Symbol(r"%s,\ %s" % (list(x), list(theta))), "the example's data",
+                  "example")]
+    for q, r in enumerate(result):
+        steps.append(Step(sp.Symbol(r"(\theta \ast x)_{%d}" % q), r,
+                          " + ".join(f"{theta[j]}*{x[q + j]}" for j in range(k)), "example"))
+    steps.append(Step(sp.Symbol(r"\theta \ast x"), sp.Matrix([result]).T, "the result", "example"))
+    return steps
+
+
+def worked_example_2d(image=((1, 1, 1, 0, 0), (0, 1, 1, 1, 0), (0, 0, 1, 1, 1), (0, 0, 1, 1, 0), (0, 1, 1, 0, 0)),
+                      kernel=((1, 0, 1), (0, 1, 0), (1, 0, 1))) -> list[Step]:
+    """The lecture's 5x5 binary image with a 3x3 filter: a 3x3 feature map."""
+    Wb, xb = sp.IndexedBase("W"), sp.IndexedBase("x")
+    kh, kw = len(kernel), len(kernel[0])
+    definition = sp.Sum(Wb[MI, NI] * xb[I + MI, J + NI], (MI, 0, kh - 1), (NI, 0, kw - 1))
+    values = {**{Wb[a, b]: kernel[a][b] for a in range(kh) for b in range(kw)},
+              **{xb[a, b]: image[a][b] for a in range(len(image)) for b in range(len(image[0]))}}
+    expanded = definition.doit()
+    ho, wo = len(image) - kh + 1, len(image[0]) - kw + 1
+    out = sp.Matrix(ho, wo, lambda i, j: expanded.xreplace({I: i, J: j}).xreplace(values))
+    lhs = sp.Symbol(r"(W \star x)_{i,j}")
+    return [Step(lhs, definition, "definition (2-D cross-correlation, indices from 0)", "example"),
+            Step(sp.Symbol(r"(W \star x)_{0,0}"), expanded.xreplace({I: 0, J: 0}), "top-left position", "example"),
+            Step(sp.Symbol(r"(W \star x)_{0,0}"), out[0, 0], "the example's image and filter", "example"),
+            Step(sp.Symbol(r"W \star x"), out, "every position", "example")]
+
+
+# ---------------------------------------------------------------- registration
+def _register():
+    from . import LayerRule, register_rule
+    register_rule("conv2d", LayerRule(conv_forward, conv_backward, True))
+    register_rule("maxpool2d", LayerRule(maxpool_forward, maxpool_backward, False))
+    register_rule("avgpool2d", LayerRule(avgpool_forward, avgpool_backward, False))
+    register_rule("flatten", LayerRule(flatten_forward, flatten_backward, False))
+
+
+_register()
+
+__all__ = ["generic_conv", "generic_avgpool", "max_derivative", "avgpool_factor_code",
+           "worked_example_1d", "worked_example_2d"]

@@ -1,0 +1,175 @@
+"""Derivation documents: content, Markdown well-formedness, PDF compilation and
+the checked-in docs/ (a drift test).
+
+docs/mlp.{md,tex} and docs/logistic.{md,tex} are generated; after an intended
+change to the derivation or the templates, rewrite them with
+
+    SYMNET_UPDATE_DOCS=1 python -m pytest tests/test_render.py
+"""
+import os
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+import sympy as sp
+
+import symnet
+from symnet.errors import RenderError
+from symnet.render import (cli_derive, compile_pdf, latex, to_latex, to_latex_fragment, to_markdown,
+                           write_document)
+
+ROOT = Path(__file__).resolve().parent.parent
+EXAMPLES = ("mlp", "logistic")
+HAVE_PDFLATEX = shutil.which("pdflatex") is not None
+
+
+def _derivation(name):
+    return symnet.derive(symnet.load(ROOT / "examples" / f"{name}.toml"))
+
+
+@pytest.fixture(scope="module")
+def docs():
+    out = {}
+    for name in EXAMPLES:
+        d = _derivation(name)
+        out[name] = {"d": d, "tex": to_latex(d), "md": to_markdown(d)}
+    return out
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("fmt", ["tex", "md"])
+def test_delta_recursion_and_weight_gradient(docs, name, fmt):
+    text = docs[name][fmt]
+    g = r"\mathrm{ReLU}'" if name == "mlp" else r"\tanh'"
+    assert (r"\delta^{(1)} = %s\left(z^{(1)}\right) \odot \left(\left(W^{(2)}\right)^{T} \delta^{(2)}\right)" % g) in text
+    assert r"\frac{\partial \ell}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^{T}" in text
+    assert r"\frac{\partial \ell}{\partial W^{(1)}} = \delta^{(1)} \left(a^{(0)}\right)^{T}" in text
+    for heading in ("Forward pass", "Loss and output error", "Backward pass, layer 2",
+                    "Backward pass, layer 1", "Batch average"):
+        assert heading in text
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("fmt", ["tex", "md"])
+def test_gradient_table_has_every_parameter_and_x(docs, name, fmt):
+    d, text = docs[name]["d"], docs[name][fmt]
+    assert set(d.gradients) == {"W1", "b1", "W2", "b2", "x"}
+    table = text[text.rindex("Gradients"):]
+    for g in d.gradients.values():
+        for step in (g.element, g.matrix, g.batch):
+            assert latex(step.rhs) in table, (g.name, step.form)
+        name_cell = r"\texttt{%s}" % g.name if fmt == "tex" else "`%s`" % g.name
+        assert name_cell in table
+
+
+def test_output_error_softmax_and_bce(docs):
+    assert r"\delta^{(2)}_{i} = p^{(2)}_{i} - y_{i}" in docs["mlp"]["tex"]
+    assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in docs["logistic"]["tex"]
+    assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in docs["logistic"]["md"]
+
+
+def test_printer_notation():
+    z = sp.IndexedBase("z^{(2)}")
+    i, k = sp.symbols("i k", integer=True)
+    ell = sp.Symbol(r"\ell")
+    assert latex(z[i]) == "z^{(2)}_{i}"
+    assert latex(sp.IndexedBase("W^{(2)}")[k, i]) == "W^{(2)}_{ki}"
+    assert latex(sp.Derivative(ell, z[i])) == r"\frac{\partial \ell}{\partial z^{(2)}_{i}}"
+    x = sp.Symbol("x", real=True)
+    assert latex(sp.Piecewise((x, x > 0), (0, True))) == r"\begin{cases} x & \text{if } x > 0 \\ 0 & \text{otherwise} \end{cases}"
+    A, B = sp.MatrixSymbol("A", 2, 2), sp.MatrixSymbol("B", 2, 2)
+    assert latex(sp.HadamardProduct(A, B)) == r"A \odot B"
+    assert latex(sp.MatrixSymbol("W^{(2)}", 2, 2).T) == r"\left(W^{(2)}\right)^{T}"
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_markdown_is_github_friendly(docs, name):
+    md = docs[name]["md"]
+    lines = md.splitlines()
+    assert sum(line.count("$$") for line in lines) % 2 == 0
+    assert all(line == "$$" for line in lines if "$$" in line)        # display blocks on their own lines
+    blocks = re.findall(r"^\$\$\n(.*?)\n\$\$$", md, flags=re.S | re.M)
+    assert blocks
+    for block in blocks:
+        assert "\n" not in block                                      # one equation per block
+        assert r"\begin{align" not in block and r"\operatorname" not in block
+    # inline math in text and tables is balanced too
+    for line in lines:
+        if "$$" not in line:
+            assert line.count("$") % 2 == 0, line
+
+
+def test_latex_document_structure(docs):
+    tex = docs["mlp"]["tex"]
+    assert tex.startswith("%") and r"\documentclass" in tex and tex.rstrip().endswith(r"\end{document}")
+    used = set(re.findall(r"\\usepackage(?:\[[^]]*\])?\{([^}]*)\}", tex))
+    assert used <= {"geometry", "amsmath,amssymb", "booktabs"}
+    assert "203,530" in tex                                           # parameter count
+
+
+def test_fragment(docs):
+    frag = to_latex_fragment(docs["mlp"]["d"])
+    assert frag.startswith("$$") and frag.count("$$") % 2 == 0
+    assert r"\odot" in frag and r"p^{(2)}_{i} - y_{i}" in frag
+    assert docs["mlp"]["d"]._repr_latex_() == frag
+
+
+@pytest.mark.skipif(not HAVE_PDFLATEX, reason="pdflatex is not installed (Debian: texlive-latex-base)")
+@pytest.mark.parametrize("name", EXAMPLES)
+def test_tex_compiles_with_pdflatex(docs, name, tmp_path):
+    path = write_document(docs[name]["d"], "pdf", tmp_path / f"{name}.pdf")
+    assert path.read_bytes().startswith(b"%PDF")
+
+
+@pytest.mark.skipif(not HAVE_PDFLATEX, reason="pdflatex is not installed (Debian: texlive-latex-base)")
+def test_pdf_failure_names_the_log_line():
+    with pytest.raises(RenderError, match=r"pdflatex failed: .*Undefined control sequence"):
+        compile_pdf("\\documentclass{article}\\begin{document}\\nosuchmacro\\end{document}\n")
+
+
+def test_pdf_without_tex_engine(monkeypatch):
+    monkeypatch.setattr(shutil, "which", lambda name: None)
+    with pytest.raises(RenderError, match="texlive-latex-base"):
+        compile_pdf("")
+
+
+def test_write_document_is_atomic_and_checks_format(docs, tmp_path):
+    d = docs["logistic"]["d"]
+    path = write_document(d, "md", tmp_path / "sub" / "logistic.md")
+    assert path.read_text() == docs["logistic"]["md"]
+    assert [p.name for p in path.parent.iterdir()] == ["logistic.md"]   # no temp files left
+    with pytest.raises(RenderError):
+        write_document(d, "html", tmp_path / "x.html")
+
+
+def test_cli_derive(tmp_path):
+    out = tmp_path / "mlp.tex"
+    assert cli_derive(str(ROOT / "examples" / "mlp.toml"), "tex", str(out)) == f"wrote {out}"
+    assert out.read_text().startswith("%")
+    text = cli_derive(str(ROOT / "examples" / "mlp.toml"), "md", "-")
+    assert text.startswith("<!--")
+
+
+@pytest.mark.parametrize("name", EXAMPLES)
+@pytest.mark.parametrize("fmt", ["tex", "md"])
+def test_docs_are_up_to_date(docs, name, fmt):
+    path = ROOT / "docs" / f"{name}.{fmt}"
+    fresh = docs[name][fmt]
+    if os.environ.get("SYMNET_UPDATE_DOCS") == "1":
+        write_document(docs[name]["d"], fmt, path)
+    assert path.exists(), f"{path} is missing: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
+    assert path.read_text(encoding="utf-8") == fresh, \
+        f"{path} is stale: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
+
+
+def test_long_equation_is_split_and_still_compiles(tmp_path):
+    from symnet.derive import Step
+    d = _derivation("logistic")
+    ys = sp.symbols("y_1:30", real=True)
+    long_rhs = sp.Add(*[sp.log(1 + sp.exp(y)) * y for y in ys])
+    d.steps.append(Step(sp.Symbol(r"\ell"), long_rhs, "a long sum", "loss"))
+    tex = to_latex(d)
+    assert r"\begin{multline*}" in tex
+    if HAVE_PDFLATEX:
+        compile_pdf(tex)
