@@ -113,7 +113,7 @@ def _output_layer(net):
 
 
 def _shape_steps(net) -> list[Step]:
-    steps = [Step("x = a^{(0)}", f"({', '.join(map(str, net.input_shape))})", "input, per example", "shape")]
+    steps = [Step("x = a^{(0)}", str(net.input_shape), "input, per example", "shape")]
     for p in net.placed:
         for name, shape in p.param_shapes.items():
             sym = "%s^{(%d)}" % (name.rstrip("0123456789"), p.trainable_index)
