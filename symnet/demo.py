@@ -50,6 +50,6 @@ def run_demo(out: Path) -> int:
         print("  training digits_cnn on the scikit-learn digits (8x8 images) ...")
         result = train(net, data, optimizer="adam", lr=3e-3, batch_size=32, epochs=15, seed=0,
                        out=out / "runs" / "digits_cnn", progress=False)
-        print(f"  digits_cnn test accuracy: {result.test_metrics['accuracy']:.4f} "
+        print(f"  digits_cnn test accuracy: {result.test_accuracy:.4f} "
               f"(run directory: {out / 'runs' / 'digits_cnn'})")
     return 0

@@ -22,7 +22,9 @@ This module adds what the lectures add around it:
 A run directory (``out``) gets a checkpoint after every epoch, and at the end
 metrics.json and plots (see :mod:`symnet.runs`). ``resume=True`` continues
 from the checkpoint: parameters, optimiser state and the mini-batch rng are
-restored, so 2 + 2 epochs give exactly the weights of 4.
+restored, so 2 + 2 epochs give exactly the weights of 4. (With early stopping
+the final checkpoint holds the best epoch's parameters, the ones returned; a
+run resumed from it continues from those.)
 """
 
 from __future__ import annotations

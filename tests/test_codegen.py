@@ -188,8 +188,11 @@ def test_float32_kernels_stay_float32(tiny32, kernel_dir):
     loss, grads = mod.loss_and_grads(params, X, Y)
     assert all(g.dtype == np.float32 for g in grads.values())
     # every printed function was compiled float32 -> float32 (no float64 literal crept in)
-    for fn in (mod.act_tanh, mod.dact_tanh, mod.loss_elem, mod.delta_elem):
-        sigs = fn.nopython_signatures
+    f32 = np.float32(0.3)
+    for fn, args in ((mod.act_tanh, (f32,)), (mod.dact_tanh, (f32, f32)), (mod.loss_elem, (f32, f32)),
+                     (mod.delta_elem, (f32, f32, f32))):
+        fn(*args)
+        sigs = [s for s in fn.nopython_signatures if all(str(a) == "float32" for a in s.args)]
         assert sigs and all(str(s.return_type) == "float32" for s in sigs), (fn, sigs)
     # and agrees with the float64 kernel of the same network
     net64 = Network(2, [Dense(16, "tanh"), Dense(16, "tanh"), Dense(1)], loss="mse", name="tiny64")

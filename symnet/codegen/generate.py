@@ -23,6 +23,7 @@ import sympy as sp
 from ..errors import SpecError
 
 TEMPLATE = "mlp.py.jinja"
+KERNEL_TEMPLATES = ("macros.jinja", "mlp.py.jinja")   # what kernels are rendered from (and hashed)
 # Layers this size or smaller use plain loops instead of BLAS calls (call
 # overhead dominates there); measured in benchmarks/bench_train_step.py.
 SMALL_LAYER = 64 * 64
@@ -31,7 +32,7 @@ FASTMATH = ("nsz", "arcp", "contract", "reassoc")   # no nnan/ninf: inf/nan keep
 
 # ----------------------------------------------------------------- templates
 def _template_files() -> dict[str, bytes]:
-    """name -> bytes of every shipped template (installed as symnet.templates)."""
+    """name -> bytes of the kernel templates (installed as package symnet.templates)."""
     try:
         from importlib.resources import files
         root = files("symnet.templates")
@@ -42,9 +43,9 @@ def _template_files() -> dict[str, bytes]:
         entries = list(root.iterdir())
     out = {}
     for entry in sorted(entries, key=lambda e: e.name):
-        if entry.name.endswith(".jinja"):
+        if entry.name in KERNEL_TEMPLATES:
             out[entry.name] = entry.read_bytes()
-    if TEMPLATE not in out:
+    if set(out) != set(KERNEL_TEMPLATES):
         raise FileNotFoundError(f"symnet templates: {TEMPLATE} not found in {root}")
     return out
 

@@ -175,3 +175,7 @@ def _gname(placed) -> str:
 
 __all__ = ["derive", "Derivation", "Step", "Gradient", "OutputMath", "ActivationMath",
            "LayerRule", "register_rule", "RULES"]
+
+
+# Convolution, pooling and flatten rules register themselves on import.
+from . import conv  # noqa: E402,F401

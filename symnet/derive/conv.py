@@ -21,7 +21,7 @@ from functools import lru_cache
 
 import sympy as sp
 
-from .core import I, J, M, Gradient, Step
+from .core import I, J, Gradient, Step
 from .notation import dim, indexed
 
 # 0-based indices of the generic derivation.

@@ -2,5 +2,8 @@
 from .base import LAYER_TYPES, Layer, Placed, register
 from .dense import Dense
 from .softmax import Softmax
+from .conv import Conv2D
+from .pool import AvgPool2D, MaxPool2D
+from .flatten import Flatten
 
-__all__ = ["LAYER_TYPES", "Layer", "Placed", "register", "Dense", "Softmax"]
+__all__ = ["LAYER_TYPES", "Layer", "Placed", "register", "Dense", "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten"]
