@@ -1,0 +1,1068 @@
+"""Checking a hand-derived backprop formula against symnet's derivation.
+
+    verify(net, "W2", "dW2 = dz2 a1^T")            -> Verdict("equal", ...)
+    verify(net, "delta1", "W2 delta2 * g'(z1)")    -> Verdict("not equal", shape message)
+
+The formula is parsed by `symnet.verify.parser` (user text is never executed)
+and resolved against a symbol table built from the network: per example, every
+quantity is a column vector (a_l, z_l, delta_l, b_l of shape (n_l, 1), x = a_0,
+y, yhat and p of shape (n_L, 1)), W_l has shape (n_l, n_{l-1}) and n, m are the
+batch size. Three stages decide:
+
+1. shapes: a missing transpose or a product in the wrong order is a "not equal"
+   verdict whose message gives both shapes;
+2. numbers (always): the formula is evaluated with numpy by walking its AST at
+   `points` random float64 points (seeded; pre-activations kept away from the
+   kinks of ReLU-like activations) with the values of `symnet.reference`, and
+   compared with the derived quantity. A mismatch is a counterexample. Where the
+   network has kinks, one more point puts pre-activations exactly on the kinks:
+   a formula that agrees everywhere else but not there is "equal almost
+   everywhere" (e.g. ReLU'(0) = 1 instead of symnet's 0);
+3. symbols (where feasible): the same AST walk over numpy object arrays of
+   SymPy symbols (a copy of the network at most 2 units wide), compared with the
+   derivation's expressions entry by entry; `simplify` runs under a time limit.
+   It can confirm equality; a difference it cannot cancel decides nothing alone.
+
+Batch formulas: a formula that mentions the batch size (m or n), sums over the
+examples (a \\sum whose index the summand does not use) or uses the batch
+capitals (A, Z, X, Y, dZ, \\Delta) is evaluated on a batch of 3 examples, one
+column each (Andrew Ng's layout: Z^{[l]} is (n_l, m)); its value must be the
+gradient of the batch-mean loss (W, b, x) or, for delta targets, the per-example
+deltas side by side. Any other formula is checked per example (a batch of 1).
+`per_example=True/False` overrides the guess.
+"""
+from __future__ import annotations
+
+import concurrent.futures
+import re
+import threading
+import time
+from dataclasses import dataclass, field
+from fractions import Fraction
+from functools import lru_cache
+
+import numpy as np
+import sympy as sp
+
+from ..errors import FormulaError, ShapeError, SpecError, SymnetError
+from ..functions import sigmoid
+from ..numeric import lambdify
+from .parser import (Add, Binary, Call, Div, FormulaShapeError, Hadamard, MatMul, Mul, Neg, Node,
+                     Num, Pow, ResolvedFormula, Sub, Sum, Sym, SymbolInfo, Transpose, check_shapes,
+                     children, parse_formula, resolve, shape_of)
+
+STATUSES = ("equal", "equal almost everywhere", "not equal", "undecided")
+BATCH_EXAMPLES = 3          # examples per point for batch formulas
+KINK_MARGIN = 1e-3          # random points keep pre-activations this far from kinks
+SYMBOLIC_WIDTH = 2          # units per layer of the symbolic copy
+SYMBOLIC_SECONDS = 2.0      # time limit of the symbolic stage
+MAX_ELEMENTS = 2_000_000    # entries of one intermediate array in element forms
+RTOL, ATOL = 1e-6, 1e-8
+
+X = sp.Symbol("x", real=True)
+_EXAMPLE_AXIS = "#e"
+
+
+class _Undecidable(Exception):
+    """The formula cannot be evaluated this way (not the user's fault)."""
+
+
+# ---------------------------------------------------------------- results
+
+@dataclass(frozen=True)
+class Counterexample:
+    """Where the formula and the derivation disagree most at one point."""
+    point: int                 # 0-based number of the random point ("kink" point: -1)
+    seed: tuple                # the numpy seed of that point: default_rng(seed)
+    index: tuple               # entry of the target (row, column) or {index letter: value}
+    given: float               # the formula's value
+    derived: float             # symnet's value
+    abs_error: float
+    rel_error: float
+    note: str = ""
+
+    def describe(self, name: str) -> str:
+        where = "at the kink point" if self.point < 0 else f"at point {self.point} (seed {list(self.seed)})"
+        return (f"{where}, entry {_index_text(self.index)} of {name}: the formula gives "
+                f"{self.given:.6g}, symnet derives {self.derived:.6g} (abs error {self.abs_error:.3g}, "
+                f"rel error {self.rel_error:.3g}){self.note}")
+
+
+def _index_text(index) -> str:
+    if isinstance(index, dict):
+        return ", ".join(f"{k}={v}" for k, v in index.items()) if index else "(scalar)"
+    return "[" + ", ".join(map(str, index)) + "]"
+
+
+@dataclass(frozen=True)
+class Verdict:
+    status: str                      # one of STATUSES
+    message: str                     # one paragraph, starts with the status
+    target: str                      # "W2", "delta1", "x"
+    counterexample: Counterexample | None = None
+    derived_latex: str = ""          # symnet's formula for the target
+    given_latex: str = ""            # the formula as read
+    reason: str = ""                 # "shape", "numeric", "kink", "symbolic", "no values"
+    symbolic: str = "skipped"        # "equal", "different", "timeout", "skipped"
+    points: int = 0                  # random points compared
+    batch: bool = False              # evaluated as a batch formula
+
+    @property
+    def ok(self) -> bool:
+        return self.status in ("equal", "equal almost everywhere")
+
+    def __bool__(self) -> bool:
+        return self.ok
+
+    def report(self) -> str:
+        lines = [f"verdict: {self.message}"]
+        if self.given_latex:
+            lines.append(f"given:   {self.given_latex}")
+        if self.derived_latex:
+            lines.append(f"derived: {self.derived_latex}")
+        return "\n".join(lines)
+
+    __str__ = report
+
+
+# ---------------------------------------------------------------- the network's symbols
+
+@dataclass
+class _Net:
+    net: object
+    derivation: object
+    sizes: dict            # dense layer position -> units; 0 -> inputs
+    L: int                 # position of the last dense layer
+    softmax_position: int | None   # a separate softmax layer's position
+    categorical: bool
+    symbols: dict
+    kinks: dict            # layer -> sorted kink points of g and g'
+
+
+_DERIVATIONS: dict = {}
+_LOCK = threading.Lock()
+
+
+def _derivation(net):
+    from ..derive import derive
+    key = net.fingerprint() if hasattr(net, "fingerprint") else id(net)
+    with _LOCK:
+        if key not in _DERIVATIONS:
+            if len(_DERIVATIONS) > 32:
+                _DERIVATIONS.clear()
+            _DERIVATIONS[key] = derive(net)
+        return _DERIVATIONS[key]
+
+
+def _describe_net(net) -> _Net:
+    from ..network import Network
+    if not isinstance(net, Network):
+        raise SpecError(f"verify needs a symnet Network (from symnet.load or Network(...)), "
+                        f"got {type(net).__name__}")
+    placed = list(net.placed)
+    if len(net.input_shape) != 1:
+        raise SpecError(f"input {net.input_shape}: verify covers dense networks on vector inputs")
+    softmax_position = None
+    dense = []
+    for i, p in enumerate(placed):
+        if p.layer.type == "dense":
+            dense.append(p)
+        elif p.layer.type == "softmax" and i == len(placed) - 1:
+            softmax_position = p.position
+        else:
+            raise SpecError(f"{p.where}: verify covers dense (and a final softmax) layers only")
+    d = _derivation(net)
+    sizes = {0: net.input_shape[0]}
+    for p in dense:
+        sizes[p.position] = p.out_shape[0]
+    L = dense[-1].position
+    nL = sizes[L]
+    col = lambda n: (n, 1)      # noqa: E731
+    symbols = {"x": SymbolInfo("data", col(sizes[0])), "y": SymbolInfo("data", col(nL)),
+               "yhat": SymbolInfo("activation", col(nL)),
+               "n": SymbolInfo("scalar", ()), "m": SymbolInfo("scalar", ())}
+    if net.loss.is_categorical:
+        symbols["p"] = SymbolInfo("activation", col(nL))
+    if softmax_position is not None:
+        symbols[f"a{softmax_position}"] = SymbolInfo("activation", col(nL))
+    for p in dense:
+        l, n, k = p.position, sizes[p.position], p.trainable_index
+        prev = max(q for q in sizes if q < l)
+        symbols[f"W{k}"] = SymbolInfo("param", (n, sizes[prev]))
+        symbols[f"b{k}"] = SymbolInfo("param", col(n))
+        symbols[f"z{l}"] = SymbolInfo("preact", col(n))
+        symbols[f"a{l}"] = SymbolInfo("activation", col(n))
+        symbols[f"delta{l}"] = SymbolInfo("delta", col(n))
+        symbols[f"Delta{l}"] = SymbolInfo("delta", col(n))
+    kinks = {l: _kinks(math.g, math.dg) for l, math in d.activations.items()}
+    return _Net(net, d, sizes, L, softmax_position, net.loss.is_categorical, symbols,
+                {l: k for l, k in kinks.items() if k})
+
+
+@lru_cache(maxsize=None)
+def _kinks(*exprs) -> tuple[float, ...]:
+    """Where a piecewise activation switches: roots of its conditions' linear sides."""
+    points = set()
+    for expr in exprs:
+        sides = []
+        for node in sp.preorder_traversal(expr):
+            if isinstance(node, sp.Piecewise):
+                for _, cond in node.args:
+                    sides += [r.lhs - r.rhs for r in cond.atoms(sp.core.relational.Relational)]
+            elif isinstance(node, (sp.Abs, sp.Heaviside, sp.sign)):
+                sides.append(node.args[0])
+            elif isinstance(node, (sp.Max, sp.Min)):
+                sides.append(node.args[0] - node.args[1])
+        for side in sides:
+            try:
+                poly = sp.Poly(side, X)
+            except sp.PolynomialError:
+                continue
+            if poly.degree() == 1:
+                c1, c0 = poly.all_coeffs()
+                points.add(float(-c0 / c1))
+    return tuple(sorted(points))
+
+
+# ---------------------------------------------------------------- target and formula
+
+def _resolve_target(target, info: _Net, layer) -> tuple[str, bool]:
+    """(key, gradient flag) of the target; delta keys carry no flag."""
+    if not isinstance(target, str) or not target.strip():
+        raise FormulaError(f"target must be a name such as W2, b1, delta2 or x, not {target!r}")
+    try:
+        parsed = parse_formula(target.strip())
+        if parsed.lhs is not None or not isinstance(parsed.rhs, Node):
+            raise FormulaError("")
+        sym = resolve(parsed, info.symbols, layer=layer).rhs
+    except FormulaError as exc:
+        detail = f" ({exc})" if str(exc) else ""
+        raise FormulaError(f"target {target!r}: expected a name such as W2, b1, delta2 or x{detail}") from None
+    if not isinstance(sym, Sym) or sym.indices:
+        raise FormulaError(f"target {target!r}: expected one name such as W2, b1, delta2 or x")
+    key = sym.key
+    if key.startswith("Delta"):
+        key = "delta" + key[5:]
+    kind = info.symbols[key].kind
+    if kind == "delta":
+        return key, False
+    if kind == "param" or key == "x" or (sym.d and re.fullmatch(r"a\d+", key) and key in info.symbols):
+        if re.fullmatch(r"a\d+", key) and int(key[1:]) not in info.sizes:
+            raise FormulaError(f"target {target!r}: no gradient of the softmax output here")
+        return key, True
+    raise FormulaError(f"target {target!r}: {key} is not a parameter, an error term or the input; "
+                       "expected W2, b1, delta2, x or da1")
+
+
+def _walk(node: Node):
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(children(n))
+
+
+def _free_indices(node: Node, bound=frozenset()) -> set:
+    stack, free = [(node, bound)], set()
+    while stack:
+        n, b = stack.pop()
+        if isinstance(n, Sym):
+            free |= set(n.indices) - b
+        elif isinstance(n, Sum):
+            stack.append((n.body, b | {n.index}))
+        else:
+            stack.extend((c, b) for c in children(n))
+    return free
+
+
+def _uses_indices(node: Node) -> bool:
+    return any(isinstance(n, Sym) and n.indices for n in _walk(node))
+
+
+def _looks_batch(resolved: ResolvedFormula) -> bool:
+    for root in (resolved.lhs, resolved.rhs):
+        if root is None:
+            continue
+        for n in _walk(root):
+            if isinstance(n, Sym):
+                raw = resolved.source[n.span[0]:n.span[1]]
+                if n.key in ("m", "n") or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
+                    return True
+            elif isinstance(n, Sum) and not any(isinstance(s, Sym) and n.index in s.indices
+                                                for s in _walk(n.body)):
+                return True
+    return False
+
+
+# ---------------------------------------------------------------- the AST walk
+
+class _Indexed:
+    """An element-form value: an array whose axes are named by index letters
+    (and '#e' for the example)."""
+    __slots__ = ("arr", "axes")
+
+    def __init__(self, arr, axes):
+        self.arr, self.axes = arr, tuple(axes)
+
+
+def _is_scalar(v) -> bool:
+    return not isinstance(v, _Indexed) and np.ndim(v) == 0
+
+
+def _align(a: _Indexed, b: _Indexed, node: Node):
+    for ax in set(a.axes) & set(b.axes):
+        na, nb = a.arr.shape[a.axes.index(ax)], b.arr.shape[b.axes.index(ax)]
+        if na != nb:
+            what = "the example" if ax == _EXAMPLE_AXIS else f"index {ax}"
+            raise FormulaShapeError(f"{what} ranges over {na} values on one side and {nb} on the "
+                                    f"other at column {getattr(node, 'op_pos', node.span[0]) + 1}")
+    axes = a.axes + tuple(x for x in b.axes if x not in a.axes)
+
+    def expand(t):
+        present = [ax for ax in axes if ax in t.axes]
+        arr = np.transpose(t.arr, [t.axes.index(ax) for ax in present]) if t.arr.ndim else t.arr
+        shape = [t.arr.shape[t.axes.index(ax)] if ax in t.axes else 1 for ax in axes]
+        return np.reshape(arr, shape)
+    size = 1
+    for ax in axes:
+        size *= max(a.arr.shape[a.axes.index(ax)] if ax in a.axes else 1,
+                    b.arr.shape[b.axes.index(ax)] if ax in b.axes else 1)
+    if size > MAX_ELEMENTS:
+        raise _Undecidable(f"the element form needs {size} entries at once; too many to evaluate")
+    return expand(a), expand(b), axes
+
+
+class _Evaluator:
+    """Evaluates a resolved AST. `values(key, d)` gives matrices (columns are
+    examples); `funcs` maps (name, prime, layer) to an element-wise function."""
+
+    def __init__(self, backend, values, element: bool):
+        self.backend = backend
+        self.values = values
+        self.element = element
+
+    def eval(self, node: Node):
+        method = getattr(self, "_" + type(node).__name__)
+        return method(node)
+
+    def _Num(self, node: Num):
+        return self.backend.number(node.value)
+
+    def _Sym(self, node: Sym):
+        value = self.values(node.key, node.d)
+        if not node.indices:
+            if self.element and np.ndim(value) != 0:
+                raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} has no index while the "
+                                   "formula uses element indices; expected indices such as a_i or W_{k,i}")
+            return value
+        return self.indexed(node, value)
+
+    def indexed(self, node: Sym, value):
+        if np.ndim(value) == 0:
+            raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} is a scalar; expected no index")
+        shape = self.values.shape(node.key)
+        if len(set(node.indices)) != len(node.indices):
+            raise FormulaError(f"repeated index in '{node.key}' at column {node.span[0] + 1}; "
+                               "expected distinct letters such as W_{k,i}")
+        if not re.fullmatch(r"W\d+", node.key):     # a column vector; columns are examples
+            if len(node.indices) != 1:
+                raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is a vector; "
+                                        f"expected one index, got {len(node.indices)}")
+            if re.fullmatch(r"b\d+", node.key):        # parameters have no example axis
+                return _Indexed(value[:, 0], node.indices)
+            return _Indexed(value, (node.indices[0], _EXAMPLE_AXIS))
+        if len(node.indices) != 2:
+            raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is a matrix; "
+                                    f"expected two indices, got {len(node.indices)}")
+        return _Indexed(value, node.indices)
+
+    def _Transpose(self, node):
+        v = self.eval(node.expr)
+        if isinstance(v, _Indexed) or _is_scalar(v):
+            return v
+        return v.T
+
+    def _Neg(self, node):
+        return self.unary(self.eval(node.expr), lambda a: -a)
+
+    def _Pow(self, node):
+        e = node.exponent
+        return self.unary(self.eval(node.base), lambda a: self.backend.power(a, e))
+
+    def _Call(self, node: Call):
+        arg = self.eval(node.args[0])
+        if node.func == "softmax":
+            if node.prime:
+                raise FormulaError(f"softmax' at column {node.span[0] + 1} is a Jacobian, not an "
+                                   "element-wise function; expected p - y or the Jacobian written out")
+            if isinstance(arg, _Indexed) or _is_scalar(arg):
+                raise FormulaError(f"softmax at column {node.span[0] + 1} needs a whole vector; "
+                                   "expected softmax(z2) without indices")
+            return self.backend.softmax(arg)
+        layer = self.layer_of(node) if node.func == "g" else None
+        f = self.backend.function(node.func, node.prime, layer)
+        return self.unary(arg, f)
+
+    def layer_of(self, node: Call) -> int:
+        arg = node.args[0]
+        layers = self.values.activation_layers()
+        if isinstance(arg, Sym) and re.fullmatch(r"[za]\d+", arg.key) and int(arg.key[1:]) in layers:
+            return int(arg.key[1:])
+        maths = {(layers[l].g, layers[l].dg) for l in layers}
+        if len(maths) == 1:
+            return next(iter(layers))
+        raise FormulaError(f"g at column {node.span[0] + 1}: the layers have different activations; "
+                           "expected g'(z2) naming the layer's pre-activation")
+
+    def unary(self, v, f):
+        if isinstance(v, _Indexed):
+            return _Indexed(f(v.arr), v.axes)
+        return f(v)
+
+    def _Sum(self, node: Sum):
+        body = self.eval(node.body)
+        if isinstance(body, _Indexed) and node.index in body.axes:
+            axis = body.axes.index(node.index)
+            return _Indexed(body.arr.sum(axis=axis), body.axes[:axis] + body.axes[axis + 1:])
+        # An index the summand does not use: the sum over the examples.
+        if isinstance(body, _Indexed):
+            if _EXAMPLE_AXIS not in body.axes:
+                return _Indexed(body.arr * self.values.batch_size(), body.axes)
+            axis = body.axes.index(_EXAMPLE_AXIS)
+            return _Indexed(body.arr.sum(axis=axis), body.axes[:axis] + body.axes[axis + 1:])
+        if _is_scalar(body):
+            return body * self.values.batch_size()
+        return body.sum(axis=1, keepdims=True)
+
+    def _Binary(self, node: Binary):
+        a, b = self.eval(node.left), self.eval(node.right)
+        op = {Add: lambda x, y: x + y, Sub: lambda x, y: x - y, Hadamard: lambda x, y: x * y,
+              Mul: lambda x, y: x * y, Div: self.backend.divide,
+              MatMul: self.backend.matmul}[type(node)]
+        if isinstance(a, _Indexed) or isinstance(b, _Indexed):
+            if isinstance(node, MatMul):
+                op = lambda x, y: x * y     # noqa: E731  (products of entries)
+            if _is_scalar(a):
+                return _Indexed(op(a, b.arr), b.axes)
+            if _is_scalar(b):
+                return _Indexed(op(a.arr, b), a.axes)
+            if not (isinstance(a, _Indexed) and isinstance(b, _Indexed)):
+                raise FormulaError(f"column {node.op_pos + 1} combines an indexed entry with a whole "
+                                   "matrix; expected indices on every vector and matrix")
+            x, y, axes = _align(a, b, node)
+            return _Indexed(op(x, y), axes)
+        if isinstance(node, MatMul) and (_is_scalar(a) or _is_scalar(b)):
+            return a * b
+        if isinstance(node, MatMul) and a.shape[1] != b.shape[0]:
+            raise FormulaShapeError(f"matrix product at column {node.op_pos + 1}: {a.shape} times "
+                                    f"{b.shape} do not fit (with the examples as columns)")
+        if not isinstance(node, MatMul) and not _is_scalar(a) and not _is_scalar(b):
+            try:
+                np.broadcast_shapes(a.shape, b.shape)
+            except ValueError:
+                raise FormulaShapeError(f"column {node.op_pos + 1}: {a.shape} and {b.shape} differ "
+                                        "(with the examples as columns)") from None
+        return op(a, b)
+
+    _Add = _Sub = _Hadamard = _Mul = _Div = _MatMul = _Binary
+
+
+# ---------------------------------------------------------------- backends
+
+_FUNCTIONS = {"sigma": sigmoid(X), "tanh": sp.tanh(X), "exp": sp.exp(X), "log": sp.log(X),
+              "sqrt": sp.sqrt(X), "relu": sp.Piecewise((X, X > 0), (0, True))}
+
+
+class _Backend:
+    def __init__(self, activations):
+        self.activations = activations
+
+    def math(self, name: str, prime: bool, layer) -> sp.Expr:
+        """The element-wise function as SymPy; derivatives by SymPy, never typed."""
+        if name == "g":
+            m = self.activations[layer]
+            return m.dg if prime else m.g
+        expr = _FUNCTIONS[name]
+        return _derivative(expr) if prime else expr
+
+
+@lru_cache(maxsize=None)
+def _derivative(expr):
+    return sp.diff(expr, X)
+
+
+@lru_cache(maxsize=None)
+def _numeric_function(expr):
+    f = lambdify(X, expr)
+    return lambda a: f(a) * np.ones_like(a)
+
+
+class _NumericBackend(_Backend):
+    def number(self, value: Fraction):
+        return np.float64(value.numerator / value.denominator)
+
+    def power(self, a, e):
+        return np.power(a, float(e))
+
+    def divide(self, a, b):
+        return np.divide(a, b)
+
+    def matmul(self, a, b):
+        return a @ b
+
+    def softmax(self, z):
+        e = np.exp(z - z.max(axis=0, keepdims=True))
+        return e / e.sum(axis=0, keepdims=True)
+
+    def function(self, name, prime, layer):
+        return _numeric_function(self.math(name, prime, layer))
+
+
+class _SymbolicBackend(_Backend):
+    def number(self, value: Fraction):
+        return sp.Rational(value.numerator, value.denominator)
+
+    def power(self, a, e):
+        return a ** sp.Integer(e)
+
+    def divide(self, a, b):
+        return a / b
+
+    def matmul(self, a, b):
+        return np.matmul(a, b)
+
+    def softmax(self, z):
+        e = np.frompyfunc(sp.exp, 1, 1)(z)
+        return e / e.sum(axis=0, keepdims=True)
+
+    def function(self, name, prime, layer):
+        expr = self.math(name, prime, layer)
+        f = np.frompyfunc(lambda v: expr.xreplace({X: v}), 1, 1)
+        return lambda a: f(a) if isinstance(a, np.ndarray) else expr.xreplace({X: a})
+
+
+# ---------------------------------------------------------------- values of the symbols
+
+class _NumericValues:
+    """Values at one point from symnet.reference (batch rows -> columns)."""
+
+    def __init__(self, info: _Net, params, ev):
+        self.info, self.params, self.ev = info, params, ev
+        self.m = ev.values["x"].shape[0]
+
+    def shape(self, key):
+        return self.info.symbols[key].shape
+
+    def batch_size(self):
+        return np.float64(self.m)
+
+    def activation_layers(self):
+        return self.info.derivation.activations
+
+    def column(self, key):
+        info, v = self.info, self.ev.values
+        if key.startswith("Delta"):
+            key = "delta" + key[5:]
+        if key == f"a{info.softmax_position}" or key == "p":
+            return v["p"].T
+        return v[key].T
+
+    def __call__(self, key, d):
+        info = self.info
+        if key in ("m", "n"):
+            if d:
+                raise FormulaError(f"d{key}: the batch size has no gradient")
+            return np.float64(self.m)
+        if d:
+            return self.gradient(key)
+        if re.fullmatch(r"[Wb]\d+", key):
+            p = self.params[key]
+            return p if key[0] == "W" else p.reshape(-1, 1)
+        return self.column(key)
+
+    def gradient(self, key):
+        """dW, db (batch mean), da_l and dx (per example, columns)."""
+        info, ev = self.info, self.ev
+        if re.fullmatch(r"[Wb]\d+", key):
+            g = ev.grads[key]
+            return g if key[0] == "W" else g.reshape(-1, 1)
+        if key in ("x", "a0"):
+            key = "a0"
+        m = re.fullmatch(r"a(\d+)", key)
+        if not m:
+            raise FormulaError(f"d{key}: expected the gradient of a parameter, an activation or x")
+        l = int(m.group(1))
+        if l == info.L or l == info.softmax_position:
+            return self.output_gradient()
+        above = min(q for q in info.sizes if q > l)
+        return (ev.values[f"delta{above}"] @ self.params[f"W{above}"]).T
+
+    def output_gradient(self):
+        from ..derive.core import N_OUT
+        from ..losses import Y, YHAT
+        info = self.info
+        if info.categorical:
+            raise _Undecidable("the gradient of the softmax output is a Jacobian product; "
+                               "write delta with p - y instead")
+        f = _loss_gradient(info.net.loss.expr, YHAT, Y, N_OUT)
+        a, y = self.ev.values[f"a{info.L}"], self.ev.values["y"]
+        return (f(a, y, a.shape[1]) * np.ones_like(a)).T
+
+
+@lru_cache(maxsize=None)
+def _loss_gradient(expr, yhat, y, n):
+    return lambdify((yhat, y, n), sp.diff(expr, yhat) / n)
+
+
+class _SymbolicValues:
+    """Per example, a copy of the network at most SYMBOLIC_WIDTH units wide:
+    W, b, x, y and every z_l are symbols; a_l = g(z_l); deltas as derived."""
+
+    def __init__(self, info: _Net):
+        from ..derive.core import N_OUT, P, Y, Z
+        self.info = info
+        d = info.derivation
+        sizes = {l: min(n, SYMBOLIC_WIDTH) for l, n in info.sizes.items()}
+        self.sizes = sizes
+        layers = sorted(sizes)
+        sym = lambda name, shape: np.array(                                   # noqa: E731
+            [[sp.Symbol(f"{name}_{i}{j}", real=True) for j in range(shape[1])] for i in range(shape[0])],
+            dtype=object)
+        v = {"x": sym("x", (sizes[0], 1)), "y": sym("y", (sizes[info.L], 1))}
+        v["a0"] = v["x"]
+        backend = _SymbolicBackend(d.activations)
+        self.backend = backend
+        for l in layers[1:]:
+            prev = max(q for q in layers if q < l)
+            v[f"W{l}"] = sym(f"W{l}", (sizes[l], sizes[prev]))
+            v[f"b{l}"] = sym(f"b{l}", (sizes[l], 1))
+            v[f"z{l}"] = sym(f"z{l}", (sizes[l], 1))
+            if l in d.activations:
+                v[f"a{l}"] = backend.function("g", False, l)(v[f"z{l}"])
+        zL = v[f"z{info.L}"]
+        out = d.output
+        if info.categorical:
+            v["p"] = backend.softmax(zL)
+            v[f"a{info.L}"] = v["p"]
+            delta = np.frompyfunc(lambda p, y: out.delta.xreplace({P: p, Y: y}), 2, 1)(v["p"], v["y"])
+        else:
+            nL = sp.Integer(info.sizes[info.L])
+            delta = np.frompyfunc(lambda z, y: out.delta.xreplace({Z: z, Y: y, N_OUT: nL}), 2, 1)(zL, v["y"])
+        if info.softmax_position is not None:
+            v[f"a{info.softmax_position}"] = v["p"]
+        v["yhat"] = v[f"a{info.L}"]
+        v[f"delta{info.L}"] = delta
+        for l in reversed(layers[1:-1]):
+            above = min(q for q in layers if q > l)
+            upstream = v[f"W{above}"].T @ v[f"delta{above}"]
+            v[f"da{l}"] = upstream
+            v[f"delta{l}"] = backend.function("g", True, l)(v[f"z{l}"]) * upstream
+        v["da0"] = v["W" + str(layers[1])].T @ v["delta" + str(layers[1])]
+        self.v = v
+
+    def shape(self, key):
+        return self.info.symbols[key].shape
+
+    def batch_size(self):
+        return sp.Integer(1)
+
+    def activation_layers(self):
+        return self.info.derivation.activations
+
+    def __call__(self, key, d):
+        if key in ("m", "n"):
+            if d:
+                raise FormulaError(f"d{key}: the batch size has no gradient")
+            return sp.Integer(1)
+        if key.startswith("Delta"):
+            key = "delta" + key[5:]
+        if key == "p" and "p" not in self.v:
+            raise _Undecidable("no softmax output")
+        if not d:
+            return self.v[key]
+        if re.fullmatch(r"W\d+", key):
+            l = int(key[1:])
+            return self.v[f"delta{l}"] @ self.v[f"a{l - 1}"].T
+        if re.fullmatch(r"b\d+", key):
+            return self.v[f"delta{key[1:]}"]
+        if key == "x":
+            return self.v["da0"]
+        if f"d{key}" in self.v:
+            return self.v[f"d{key}"]
+        raise _Undecidable(f"d{key} has no symbolic form here")
+
+    def derived(self, key, grad):
+        if not grad:
+            return self.v[key]
+        return self(key, True)
+
+
+# ---------------------------------------------------------------- comparison
+
+def _expected(key: str, grad: bool, values: _NumericValues):
+    """symnet's value of the target at one point, matrices with examples as columns."""
+    ev = values.ev
+    if not grad:
+        return ev.values[key].T
+    if re.fullmatch(r"[Wb]\d+", key):
+        return values.gradient(key)
+    if key == "x":
+        return ev.grads["x"].T
+    return values.gradient(key) / (values.m if values.m > 1 else 1)
+
+
+def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int):
+    """An element-form result as a matrix in the target's layout."""
+    if not isinstance(result, _Indexed):
+        result = _Indexed(np.asarray(result), ())
+    lhs_indices = resolved.lhs.indices if isinstance(resolved.lhs, Sym) else ()
+    free = [ax for ax in result.axes if ax != _EXAMPLE_AXIS]
+    order = list(lhs_indices) if lhs_indices else sorted(free)
+    column = not (grad and key.startswith("W"))
+    want = 1 if column else 2
+    if set(order) != set(free) or len(order) != want:
+        if lhs_indices and set(lhs_indices) != set(free):
+            raise FormulaShapeError(f"the left side has indices {', '.join(lhs_indices) or 'none'}, the right "
+                                    f"side free indices {', '.join(sorted(free)) or 'none'}")
+        raise FormulaShapeError(f"the right side has free indices {', '.join(sorted(free)) or 'none'}; "
+                                f"an entry of {'a vector' if column else 'a matrix'} needs {want} "
+                                f"(like {'_i' if column else '_{i,j}'})")
+    arr, axes = result.arr, list(result.axes)
+    if _EXAMPLE_AXIS not in axes:
+        arr, axes = arr[..., None], axes + [_EXAMPLE_AXIS]
+    arr = np.transpose(arr, [axes.index(ax) for ax in order + [_EXAMPLE_AXIS]])
+    if column:
+        return arr if arr.shape[-1] == m else np.broadcast_to(arr, arr.shape[:-1] + (m,)), order
+    if arr.shape[-1] != 1:
+        raise FormulaShapeError("the right side still has one value per example; a batch gradient "
+                                "averages over the examples (\\frac{1}{m} \\sum ...)")
+    return arr[..., 0], order
+
+
+def _compare(given, expected, order, point, seed, batch: bool):
+    """None when equal, else a Counterexample; raises _Undecidable without finite values."""
+    given = np.asarray(given, dtype=np.float64)
+    if given.shape != expected.shape:
+        given = np.broadcast_to(given, expected.shape) if given.ndim == 0 else given
+    if given.shape != expected.shape:
+        raise FormulaShapeError(f"the formula gives shape {given.shape}, symnet {expected.shape}"
+                                + (" (examples as columns)" if batch else ""))
+    finite = np.isfinite(given) & np.isfinite(expected)
+    if not finite.any():
+        raise _Undecidable("the formula has no finite value at the test point")
+    err = np.where(finite, np.abs(given - expected), 0.0)
+    scale = float(np.max(np.abs(expected[finite])))
+    tol = ATOL * max(1.0, scale) + RTOL * np.abs(expected)
+    excess = np.where(finite, err - tol, -np.inf)
+    worst = np.unravel_index(int(np.argmax(excess)), given.shape)
+    if excess[worst] <= 0:
+        if not finite.all() and np.isfinite(expected).all():
+            bad = np.unravel_index(int(np.argmin(finite)), given.shape)
+            raise _Undecidable(f"the formula has no finite value at entry {_index_text(bad)}")
+        return None
+    g, e = float(given[worst]) + 0.0, float(expected[worst]) + 0.0     # + 0.0: no -0 in messages
+    index = tuple(int(i) for i in worst)
+    if order is not None:
+        names = list(order) + (["example"] if batch and len(index) > len(order) else [])
+        index = {n: i for n, i in zip(names, index)}
+    elif not batch and len(index) == 2 and expected.shape[1] == 1:
+        index = (index[0], 0)
+    return Counterexample(point, seed, index, g, e, abs(g - e), abs(g - e) / abs(e) if e else float("inf"))
+
+
+# ---------------------------------------------------------------- points
+
+def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
+    from ..check import random_batch
+    from ..reference import evaluate
+    net = info.net
+    for _ in range(50):
+        params = {}
+        for name, shape in net.param_shapes.items():
+            if name.startswith("W"):
+                params[name] = rng.normal(size=shape) * (1.5 / np.sqrt(shape[1]))
+            else:
+                params[name] = rng.normal(size=shape) * 0.5
+        X_, Y_ = random_batch(net, m, rng)
+        ev = evaluate(info.derivation, params, X_, Y_)
+        near = any(np.any(np.abs(ev.values[f"z{l}"] - k) < KINK_MARGIN)
+                   for l, ks in info.kinks.items() for k in ks)
+        if not (avoid_kinks and near):
+            break
+    return params, X_, Y_, ev
+
+
+def _kink_point(info: _Net, rng, m: int):
+    """A point whose pre-activations sit exactly on kinks in every kinked layer
+    (half of the units, example 0)."""
+    from ..reference import evaluate
+    params, X_, Y_, ev = _random_point(info, rng, m)
+    for l in sorted(info.kinks):
+        k = info.kinks[l][0]
+        W, b = params[f"W{l}"], params[f"b{l}"].copy()
+        prev = ev.values["x"] if l == 1 else ev.values[f"a{max(q for q in info.sizes if q < l)}"]
+        s = prev @ W.T
+        units = np.arange(0, b.size, 2)
+        b[units] = k - s[0, units]
+        params[f"b{l}"] = b
+        ev = evaluate(info.derivation, params, X_, Y_)
+    return params, X_, Y_, ev
+
+
+# ---------------------------------------------------------------- LaTeX
+
+def _sym_latex(node: Sym) -> str:
+    m = re.fullmatch(r"([A-Za-z]+?)(\d*)", node.key)
+    base, layer = m.groups() if m else (node.key, "")
+    base = {"delta": r"\delta", "Delta": r"\Delta", "yhat": r"\hat{y}"}.get(base, base)
+    text = base + (f"^{{({layer})}}" if layer else "")
+    if node.indices:
+        text += "_{" + ",".join(node.indices) + "}"
+    return (r"\mathrm{d}" + text) if node.d else text
+
+
+_PREC = {Add: 1, Sub: 1, Hadamard: 2, Div: 2, Mul: 3, MatMul: 3}
+
+
+def to_latex(node: Node | None) -> str:
+    """A readable LaTeX rendering of a resolved formula's AST."""
+    if node is None:
+        return ""
+
+    def go(n: Node, parent: int = 0) -> str:
+        if isinstance(n, Num):
+            v = n.value
+            return str(v.numerator) if v.denominator == 1 else rf"\frac{{{v.numerator}}}{{{v.denominator}}}"
+        if isinstance(n, Sym):
+            return _sym_latex(n)
+        if isinstance(n, Transpose):
+            return f"\\left({go(n.expr)}\\right)^{{T}}" if not isinstance(n.expr, Sym) else f"{go(n.expr)}^{{T}}"
+        if isinstance(n, Neg):
+            inner = go(n.expr, 3)
+            return f"\\left(-{inner}\\right)" if parent else f"-{inner}"
+        if isinstance(n, Pow):
+            return f"\\left({go(n.base)}\\right)^{{{n.exponent}}}"
+        if isinstance(n, Call):
+            name = {"sigma": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log",
+                    "sqrt": r"\sqrt", "relu": r"\operatorname{ReLU}",
+                    "softmax": r"\operatorname{softmax}", "g": "g"}[n.func]
+            return f"{name}{chr(39) if n.prime else ''}\\left({go(n.args[0])}\\right)"
+        if isinstance(n, Sum):
+            text = f"\\sum_{{{n.index}}} {go(n.body, 2)}"
+            return f"\\left({text}\\right)" if parent > 2 else text
+        if isinstance(n, Div):
+            return f"\\frac{{{go(n.left)}}}{{{go(n.right)}}}"
+        if isinstance(n, Binary):
+            prec = _PREC[type(n)]
+            op = {Add: " + ", Sub: " - ", Hadamard: r" \odot ", Mul: " ", MatMul: " "}[type(n)]
+            text = go(n.left, prec) + op + go(n.right, prec + 1 if isinstance(n, Sub) else prec)
+            return f"\\left({text}\\right)" if prec < parent else text
+        return "?"
+
+    return go(node)
+
+
+def _derived_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
+    from ..derive.notation import column, indexed
+    from ..derive.core import I
+    from ..render import latex
+    d = info.derivation
+    if grad and (re.fullmatch(r"[Wb]\d+", key) or key == "x"):
+        g = d.gradients[key]
+        step = g.batch if batch else g.matrix
+        return f"{latex(step.lhs)} = {latex(step.rhs)}"
+    if grad:
+        name = r"\frac{\partial \ell}{\partial a^{(%s)}}" % key[1:]
+        for s in d.steps:
+            if s.form == "matrix" and isinstance(s.lhs, sp.Symbol) and s.lhs.name == name:
+                return f"{latex(s.lhs)} = {latex(s.rhs)}"
+        return ""
+    l = int(key[5:])
+    targets = (column(r"\delta", l), indexed(r"\delta", l)[I])
+    found = [s for s in d.steps if s.form in ("matrix", "element") and s.lhs in targets]
+    matrix = [s for s in found if s.form == "matrix"]
+    s = (matrix or found or [None])[-1]
+    if s is None:
+        return ""
+    rhs = s.rhs
+    if l == info.L and isinstance(rhs, sp.Basic):     # n in the loss is the output count, not m
+        from ..derive.core import N_OUT
+        rhs = rhs.subs(N_OUT, info.sizes[l])
+    return f"{latex(s.lhs)} = {latex(rhs)}"
+
+
+# ---------------------------------------------------------------- symbolic stage
+
+_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="symnet-verify")
+
+
+def _symbolic(info: _Net, resolved: ResolvedFormula, key: str, grad: bool, element: bool,
+              deadline: float) -> tuple[str, bool]:
+    """('equal' | 'different' | 'timeout' | 'skipped', difference is piecewise)."""
+    try:
+        values = _SymbolicValues(info)
+        result = _Evaluator(values.backend, values, element).eval(resolved.rhs)
+        expected = values.derived(key, grad)
+        if element:
+            result, _ = _finish_element(result, resolved, key, grad, 1)
+        result = np.broadcast_to(np.asarray(result, dtype=object), expected.shape)
+    except (SymnetError, _Undecidable, ValueError, TypeError, KeyError, ZeroDivisionError):
+        return "skipped", False
+    status, piecewise = "equal", False
+    for g, e in zip(result.ravel(), expected.ravel()):
+        diff = sp.Integer(0) + g - e        # both are symnet's own SymPy objects
+        if diff == 0:
+            continue
+        if sp.count_ops(diff) > 300:
+            return "timeout", False
+        left = deadline - time.monotonic()
+        if left <= 0:
+            return "timeout", False
+        future = _POOL.submit(_simplify_zero, diff)
+        try:
+            zero, pw = future.result(timeout=left)
+        except concurrent.futures.TimeoutError:
+            return "timeout", False
+        except Exception:       # noqa: BLE001  (SymPy failing on an odd expression decides nothing)
+            return "timeout", False
+        if not zero:
+            status, piecewise = "different", piecewise or pw
+    return status, piecewise
+
+
+def _simplify_zero(diff) -> tuple[bool, bool]:
+    simple = sp.simplify(diff.rewrite(sp.exp) if diff.has(sigmoid) else diff)
+    if simple == 0:
+        return True, False
+    return False, simple.has(sp.Piecewise, sp.Heaviside)
+
+
+# ---------------------------------------------------------------- verify
+
+def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5) -> Verdict:
+    """Compare a hand-derived formula for `target` (W2, b1, delta2, x, da1) with
+    symnet's derivation of `net`. Returns a Verdict; user errors raise SymnetError."""
+    info = _describe_net(net)
+    if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 100:
+        raise SpecError(f"points must be a whole number from 1 to 100, not {points!r}")
+    if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
+        raise SpecError(f"seed must be a non-negative whole number, not {seed!r}")
+    if per_example not in (None, True, False):
+        raise SpecError(f"per_example must be True, False or None, not {per_example!r}")
+    if layer is not None and (isinstance(layer, bool) or not isinstance(layer, int)):
+        raise FormulaError(f"layer must be a whole number, not {layer!r}")
+    resolved = resolve(parse_formula(formula), info.symbols, layer=layer)
+
+    lhs = resolved.lhs
+    if target is None:
+        if not isinstance(lhs, Sym):
+            raise FormulaError("no target given and the formula has no left side such as dW2 = ...; "
+                               "expected a target (W2, b1, delta2, x)")
+        target = ("d" if lhs.d and lhs.key[0] != "d" else "") + lhs.key
+    key, grad = _resolve_target(target, info, layer)
+    name = ("d" + key) if grad else key
+    if lhs is not None:
+        lkey = "delta" + lhs.key[5:] if isinstance(lhs, Sym) and lhs.key.startswith("Delta") else getattr(lhs, "key", None)
+        if not isinstance(lhs, Sym) or lkey != key or (lhs.d and not grad):
+            raise FormulaError(f"the left side at column {lhs.span[0] + 1} "
+                               f"({resolved.source[lhs.span[0]:lhs.span[1]].strip()}) is not the target {name}; "
+                               f"expected {name} = ... or the right side alone")
+
+    element = _uses_indices(resolved.rhs)
+    batch = _looks_batch(resolved) if per_example is None else not per_example
+    m = BATCH_EXAMPLES if batch else 1
+    given_latex = (to_latex(lhs) + " = " if lhs is not None else "") + to_latex(resolved.rhs)
+    derived_latex = _derived_latex(info, key, grad, batch)
+    make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
+                                                 derived_latex=derived_latex, given_latex=given_latex,
+                                                 batch=batch, **kw)
+
+    # 1. shapes
+    try:
+        check_shapes(resolved, info.symbols)
+        if not element:
+            rhs_shape = shape_of(resolved.rhs, info.symbols)
+            want = info.symbols[key].shape
+            if rhs_shape != want and not (rhs_shape == () and want == (1, 1)):
+                hint = "; a transpose missing?" if rhs_shape == want[::-1] else ""
+                raise FormulaShapeError(f"the right side has shape {rhs_shape}; {name} has shape {want}{hint}")
+    except FormulaShapeError as exc:
+        return make("not equal", f"shapes differ: {exc}", reason="shape")
+
+    # 2. numbers
+    backend = _NumericBackend(info.derivation.activations)
+    compared, worst, undecidable = 0, None, ""
+    with np.errstate(all="ignore"):
+        for k in range(points):
+            point_seed = (seed, k)
+            rng = np.random.default_rng(list(point_seed))
+            params, _, _, ev = _random_point(info, rng, m)
+            values = _NumericValues(info, params, ev)
+            try:
+                result = _Evaluator(backend, values, element).eval(resolved.rhs)
+                order = None
+                if element:
+                    result, order = _finish_element(result, resolved, key, grad, m)
+                cex = _compare(result, _expected(key, grad, values), order, k, point_seed, batch)
+            except FormulaShapeError as exc:
+                return make("not equal", f"shapes differ: {exc}", reason="shape")
+            except _Undecidable as exc:
+                undecidable = str(exc)
+                continue
+            compared += 1
+            if cex is not None and (worst is None or cex.rel_error > worst.rel_error):
+                worst = cex
+        if worst is not None:
+            return make("not equal", worst.describe(name), counterexample=worst, reason="numeric",
+                        points=compared)
+        kink_cex = None
+        if compared and info.kinks:
+            rng = np.random.default_rng([seed, points, 1])
+            params, _, _, ev = _kink_point(info, rng, m)
+            values = _NumericValues(info, params, ev)
+            try:
+                result = _Evaluator(backend, values, element).eval(resolved.rhs)
+                order = None
+                if element:
+                    result, order = _finish_element(result, resolved, key, grad, m)
+                kink_cex = _compare(result, _expected(key, grad, values), order, -1,
+                                    (seed, points, 1), batch)
+            except _Undecidable as exc:
+                kink_cex = Counterexample(-1, (seed, points, 1), (), float("nan"), float("nan"),
+                                          float("nan"), float("nan"), str(exc))
+
+    # 3. symbols (per example only; at most SYMBOLIC_SECONDS)
+    symbolic, piecewise = "skipped", False
+    if not batch:
+        symbolic, piecewise = _symbolic(info, resolved, key, grad, element,
+                                        time.monotonic() + SYMBOLIC_SECONDS)
+
+    kinks = ", ".join(f"z{l} = {info.kinks[l][0]:g}" for l in sorted(info.kinks))
+    if compared:
+        checked = f"at {compared} random point{'s' if compared > 1 else ''}"
+        if batch:
+            checked += f" (batches of {m} examples)"
+        if kink_cex is not None:
+            if kink_cex.abs_error != kink_cex.abs_error:        # nan: no value at the kink
+                detail = kink_cex.note
+            else:
+                detail = kink_cex.describe(name)
+            return make("equal almost everywhere",
+                        f"agrees {checked} away from the kinks, not on them ({kinks}): {detail}; "
+                        "symnet takes the derivative of ReLU at 0 to be 0",
+                        counterexample=kink_cex, reason="kink", symbolic=symbolic, points=compared)
+        if symbolic == "different" and piecewise:
+            return make("equal almost everywhere",
+                        f"agrees {checked}; symbolically the difference is piecewise, nonzero only on a "
+                        "set of measure zero", reason="symbolic", symbolic=symbolic, points=compared)
+        how = {"equal": "; SymPy simplifies the difference to 0",
+               "different": "; SymPy could not simplify the difference to 0 (numbers decide)",
+               "timeout": "; the symbolic check ran out of time"}.get(symbolic, "")
+        return make("equal", f"agrees with symnet's derivation {checked}{how}",
+                    reason="numeric", symbolic=symbolic, points=compared)
+    if symbolic == "equal":
+        return make("equal", f"SymPy simplifies the difference to 0 (no numeric check: {undecidable})",
+                    reason="symbolic", symbolic=symbolic)
+    return make("undecided", f"neither numbers nor symbols decide: {undecidable or 'no values'}"
+                + ("; SymPy could not simplify the difference to 0" if symbolic == "different" else ""),
+                reason="no values", symbolic=symbolic)
