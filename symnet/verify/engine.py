@@ -33,18 +33,17 @@ deltas side by side. Any other formula is checked per example (a batch of 1).
 """
 from __future__ import annotations
 
-import concurrent.futures
 import re
 import threading
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from fractions import Fraction
 from functools import lru_cache
 
 import numpy as np
 import sympy as sp
 
-from ..errors import FormulaError, ShapeError, SpecError, SymnetError
+from ..errors import FormulaError, SpecError, SymnetError
 from ..functions import sigmoid
 from ..numeric import lambdify
 from .parser import (Add, Binary, Call, Div, FormulaShapeError, Hadamard, MatMul, Mul, Neg, Node,
@@ -836,7 +835,8 @@ def to_latex(node: Node | None) -> str:
         if isinstance(n, Sym):
             return _sym_latex(n)
         if isinstance(n, Transpose):
-            return f"\\left({go(n.expr)}\\right)^{{T}}" if not isinstance(n.expr, Sym) else f"{go(n.expr)}^{{T}}"
+            bare = isinstance(n.expr, Sym) and not n.expr.indices and not re.search(r"\d", n.expr.key)
+            return f"{go(n.expr)}^{{T}}" if bare and not n.expr.d else f"\\left({go(n.expr)}\\right)^{{T}}"
         if isinstance(n, Neg):
             inner = go(n.expr, 3)
             return f"\\left(-{inner}\\right)" if parent else f"-{inner}"
@@ -893,7 +893,28 @@ def _derived_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
 
 # ---------------------------------------------------------------- symbolic stage
 
-_POOL = concurrent.futures.ThreadPoolExecutor(max_workers=1, thread_name_prefix="symnet-verify")
+MAX_SYMBOLIC_OPS = 120      # larger differences are not simplified at all
+
+
+def _limited(fn, arg, timeout: float):
+    """fn(arg) in a daemon thread (never blocks interpreter exit); TimeoutError
+    after `timeout` seconds. SymPy cannot be interrupted, so the size limit
+    MAX_SYMBOLIC_OPS keeps an abandoned simplify short."""
+    box = {}
+
+    def run():
+        try:
+            box["value"] = fn(arg)
+        except Exception as exc:        # noqa: BLE001  (reported to the caller)
+            box["error"] = exc
+    worker = threading.Thread(target=run, daemon=True, name="symnet-verify-simplify")
+    worker.start()
+    worker.join(timeout)
+    if worker.is_alive():
+        raise TimeoutError
+    if "error" in box:
+        raise box["error"]
+    return box["value"]
 
 
 def _symbolic(info: _Net, resolved: ResolvedFormula, key: str, grad: bool, element: bool,
@@ -913,17 +934,14 @@ def _symbolic(info: _Net, resolved: ResolvedFormula, key: str, grad: bool, eleme
         diff = sp.Integer(0) + g - e        # both are symnet's own SymPy objects
         if diff == 0:
             continue
-        if sp.count_ops(diff) > 300:
+        if sp.count_ops(diff) > MAX_SYMBOLIC_OPS:
             return "timeout", False
         left = deadline - time.monotonic()
         if left <= 0:
             return "timeout", False
-        future = _POOL.submit(_simplify_zero, diff)
         try:
-            zero, pw = future.result(timeout=left)
-        except concurrent.futures.TimeoutError:
-            return "timeout", False
-        except Exception:       # noqa: BLE001  (SymPy failing on an odd expression decides nothing)
+            zero, pw = _limited(_simplify_zero, diff, left)
+        except Exception:       # noqa: BLE001  (a timeout or SymPy failing decides nothing)
             return "timeout", False
         if not zero:
             status, piecewise = "different", piecewise or pw
@@ -1049,9 +1067,10 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 detail = kink_cex.describe(name)
             return make("equal almost everywhere",
                         f"agrees {checked} away from the kinks, not on them ({kinks}): {detail}; "
-                        "symnet takes the derivative of ReLU at 0 to be 0",
+                        "at a kink symnet takes the derivative its piecewise definition gives "
+                        "(ReLU'(0) = 0, as PyTorch and JAX do)",
                         counterexample=kink_cex, reason="kink", symbolic=symbolic, points=compared)
-        if symbolic == "different" and piecewise:
+        if symbolic == "different" and piecewise and not info.kinks:
             return make("equal almost everywhere",
                         f"agrees {checked}; symbolically the difference is piecewise, nonzero only on a "
                         "set of measure zero", reason="symbolic", symbolic=symbolic, points=compared)
