@@ -6,7 +6,7 @@ formula string read by symnet's own parser.
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import cached_property, lru_cache
 
 import sympy as sp

@@ -12,7 +12,7 @@ from functools import lru_cache
 
 import numpy as np
 
-from .derive.core import A, N_OUT, P, Y, Z
+from .derive.core import N_OUT, P, Y, Z
 from .errors import ShapeError, SpecError
 from .numeric import lambdify
 

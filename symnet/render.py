@@ -6,7 +6,8 @@ LatexPrinter subclass with `_print_X` overrides only); the Jinja templates in
 """
 from __future__ import annotations
 
-import os
+from .fileio import write_atomic
+
 import re
 import shutil
 import subprocess
@@ -536,22 +537,6 @@ def to_latex_fragment(d) -> str:
 
 # --------------------------------------------------------------------------- files
 
-def _atomic_write(path: Path, data: bytes):
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix="." + path.name + ".", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as fh:
-            fh.write(data)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def _first_error(log: str) -> str:
     lines = log.splitlines()
     for k, line in enumerate(lines):
@@ -602,7 +587,7 @@ def write_document(d, fmt: str, path) -> Path:
     else:
         data = compile_pdf(to_latex(d))
     try:
-        _atomic_write(path, data)
+        write_atomic(path, data)
     except OSError as exc:
         raise RenderError(f"cannot write {path}: {exc.strerror or exc}") from None
     return path

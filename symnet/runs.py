@@ -20,8 +20,8 @@ half-written checkpoint behind. Plots use matplotlib's Agg canvas directly
 from __future__ import annotations
 
 import json
-import os
-import tempfile
+
+from .fileio import atomic_file
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -43,29 +43,11 @@ _RESERVED = ("epoch", "rng", "meta", NORM_MEAN, NORM_STD)
 # Atomic writes
 
 
-def _atomic(path: Path, write) -> None:
-    """Call write(fileobj) on a temp file next to ``path``, then rename it onto path."""
-    path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "wb") as f:
-            write(f)
-            f.flush()
-            os.fsync(f.fileno())
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
-
-
 def write_json(path, obj) -> None:
     """Write ``obj`` as indented JSON, atomically."""
     text = json.dumps(_jsonable(obj), indent=2, sort_keys=False)
-    _atomic(Path(path), lambda f: f.write((text + "\n").encode("utf-8")))
+    with atomic_file(Path(path)) as f:
+        f.write((text + "\n").encode("utf-8"))
 
 
 def _jsonable(obj):
@@ -129,7 +111,8 @@ def save_checkpoint(
         arrays[NORM_MEAN] = np.asarray(normalizer.mean)
         arrays[NORM_STD] = np.asarray(normalizer.std)
     path = Path(out) / CHECKPOINT
-    _atomic(path, lambda f: np.savez(f, **arrays))
+    with atomic_file(path) as f:
+        np.savez(f, **arrays)
     return path
 
 
@@ -185,7 +168,8 @@ def _figure(width=5.0, height=3.6):
 
 def _save_figure(fig, path: Path) -> Path:
     fig.tight_layout()
-    _atomic(path, lambda f: fig.savefig(f, format="png"))
+    with atomic_file(path) as f:
+        fig.savefig(f, format="png")
     return path
 
 

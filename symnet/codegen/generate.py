@@ -9,11 +9,12 @@ template and code-generator sources and the symnet version.
 """
 from __future__ import annotations
 
+from ..fileio import write_atomic
+
 import hashlib
 import importlib.util
 import os
 import sys
-import tempfile
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -95,7 +96,7 @@ class Function:
 
 def _print_function(printer, name, args, expr, doc, where) -> Function:
     from sympy.printing.codeprinter import PrintMethodNotImplementedError
-    expr = sp.sympify(expr)
+    expr = sp.Integer(expr) if isinstance(expr, int) else expr   # derived constants such as 0
     temps = sp.numbered_symbols("t", real=True)
     replacements, (reduced,) = sp.cse(expr, symbols=temps, optimizations=None)
     try:
@@ -260,21 +261,6 @@ def default_cache_dir() -> Path:
 def kernel_path(net, out_dir=None, templates=None) -> Path:
     out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
     return out_dir / f"{net.name}_{content_hash(net, templates)[:12]}.py"
-
-
-def write_atomic(path: Path, text: str):
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as fh:
-            fh.write(text)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except OSError:
-            pass
-        raise
 
 
 def load_module(path):

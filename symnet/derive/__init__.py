@@ -17,7 +17,7 @@ from ..errors import SpecError, SymnetError
 from . import dense
 from .core import (A, I, M, ActivationMath, Derivation, Gradient, OutputMath, Step,
                    Z)
-from .notation import column, dim, indexed
+from .notation import indexed
 from .output import elementwise_output, in_terms_of_a, softmax_output
 
 X = sp.Symbol("x", real=True)
