@@ -5,7 +5,7 @@ Numba training kernels, and a verifier for hand-derived gradient formulas.
 """
 from .errors import (DataError, FormulaError, NotDifferentiableError, RenderError, ShapeError,
                      SpecError, SymnetError, TrainingError)
-from .layers import AvgPool2D, Conv2D, Dense, Flatten, MaxPool2D, Softmax
+from .layers import AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Softmax
 from .network import Network
 from .spec import from_dict, load
 from .derive import Derivation, derive
@@ -26,6 +26,6 @@ def __getattr__(name):
         return getattr(importlib.import_module(module), attr)
     raise AttributeError(f"module 'symnet' has no attribute {name!r}")
 
-__all__ = ["Network", "Dense", "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "load", "from_dict", "derive", "Derivation",
+__all__ = ["Network", "Dense", "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "BatchNorm", "load", "from_dict", "derive", "Derivation",
            "SymnetError", "SpecError", "ShapeError", "FormulaError", "NotDifferentiableError",
            "DataError", "TrainingError", "RenderError", "__version__", *_LAZY]

@@ -84,6 +84,15 @@ def _add_optional_commands(sub):
         add_train_arguments(p)
         p.set_defaults(run=cli_train)
     try:
+        from .attack import add_attack_arguments, cli_attack
+    except ImportError:
+        pass
+    else:
+        p = sub.add_parser("attack", help="FGSM adversarial examples from the derived input gradient: "
+                                          "clean vs perturbed test accuracy")
+        add_attack_arguments(p)
+        p.set_defaults(run=cli_attack)
+    try:
         from .verify.cli import add_verify_arguments, cli_verify, add_check_arguments, cli_check
     except ImportError:
         pass

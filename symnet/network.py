@@ -47,8 +47,13 @@ class Network:
                 k += 1
                 index = k
             names = {role: f"{role}{k}" for role in roles}
+            state_roles = layer.state_shapes(shape)
+            if state_roles and index is None:     # pragma: no cover - a layer-author error
+                raise TypeError(f"{where}: a layer with state must have parameters (its state is named by k)")
+            state = {role: f"{role}{k}" for role in state_roles}
             placed.append(Placed(position, layer, shape, out, names,
-                                 {names[r]: tuple(s) for r, s in roles.items()}, index))
+                                 {names[r]: tuple(s) for r, s in roles.items()}, index,
+                                 state, {state[r]: tuple(s) for r, s in state_roles.items()}))
             shape = out
         return placed
 
@@ -89,6 +94,14 @@ class Network:
         return shapes
 
     @property
+    def state_shapes(self) -> dict[str, tuple[int, ...]]:
+        """Non-trainable state (batch norm's running_mean<k>, running_var<k>) by name."""
+        shapes = {}
+        for p in self.placed:
+            shapes.update(p.state_shapes)
+        return shapes
+
+    @property
     def n_params(self) -> int:
         return sum(p.n_params for p in self.placed)
 
@@ -97,6 +110,14 @@ class Network:
         """A dict of numpy arrays named W1, b1, ... with PyTorch's shapes."""
         from .init import init_params
         return init_params(self.param_shapes, scheme=scheme, seed=seed, dtype=dtype or self.dtype)
+
+    def init_state(self, dtype: str | None = None):
+        """A dict of numpy arrays for the state: running means 0, running variances 1
+        (as PyTorch's batch norm starts), in the network's dtype."""
+        import numpy as np
+        dtype = np.dtype(dtype or self.dtype)
+        return {name: (np.ones(shape, dtype) if name.startswith("running_var") else np.zeros(shape, dtype))
+                for name, shape in self.state_shapes.items()}
 
     def summary(self) -> str:
         rows = [("layer", "output shape", "params")]

@@ -288,6 +288,28 @@ def _default_kernel(net):
     return gen(net)
 
 
+def with_dropout(net, rate: float):
+    """The network with a Dropout(rate) layer after every hidden dense layer
+    (``--dropout``); the network itself when rate is 0."""
+    from .layers import Dense, Dropout
+    from .network import Network
+
+    if rate == 0.0:
+        return net
+    if any(p.layer.type == "dropout" for p in net.placed):
+        raise TrainingError(f"--dropout {rate:g}: network {net.name} already has dropout layers; "
+                            "set their rates in the spec instead")
+    Dropout(rate, where=f"--dropout {rate:g}")   # validates the rate
+    dense = [p.position for p in net.placed if p.layer.type == "dense"]
+    hidden = set(dense[:-1])
+    layers = []
+    for p in net.placed:
+        layers.append(p.layer)
+        if p.position in hidden:
+            layers.append(Dropout(rate, where=f"--dropout {rate:g}"))
+    return Network(net.input_shape, layers, loss=net.loss, name=net.name, dtype=net.dtype)
+
+
 def _cast(a, dtype):
     return np.ascontiguousarray(a, dtype=dtype)
 
@@ -366,12 +388,14 @@ def train(
         start_epoch, params, history, best, stopped_early = _restore(out, net, data, opt, rng, dtype)
     else:
         params = {k: _cast(v, dtype) for k, v in net.init_params(seed=seed, scheme=init).items()}
+        params.update(net.init_state(dtype))   # batch norm's running statistics (updated by the kernel)
 
     config = {"network": net.name, "fingerprint": net.fingerprint(), "data": data.name,
               "optimizer": opt.name, "lr": base_lr, "schedule": repr(sched), "batch_size": batch_size,
               "epochs": epochs, "seed": seed, "l2": reg.l2, "l1": reg.l1, "max_norm": max_norm,
               "early_stopping": early_stopping, "init": init, "dtype": str(dtype), "loss": loss_name}
 
+    dropout = bool(getattr(kernel, "DROPOUT", ()))   # masks drawn from rng: resume stays exact
     show_bar = progress and sys.stderr.isatty()
     n = len(X_tr)
     n_batches = math.ceil(n / batch_size)
@@ -386,7 +410,10 @@ def train(
         seen, total_loss, total_pen = 0, 0.0, 0.0
         for idx in iterate_minibatches(n, batch_size, rng):
             xb, yb = X_tr[idx], Y_tr[idx]
-            loss, grads = kernel.loss_and_grads(params, xb, yb)
+            if dropout:
+                loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
+            else:
+                loss, grads = kernel.loss_and_grads(params, xb, yb)
             loss = float(loss)
             step += 1
             pen = reg.penalty(params) if reg else 0.0
@@ -399,7 +426,7 @@ def train(
                                     f"try a lower learning rate, e.g. --lr {base_lr / 10:g}")
             if reg:
                 grads = reg.add_grads(params, grads)
-            opt.step(params, grads)
+            opt.step({k: params[k] for k in grads}, grads)   # the trainable ones (not batch-norm state)
             if max_norm is not None:
                 apply_max_norm(params, max_norm)
             seen += len(idx)
@@ -509,7 +536,7 @@ def _restore(out, net, data, opt, rng, dtype):
     ck = load_checkpoint(out)
     where = f"{Path(out)}: checkpoint"
     shapes = {k: tuple(v.shape) for k, v in ck.params.items()}
-    want = {k: tuple(v) for k, v in net.param_shapes.items()}
+    want = {k: tuple(v) for k, v in {**net.param_shapes, **net.state_shapes}.items()}
     if shapes != want:
         raise TrainingError(f"{where} holds parameters {shapes} but network {net.name} has {want}")
     fp = ck.meta.get("config", {}).get("fingerprint")
@@ -588,7 +615,8 @@ def add_train_arguments(parser):
                         help="stop after this many epochs without a better validation loss")
     parser.add_argument("--schedule", default="constant", help="constant, step, exponential, inverse_time")
     parser.add_argument("--init", default="he", help="weight initialisation scheme (default he)")
-    parser.add_argument("--dropout", type=float, default=0.0, help="dropout rate (not supported yet: 0 only)")
+    parser.add_argument("--dropout", type=float, default=0.0,
+                        help="inverted dropout after every hidden dense layer with this rate (default 0: none)")
     parser.add_argument("--out", default=None, help="run directory (checkpoint, metrics.json, plots)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
@@ -604,11 +632,7 @@ def cli_train(args) -> int:
     from .data import load_dataset
     from .spec import load
 
-    dropout = float(getattr(args, "dropout", 0.0) or 0.0)
-    if dropout != 0.0:
-        raise TrainingError(f"--dropout {dropout:g}: dropout is not supported by the generated kernels yet; "
-                            "use --dropout 0 (or --l2 / --early-stopping to regularise)")
-    net = load(args.spec)
+    net = with_dropout(load(args.spec), float(getattr(args, "dropout", 0.0) or 0.0))
     data = load_dataset(
         args.data,
         seed=args.seed,

@@ -1,7 +1,7 @@
 """Generated Numba kernels: gradients against central finite differences (float64),
 stable extremes, float32 without upcasts, deterministic bytes and golden files.
 
-Golden files: `generated/` holds the kernels of examples/{mlp,logistic,tiny}.toml.
+Golden files: `generated/` holds the kernels of examples/{mlp,logistic,tiny,lenet,digits_cnn}.toml.
 After an intended change to the templates or the code generator, refresh them with
 
     SYMNET_UPDATE_GOLDEN=1 python -m pytest tests/test_codegen.py -k golden
@@ -24,7 +24,7 @@ from symnet.codegen.generate import kernel_path
 
 ROOT = Path(__file__).resolve().parents[1]
 GENERATED = ROOT / "generated"
-EXAMPLES = ("mlp", "logistic", "tiny")
+EXAMPLES = ("mlp", "logistic", "tiny", "lenet", "digits_cnn")
 
 
 @pytest.fixture(scope="module")

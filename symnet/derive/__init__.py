@@ -179,3 +179,5 @@ __all__ = ["derive", "Derivation", "Step", "Gradient", "OutputMath", "Activation
 
 # Convolution, pooling and flatten rules register themselves on import.
 from . import conv  # noqa: E402,F401
+from . import dropout  # noqa: E402,F401
+from . import batchnorm  # noqa: E402,F401

@@ -5,5 +5,7 @@ from .softmax import Softmax
 from .conv import Conv2D
 from .pool import AvgPool2D, MaxPool2D
 from .flatten import Flatten
+from .batchnorm import BatchNorm
+from .dropout import Dropout
 
-__all__ = ["LAYER_TYPES", "Layer", "Placed", "register", "Dense", "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten"]
+__all__ = ["LAYER_TYPES", "Layer", "Placed", "register", "Dense", "Softmax", "Conv2D", "MaxPool2D", "AvgPool2D", "Flatten", "Dropout", "BatchNorm"]

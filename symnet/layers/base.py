@@ -6,7 +6,7 @@ of SymPy.
 """
 from __future__ import annotations
 
-from dataclasses import MISSING, dataclass, fields
+from dataclasses import MISSING, dataclass, field, fields
 from typing import ClassVar
 
 from ..errors import ShapeError, SpecError
@@ -34,6 +34,11 @@ class Layer:
 
     def param_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """Shapes by role ('W', 'b', ...)."""
+        return {}
+
+    def state_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
+        """Shapes of non-trainable state by role (batch norm's 'running_mean',
+        'running_var'); names become running_mean<k>, ... with k as in W<k>."""
         return {}
 
     def describe(self) -> str:
@@ -83,6 +88,8 @@ class Placed:
     params: dict[str, str]                 # role -> name, e.g. {"W": "W2", "b": "b2"}
     param_shapes: dict[str, tuple[int, ...]]   # name -> shape
     trainable_index: int | None            # k in W<k>, or None
+    state: dict[str, str] = field(default_factory=dict)        # role -> name, e.g. {"running_mean": "running_mean2"}
+    state_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)   # name -> shape
 
     @property
     def where(self) -> str:

@@ -1,0 +1,277 @@
+"""The kernel template's context: the network as a list of ops, with the
+element-wise math of each op printed by NumbaPrinter from the Derivation.
+
+Python decides everything here (names, shapes, which variant of a layer
+function a template renders); the template only lays the text out.
+Array names in the generated code: A<i> is the output of layer i (A0 is X),
+G<i> is g'(z) of a layer with an activation, D<i> the gradient of the loss
+with respect to A<i> (with respect to z<i> for a layer with an activation:
+the layer above multiplies by G<i> as it writes D<i>), I<i> the argmax of a
+max-pooling layer, M<i> the scaled keep-mask of a dropout layer.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import sympy as sp
+
+from ..errors import SpecError
+
+# Layers this size or smaller use plain loops instead of BLAS calls (call
+# overhead dominates there); measured in benchmarks/bench_train_step.py.
+SMALL_LAYER = 64 * 64
+FASTMATH = ("nsz", "arcp", "contract", "reassoc")   # no nnan/ninf: inf/nan keep IEEE meaning
+CONV_KINDS = ("conv2d", "maxpool2d", "avgpool2d", "flatten")
+SUPPORTED = ("dense", "dropout", "batchnorm") + CONV_KINDS
+
+
+# ---------------------------------------------------------- printed functions
+@dataclass
+class Function:
+    """One small @njit function of printed math: name(args) -> expr."""
+    name: str
+    args: tuple[str, ...]
+    doc: str
+    lines: list[str] = field(default_factory=list)   # CSE assignments
+    result: str = ""
+    ops: int = 0
+
+
+def print_function(printer, name, args, expr, doc, where) -> Function:
+    from sympy.printing.codeprinter import PrintMethodNotImplementedError
+    expr = sp.Integer(expr) if isinstance(expr, int) else expr   # derived constants such as 0
+    temps = sp.numbered_symbols("t", real=True)
+    replacements, (reduced,) = sp.cse(expr, symbols=temps, optimizations=None)
+    try:
+        lines = [f"{sym} = {printer.doprint(value)}" for sym, value in replacements]
+        result = printer.doprint(reduced)
+    except PrintMethodNotImplementedError as exc:
+        raise SpecError(f"{where}: cannot be compiled ({str(exc).splitlines()[0]})") from None
+    ops = sum(sp.count_ops(v) for _, v in replacements) + sp.count_ops(reduced)
+    return Function(name, args, doc, lines, result, int(ops))
+
+
+class _Names:
+    """Unique function names per distinct expression (act_tanh, act_custom1, ...)."""
+
+    def __init__(self):
+        self.by_key: dict[tuple, str] = {}
+        self.used: set[str] = set()
+        self.custom = 0
+
+    def get(self, prefix, act_name, key):
+        if key in self.by_key:
+            return self.by_key[key], False
+        if act_name == "custom":
+            self.custom += 1
+            base = f"{prefix}_custom{self.custom}"
+        else:
+            base = f"{prefix}_{act_name}"
+        name, k = base, 1
+        while name in self.used:
+            k += 1
+            name = f"{base}_{k}"
+        self.used.add(name)
+        self.by_key[key] = name
+        return name, True
+
+
+def _doc(expr) -> str:
+    return sp.sstr(expr).replace("\\", "/").replace('"', "'")
+
+
+def _dims(shape) -> str:
+    """'(rows, 6, 24, 24)': the batch array shape as code."""
+    return "(rows, " + ", ".join(str(s) for s in shape) + ")"
+
+
+class _Printed:
+    """Collects the printed functions of a network, one per distinct expression."""
+
+    def __init__(self, net):
+        from .printer import NumbaPrinter
+        self.printer = NumbaPrinter({"dtype": net.dtype})
+        self.functions: list[Function] = []
+        self.act_names, self.dact_names = _Names(), _Names()
+
+    def add(self, name, args, expr, doc, where):
+        self.functions.append(print_function(self.printer, name, args, expr, doc, where))
+
+    def activation(self, am, p) -> str:
+        name, new = self.act_names.get("act", am.name, ("act", sp.srepr(am.g)))
+        if new:
+            self.add(name, ("x",), am.g, f"activation {am.name}: g(x) = {_doc(am.g)}",
+                     f"{p.where}: activation {p.layer.activation.describe()}")
+        return name
+
+    def batchnorm(self) -> None:
+        """bn_<key> functions of batch norm's kernel math (printed once per network)."""
+        if any(f.name.startswith("bn_") for f in self.functions):
+            return
+        from ..derive.batchnorm import kernel_math
+        for key, (args, expr) in kernel_math().items():
+            self.add(f"bn_{key}", tuple(str(a) for a in args), expr,
+                     f"batch norm: {key}, from the derivation: {_doc(expr)}", f"batchnorm ({key})")
+
+    def derivative(self, am, p) -> str:
+        if am.dg_in_a is not None:
+            dexpr, key, how = am.dg_in_a, ("a", sp.srepr(am.dg_in_a)), "written in a = g(x)"
+        else:
+            dexpr, key, how = am.dg, ("x", sp.srepr(am.dg)), "in x"
+        name, new = self.dact_names.get("dact", am.name, key)
+        if new:
+            self.add(name, ("x", "a"), dexpr, f"activation {am.name}: g'(x) {how}, derived by SymPy: {_doc(dexpr)}",
+                     f"{p.where}: the derivative of activation {p.layer.activation.describe()}")
+        return name
+
+
+# ------------------------------------------------------------------- ops
+def _op(p, i, first) -> dict:
+    return {"kind": p.layer.type, "i": i, "where": p.where, "describe": p.layer.describe(),
+            "A_in": "X" if first else f"A{i - 1}", "A": f"A{i}", "D": f"D{i}",
+            "D_in": "DX" if first else f"D{i - 1}", "first": first, "G_in": "",
+            "out_dims": _dims(p.out_shape), "in_dims": _dims(p.in_shape), "k": p.trainable_index,
+            "has_act": False, "output": False}
+
+
+def _dense_op(op, p):
+    n_in, n_out = p.in_shape[0], p.out_shape[0]
+    op.update(n_in=n_in, n_out=n_out, W=p.params["W"], b=p.params["b"], small=n_in * n_out <= SMALL_LAYER)
+
+
+def _conv_op(op, p):
+    layer = p.layer
+    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pad=layer.pad, small=False)
+
+
+def build_ops(net, derivation, printed: _Printed) -> list[dict]:
+    """The network's layers as ops for the template (the final softmax layer is
+    folded into the output op's loss)."""
+    placed = list(net.placed)
+    if placed[-1].layer.type == "softmax":
+        placed = placed[:-1]
+    for p in placed:
+        if p.layer.type not in SUPPORTED:
+            raise SpecError(f"{p.where}: the kernel generator cannot compile a {p.layer.type} layer")
+    if placed[-1].layer.type != "dense":
+        raise SpecError(f"{placed[-1].where}: the kernel generator needs a dense output layer")
+
+    ops = []
+    for n, p in enumerate(placed):
+        op = _op(p, p.position, n == 0)
+        kind = op["kind"]
+        if kind == "dense":
+            _dense_op(op, p)
+        elif kind == "conv2d":
+            _conv_op(op, p)
+        elif kind in ("maxpool2d", "avgpool2d"):
+            op.update(size=p.layer.size, stride=p.layer.stride, I=f"I{p.position}")
+        elif kind == "flatten":
+            op.update(n_out=p.out_shape[0])
+        elif kind == "dropout":
+            op.update(M=f"M{p.position}", rate=p.layer.rate, shape=tuple(p.out_shape))
+        elif kind == "batchnorm":
+            printed.batchnorm()
+            per_channel = 1
+            for size in p.in_shape[1:]:
+                per_channel *= size
+            # gamma/beta take the W/b slots of the generic gradient and SGD code.
+            op.update(W=p.params["gamma"], b=p.params["beta"], C=p.in_shape[0], S=per_channel,
+                      eps=repr(float(p.layer.eps)), momentum=repr(float(p.layer.momentum)),
+                      RM=p.state["running_mean"], RV=p.state["running_var"], Xhat=f"X{p.position}",
+                      Inv=f"V{p.position}")
+        if n == len(placed) - 1:
+            op["output"] = True
+        elif kind in ("dense", "conv2d", "batchnorm"):
+            am = derivation.activations[p.position]
+            op.update(has_act=True, G=f"G{p.position}", act=printed.activation(am, p),
+                      dact=printed.derivative(am, p))
+        ops.append(op)
+    for below, op in zip(ops, ops[1:]):
+        if below["has_act"]:
+            op["G_in"] = below["G"]
+    return ops
+
+
+def output_math(net, derivation, printed: _Printed, out_op, p_out) -> None:
+    """Print the loss and delta^(L) functions; the output op gets its activation."""
+    from ..derive.core import A, N_OUT, P, Y, Z
+    x = sp.Symbol("x", real=True)
+    out = derivation.output
+    n_out = out_op["n_out"]
+    if out.kind == "elementwise":
+        am = derivation.activations[p_out.position]
+        out_op["act"] = printed.activation(am, p_out)
+        out_op["identity"] = am.g == x
+        printed.add("loss_elem", ("z", "y"), out.loss_value,
+                    f"loss {net.loss.name}: per output element, stable form: {_doc(out.loss_value)}",
+                    f"loss {net.loss.name}")
+        use_a = out.delta_in_a is not None and sp.count_ops(out.delta_in_a) <= sp.count_ops(out.delta)
+        dexpr = (out.delta_in_a if use_a else out.delta).subs(N_OUT, n_out)
+        printed.add("delta_elem", ("z", "a", "y"), dexpr,
+                    f"loss {net.loss.name}: delta = dloss/dz per element (1/n included), "
+                    f"by SymPy: {_doc(out.delta_in_a if use_a else out.delta)}", f"loss {net.loss.name}")
+        if out.loss_value.free_symbols - {Z, Y} or dexpr.free_symbols - {Z, A, Y}:
+            raise SpecError(f"loss {net.loss.name}: the kernel math uses unknown symbols")
+    else:
+        printed.add("delta_softmax", ("p", "y"), out.delta,
+                    f"loss {net.loss.name}: delta = dloss/dz of softmax cross entropy, "
+                    f"by SymPy: {_doc(out.delta)}", f"loss {net.loss.name}")
+        if out.delta.free_symbols - {P, Y}:
+            raise SpecError(f"loss {net.loss.name}: the kernel math uses unknown symbols")
+
+
+def conv_ops_source(dtype: str) -> str:
+    """The conv/pool/flatten kernels, without their own import lines (the module has them)."""
+    from .conv_ops import render_conv_ops
+    lines = render_conv_ops(dtype).splitlines()
+    kept = [line for line in lines if not (line.startswith("import ") or line.startswith("from numba import"))]
+    return "\n".join(kept).strip("\n")
+
+
+def context(net, derivation, templates_hash: str) -> dict:
+    from .. import __version__
+    printed = _Printed(net)
+    ops = build_ops(net, derivation, printed)
+    placed = [p for p in net.placed if p.layer.type != "softmax"]
+    output_math(net, derivation, printed, ops[-1], placed[-1])
+    for f in printed.functions:   # names reaching the file are generated identifiers
+        assert f.name.isidentifier(), f.name
+    trainable = [op for op in ops if op["k"] is not None]
+    param_shapes = [(name, net.param_shapes[name]) for op in trainable for name in (op["W"], op["b"])]
+    dense = [op for op in ops if op["kind"] == "dense"]
+    uses_conv = any(op["kind"] in CONV_KINDS for op in ops)
+    dropout = [op for op in ops if op["kind"] == "dropout"]
+    state_names = [name for op in ops if op["kind"] == "batchnorm" for name in (op["RM"], op["RV"])]
+    return {
+        "version": __version__,
+        "name": net.name,
+        "fingerprint": net.fingerprint(),
+        "templates_hash": templates_hash[:12],
+        "summary": net.summary().splitlines(),
+        "dtype": net.dtype,
+        "np_dtype": f"np.{net.dtype}",
+        "fastmath": "{" + ", ".join(repr(f) for f in sorted(FASTMATH)) + "}",
+        "functions": printed.functions,
+        "n_ops": sum(f.ops for f in printed.functions),
+        "ops": ops,
+        "out": ops[-1],
+        "trainable": trainable,
+        "uses_blas": any(not op["small"] for op in dense),
+        "uses_small": any(op["small"] for op in dense),
+        "uses_conv": uses_conv,
+        "conv_source": conv_ops_source(net.dtype) if uses_conv else "",
+        "dropout": dropout,
+        "kind": derivation.output.kind,
+        "loss_name": net.loss.name,
+        "in_shape": tuple(net.input_shape),
+        "n_out": ops[-1]["n_out"],
+        "param_names": [name for name, _ in param_shapes],
+        "param_shapes": param_shapes,
+        "state_names": state_names,
+        "state_shapes": [(name, net.state_shapes[name]) for name in state_names],
+        "batchnorm": [op for op in ops if op["kind"] == "batchnorm"],
+    }
+
+
+__all__ = ["context", "Function", "print_function", "SMALL_LAYER", "FASTMATH", "CONV_KINDS"]

@@ -1,0 +1,252 @@
+"""Generated kernels of convolution networks: every gradient and the input
+gradient against float64 central finite differences, dropout masks, and
+LeNet-5 against PyTorch with copied weights.
+
+Two float64 networks cover the layer options (stride 1 and 2, padding valid,
+same and 1, 1 and 3 input channels, a rectangular input, max and average
+pooling, flatten, dropout); each compiles once per session.
+"""
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from symnet import AvgPool2D, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Network, ShapeError, load
+from symnet.codegen import generate
+
+ROOT = Path(__file__).resolve().parents[1]
+RNG = np.random.default_rng(3)
+
+
+@pytest.fixture(scope="module")
+def kernel_dir(request, tmp_path_factory):
+    try:
+        return request.config.cache.mkdir("symnet-kernels")
+    except Exception:  # pragma: no cover - cache plugin disabled
+        return tmp_path_factory.mktemp("kernels")
+
+
+def _net_a():
+    # 3 channels, 7x11 input: conv stride 2 padding 1, max pool, conv "same", flatten, dropout, dense.
+    return Network([3, 7, 11], [Conv2D(4, 3, stride=2, padding=1, activation="tanh"), MaxPool2D(2),
+                               Conv2D(3, 3, padding="same", activation="softplus"), Flatten(), Dropout(0.3),
+                               Dense(5, "sigmoid"), Dense(3)], loss="softmax_cross_entropy", name="cnn_a",
+                   dtype="float64")
+
+
+def _net_b():
+    # 1 channel, 8x6 input: conv valid with a rectangular kernel, average pooling, dense output with mse.
+    return Network([1, 8, 6], [Conv2D(2, (3, 1), activation="elu"), AvgPool2D(2), Flatten(), Dense(2, "tanh")],
+                   loss="mse", name="cnn_b", dtype="float64")
+
+
+def _targets(net, rows):
+    n = net.output_shape[0]
+    if net.loss.name == "softmax_cross_entropy":
+        return np.eye(n)[RNG.integers(0, n, rows)]
+    return RNG.standard_normal((rows, n))
+
+
+@pytest.fixture(scope="module")
+def cnns(kernel_dir):
+    out = {}
+    for make in (_net_a, _net_b):
+        net = make()
+        X = RNG.standard_normal((4, *net.input_shape))
+        out[net.name] = (net, generate(net, kernel_dir), X, _targets(net, 4))
+    return out
+
+
+def _params(net, seed=0, scale=0.5):
+    rng = np.random.default_rng(seed)
+    return {name: scale * rng.standard_normal(shape) for name, shape in net.param_shapes.items()}
+
+
+def _central(f, array, eps=1e-6):
+    num = np.zeros_like(array)
+    for idx in np.ndindex(array.shape):
+        old = array[idx]
+        array[idx] = old + eps
+        up = f()
+        array[idx] = old - eps
+        down = f()
+        array[idx] = old
+        num[idx] = (up - down) / (2 * eps)
+    return num
+
+
+def _rel(a, b):
+    return np.abs(a - b).max() / max(np.abs(b).max(), 1e-3)
+
+
+@pytest.mark.parametrize("name", ["cnn_a", "cnn_b"])
+def test_gradients_match_finite_differences(cnns, name):
+    net, mod, X, Y = cnns[name]
+    params = _params(net)
+    loss, grads = mod.loss_and_grads(params, X, Y)
+    assert loss == pytest.approx(mod.loss(params, X, Y), rel=1e-12)
+    for key in params:
+        numeric = _central(lambda: mod.loss(params, X, Y), params[key])
+        assert grads[key].shape == params[key].shape
+        assert _rel(grads[key], numeric) < 1e-6, f"{name}: {key}"
+
+
+@pytest.mark.parametrize("name", ["cnn_a", "cnn_b"])
+def test_input_gradient_matches_finite_differences(cnns, name):
+    net, mod, X, Y = cnns[name]
+    params = _params(net, seed=1)
+    loss, dX = mod.loss_and_input_grad(params, X, Y)
+    assert dX.shape == X.shape
+    X = X.copy()
+    numeric = _central(lambda: mod.loss(params, X, Y), X)
+    assert _rel(dX, numeric) < 1e-6
+
+
+def test_dropout_masks_scale_and_route_the_gradient(cnns):
+    net, mod, X, Y = cnns["cnn_a"]
+    params = _params(net, seed=2)
+    masks = mod.dropout_masks(np.random.default_rng(0), len(X))
+    (mask,) = masks
+    kept = mask != 0
+    assert 0.4 < kept.mean() < 0.95
+    assert np.allclose(mask[kept], 1 / 0.7)
+    # With ones as masks dropout is off: the same as no masks at all.
+    ones = [np.ones_like(mask)]
+    assert mod.loss_and_grads(params, X, Y, ones)[0] == pytest.approx(mod.loss_and_grads(params, X, Y)[0])
+    # The masked gradients are those of the masked forward map (masks held fixed).
+    loss, grads = mod.loss_and_grads(params, X, Y, masks)
+    assert np.isfinite(loss) and loss != pytest.approx(mod.loss(params, X, Y))
+    _, dX = mod.loss_and_input_grad(params, X, Y, masks)
+    X = X.copy()
+
+    def masked():
+        return mod.loss_and_grads(params, X, Y, masks)[0]
+    for key in ("W3", "W1"):
+        assert _rel(grads[key], _central(masked, params[key])) < 1e-6, key
+    assert _rel(dX, _central(masked, X)) < 1e-6
+    with pytest.raises(ShapeError, match="masks"):
+        mod.loss_and_grads(params, X, Y, [])
+
+
+def test_train_step_is_sgd_on_every_parameter(cnns):
+    net, mod, X, Y = cnns["cnn_b"]
+    params = _params(net, seed=3)
+    _, grads = mod.loss_and_grads(params, X, Y)
+    before = {k: v.copy() for k, v in params.items()}
+    mod.train_step(params, X, Y, 0.1)
+    for k in params:
+        assert np.allclose(params[k], before[k] - 0.1 * grads[k], atol=1e-12)
+
+
+def test_shape_errors_name_the_array(cnns):
+    net, mod, X, Y = cnns["cnn_b"]
+    params = _params(net)
+    with pytest.raises(ShapeError, match=r"X: expected a non-empty array of shape \(batch, 1, 8, 6\)"):
+        mod.forward(params, X[:, :, :4])
+    with pytest.raises(ShapeError, match="W1 must have shape"):
+        mod.forward({**params, "W1": np.zeros((2, 1, 3, 3))}, X)
+
+
+# ------------------------------------------------------------- LeNet-5 vs torch
+def test_lenet_matches_torch(kernel_dir):
+    torch = pytest.importorskip("torch", reason="PyTorch is needed for the differential test (pip install symnet[compare])")
+    import torch.nn.functional as F
+
+    base = load(ROOT / "examples" / "lenet.toml")
+    net = Network(base.input_shape, base.layers, loss=base.loss.name, name="lenet64", dtype="float64")
+    mod = generate(net, kernel_dir)
+    params = {k: v.astype(np.float64) for k, v in net.init_params(seed=0).items()}
+    X = RNG.standard_normal((6, 1, 28, 28))
+    y = RNG.integers(0, 10, 6)
+    Y = np.eye(10)[y]
+    loss, grads = mod.loss_and_grads(params, X, Y)
+    _, dX = mod.loss_and_input_grad(params, X, Y)
+
+    t = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
+    x = torch.tensor(X, requires_grad=True)
+    h = F.max_pool2d(F.relu(F.conv2d(x, t["W1"], t["b1"])), 2)
+    h = F.max_pool2d(F.relu(F.conv2d(h, t["W2"], t["b2"])), 2)
+    h = torch.flatten(h, 1)
+    h = F.relu(F.linear(h, t["W3"], t["b3"]))
+    h = F.relu(F.linear(h, t["W4"], t["b4"]))
+    logits = F.linear(h, t["W5"], t["b5"])
+    ref = F.cross_entropy(logits, torch.tensor(y))
+    ref.backward()
+    assert loss == pytest.approx(ref.item(), rel=1e-10)
+    for k in params:
+        assert np.allclose(grads[k], t[k].grad.numpy(), rtol=1e-8, atol=1e-12), k
+    assert np.allclose(dX, x.grad.numpy(), rtol=1e-8, atol=1e-12)
+    probs = mod.forward(params, X)
+    assert np.allclose(probs, torch.softmax(logits, 1).detach().numpy(), atol=1e-12)
+
+
+# ------------------------------------------------------------- batch norm
+def _bn_net():
+    from symnet import BatchNorm
+    return Network([2, 6, 6], [Conv2D(3, 3), BatchNorm("relu"), MaxPool2D(2), Flatten(), Dense(5),
+                               BatchNorm("tanh", momentum=0.2), Dense(3)],
+                   loss="softmax_cross_entropy", name="cnn_bn", dtype="float64")
+
+
+@pytest.fixture(scope="module")
+def bn(kernel_dir):
+    net = _bn_net()
+    rng = np.random.default_rng(5)
+    X = rng.standard_normal((5, 2, 6, 6))
+    return net, generate(net, kernel_dir), X, np.eye(3)[rng.integers(0, 3, 5)]
+
+
+def test_batchnorm_gradients_match_finite_differences(bn):
+    net, mod, X, Y = bn
+    params = {**_params(net, seed=4), **net.init_state()}
+    before = {k: v.copy() for k, v in net.init_state().items()}
+
+    def train_loss():
+        return mod.loss_and_grads(params, X, Y, update_state=False)[0]
+    loss, grads = mod.loss_and_grads(params, X, Y, update_state=False)
+    assert set(grads) == set(net.param_shapes)
+    for key in grads:
+        assert _rel(grads[key], _central(train_loss, params[key])) < 1e-6, key
+    _, dX = mod.loss_and_input_grad(params, X, Y)
+    X = X.copy()
+    assert _rel(dX, _central(train_loss, X)) < 1e-6
+    for k in before:   # no state moved without update_state
+        assert np.array_equal(params[k], before[k])
+    with pytest.raises(ShapeError, match="init_state"):
+        mod.forward(_params(net), X)
+    with pytest.raises(ShapeError, match="at least 2 examples"):
+        mod.loss_and_grads(params, X[:1], Y[:1])
+
+
+def test_batchnorm_matches_torch_in_training_and_evaluation(bn):
+    torch = pytest.importorskip("torch", reason="PyTorch is needed for the differential test (pip install symnet[compare])")
+    net, mod, X, Y = bn
+    params = {**_params(net, seed=6), **net.init_state()}
+    conv = torch.nn.Conv2d(2, 3, 3).double()
+    bn1 = torch.nn.BatchNorm2d(3).double()
+    lin1 = torch.nn.Linear(12, 5).double()
+    bn2 = torch.nn.BatchNorm1d(5, momentum=0.2).double()
+    lin2 = torch.nn.Linear(5, 3).double()
+    with torch.no_grad():
+        for mod_t, (w, b) in ((conv, ("W1", "b1")), (bn1, ("gamma2", "beta2")), (lin1, ("W3", "b3")),
+                              (bn2, ("gamma4", "beta4")), (lin2, ("W5", "b5"))):
+            mod_t.weight.copy_(torch.tensor(params[w]))
+            mod_t.bias.copy_(torch.tensor(params[b]))
+    model = torch.nn.Sequential(conv, bn1, torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), lin1, bn2,
+                                torch.nn.Tanh(), lin2)
+    x = torch.tensor(X, requires_grad=True)
+    ref = torch.nn.functional.cross_entropy(model(x), torch.tensor(Y.argmax(1)))
+    ref.backward()
+    loss, grads = mod.loss_and_grads(params, X, Y)      # training mode, state updated
+    assert loss == pytest.approx(ref.item(), rel=1e-10)
+    named = {"W1": conv.weight, "gamma2": bn1.weight, "beta2": bn1.bias, "W3": lin1.weight, "gamma4": bn2.weight,
+             "beta4": bn2.bias, "W5": lin2.weight}
+    for k, t in named.items():
+        assert np.allclose(grads[k], t.grad.numpy(), rtol=1e-8, atol=1e-12), k
+    for k, t in {"running_mean2": bn1.running_mean, "running_var2": bn1.running_var,
+                 "running_mean4": bn2.running_mean, "running_var4": bn2.running_var}.items():
+        assert np.allclose(params[k], t.numpy(), rtol=1e-12), k
+    model.eval()
+    assert np.allclose(mod.forward(params, X), torch.softmax(model(x), 1).detach().numpy(), atol=1e-12)
