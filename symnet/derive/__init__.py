@@ -15,7 +15,7 @@ import sympy as sp
 
 from ..errors import SpecError, SymnetError
 from . import dense
-from .core import (A, I, M, ActivationMath, Derivation, Gradient, OutputMath, Step,
+from .core import (A, I, J, M, ActivationMath, Derivation, Gradient, OutputMath, Step,
                    Z)
 from .notation import indexed
 from .output import elementwise_output, in_terms_of_a, softmax_output
@@ -157,7 +157,7 @@ def derive(net) -> Derivation:
             am = ctx.activation_math(p)
             d.activations[p.position] = am
             dg_doc = am.dg_in_a.subs(A, sp.Symbol("a")) if am.dg_in_a is not None else am.dg
-            d.steps += dense.delta_steps(p.position, _gname(p), dg_doc, upstream)
+            d.steps += dense.delta_steps(p.position, _gname(p), dg_doc, upstream, _element_index(p))
         steps, upstream = rule.backward(p, ctx, upstream)
         d.steps += steps
 
@@ -166,6 +166,14 @@ def derive(net) -> Derivation:
                               Step(r"\frac{\partial \ell}{\partial x}", upstream["matrix"], "chain rule", "matrix", 0),
                               Step(r"\frac{\partial L}{\partial X}", upstream["batch"], "average over the batch", "batch", 0)))
     return d
+
+
+def _element_index(placed) -> tuple:
+    """(i,) for a vector output, (c, i, j) for a feature map (the conv rules' indices)."""
+    if len(placed.out_shape) == 3:
+        from .conv import C_
+        return (C_, I, J)
+    return (I,)
 
 
 def _gname(placed) -> str:

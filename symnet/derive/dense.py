@@ -86,10 +86,12 @@ def backward(placed, l: int, ctx) -> tuple[list[Step], dict]:
     return steps, {"element": input_element, "matrix": input_matrix, "batch": Dm * Wm / m}
 
 
-def delta_steps(l: int, act_name: str, dg_latex, upstream: dict) -> list[Step]:
-    """delta^(l) = g'(z^(l)) (.) upstream: the lectures' recursion."""
-    z_i = indexed("z", l)[I]
-    d_i = indexed(r"\delta", l)[I]
+def delta_steps(l: int, act_name: str, dg_latex, upstream: dict, index=None) -> list[Step]:
+    """delta^(l) = g'(z^(l)) (.) upstream: the lectures' recursion. `index`: the
+    element's indices, (i,) for a vector, (c, i, j) for a feature map."""
+    index = index if index is not None else (I,)
+    z_i = indexed("z", l)[index]
+    d_i = indexed(r"\delta", l)[index]
     gprime = sp.Function(r"%s'" % act_name)(z_i)
     steps = [Step(d_i, sp.Mul(gprime, upstream["element"], evaluate=False), "chain rule through a = g(z)", "element", l)]
     steps.append(Step(column(r"\delta", l), sp.HadamardProduct(elementwise(act_name + "'", l), upstream["matrix"]),
