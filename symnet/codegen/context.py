@@ -20,6 +20,10 @@ from ..errors import SpecError
 # Layers this size or smaller use plain loops instead of BLAS calls (call
 # overhead dominates there); measured in benchmarks/bench_train_step.py.
 SMALL_LAYER = 64 * 64
+# In conv networks the dense layers' BLAS calls come between long conv kernels,
+# so OpenBLAS's threads have gone to sleep and waking them costs more than the
+# product (LeNet-5: 8.0 ms a step with BLAS, 1.2-1.5 ms with loops).
+SMALL_LAYER_CONV_NET = 256 * 128
 FASTMATH = ("nsz", "arcp", "contract", "reassoc")   # no nnan/ninf: inf/nan keep IEEE meaning
 CONV_KINDS = ("conv2d", "maxpool2d", "avgpool2d", "flatten")
 SUPPORTED = ("dense", "dropout", "batchnorm") + CONV_KINDS
@@ -134,9 +138,9 @@ def _op(p, i, first) -> dict:
             "has_act": False, "output": False}
 
 
-def _dense_op(op, p):
+def _dense_op(op, p, small_layer):
     n_in, n_out = p.in_shape[0], p.out_shape[0]
-    op.update(n_in=n_in, n_out=n_out, W=p.params["W"], b=p.params["b"], small=n_in * n_out <= SMALL_LAYER)
+    op.update(n_in=n_in, n_out=n_out, W=p.params["W"], b=p.params["b"], small=n_in * n_out <= small_layer)
 
 
 def _conv_op(op, p):
@@ -156,12 +160,14 @@ def build_ops(net, derivation, printed: _Printed) -> list[dict]:
     if placed[-1].layer.type != "dense":
         raise SpecError(f"{placed[-1].where}: the kernel generator needs a dense output layer")
 
+    conv_net = any(p.layer.type in CONV_KINDS for p in placed)
+    small_layer = SMALL_LAYER_CONV_NET if conv_net else SMALL_LAYER
     ops = []
     for n, p in enumerate(placed):
         op = _op(p, p.position, n == 0)
         kind = op["kind"]
         if kind == "dense":
-            _dense_op(op, p)
+            _dense_op(op, p, small_layer)
         elif kind == "conv2d":
             _conv_op(op, p)
         elif kind in ("maxpool2d", "avgpool2d"):
