@@ -276,6 +276,7 @@ class Schedule:
 
 
 class ConstantLR(Schedule):
+    """The same learning rate every epoch."""
     name = "constant"
     latex = r"\eta_t = \eta_0"
 

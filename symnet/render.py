@@ -473,12 +473,30 @@ def context(d) -> dict:
             r[key + "_tex"], r[key + "_md"] = tex_escape(r[key]), md_escape(r[key])
     output = _output_summary(d)
     return {
+        "updates": update_rows(),
         "name": net.name, "name_tex": tex_escape(net.name), "name_md": md_escape(net.name),
         "loss_tex": tex_escape(net.loss.title), "loss_md": md_escape(net.loss.title),
         "dtype": net.dtype, "n_params": "{:,}".format(net.n_params),
         "layers": layers, "shapes": shapes, "sections": secs, "gradients": grads,
         "output": output, "output_md": md_math(output),
     }
+
+
+def update_rows() -> list[dict]:
+    """The optimisers' and learning-rate schedules' update rules (from symnet.optim),
+    for the document's last section: training uses these on the gradients above."""
+    from .optim import OPTIMIZERS, SCHEDULES
+    def first_line(cls):
+        return ((cls.__doc__ or "").strip().splitlines() or [""])[0]
+    rows = [{"name": name, "doc": first_line(cls), "equations": cls.update_equations()}
+            for name, cls in OPTIMIZERS.items()]
+    rows += [{"name": f"schedule {name}", "doc": first_line(cls), "equations": [cls.latex]}
+             for name, cls in SCHEDULES.items()]
+    for r in rows:
+        r["doc_tex"], r["doc_md"] = tex_escape(r["doc"]), md_escape(r["doc"])
+        r["name_tex"], r["name_md"] = tex_escape(r["name"]), md_escape(r["name"])
+        r["equations_md"] = [md_math(e) for e in r["equations"]]
+    return rows
 
 
 # --------------------------------------------------------------------------- templates

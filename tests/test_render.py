@@ -174,3 +174,11 @@ def test_long_equation_is_split_and_still_compiles(tmp_path):
     assert r"\begin{multline*}" in tex
     if HAVE_PDFLATEX:
         compile_pdf(tex)
+
+
+def test_documents_end_with_the_optimisers_update_rules(docs):
+    md, tex = docs["mlp"]["md"], docs["mlp"]["tex"]
+    for text in (md, tex):
+        assert "Parameter updates" in text
+        assert r"\theta \leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}" in text   # Adam
+        assert r"\eta_t = \frac{\eta_0}{1 + k\, t}" in text                                           # 1/t decay
