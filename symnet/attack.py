@@ -276,6 +276,16 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
     ck = load_checkpoint(path)
     config = ck.meta.get("config", {}) if isinstance(ck.meta, dict) else {}
     fp = config.get("fingerprint")
+    rates = config.get("dropout_rates") or []
+    if fp is not None and fp != net.fingerprint() and len(rates) == 1:
+        # Trained with --dropout: the same network plus dropout layers (off when attacking).
+        from .train import with_dropout
+        try:
+            dropped = with_dropout(net, float(rates[0]))
+        except SymnetError:
+            dropped = net
+        if dropped.fingerprint() == fp:
+            net = dropped
     if fp is not None and fp != net.fingerprint():
         raise SpecError(f"{where} was written for a different network spec "
                         f"({config.get('network', '?')}) than {net.name}")

@@ -393,7 +393,8 @@ def train(
     config = {"network": net.name, "fingerprint": net.fingerprint(), "data": data.name,
               "optimizer": opt.name, "lr": base_lr, "schedule": repr(sched), "batch_size": batch_size,
               "epochs": epochs, "seed": seed, "l2": reg.l2, "l1": reg.l1, "max_norm": max_norm,
-              "early_stopping": early_stopping, "init": init, "dtype": str(dtype), "loss": loss_name}
+              "early_stopping": early_stopping, "init": init, "dtype": str(dtype), "loss": loss_name,
+              "dropout_rates": sorted({p.layer.rate for p in net.placed if p.layer.type == "dropout"})}
 
     dropout = bool(getattr(kernel, "DROPOUT", ()))   # masks drawn from rng: resume stays exact
     show_bar = progress and sys.stderr.isatty()
