@@ -27,14 +27,6 @@ GENERATED = ROOT / "generated"
 EXAMPLES = ("mlp", "logistic", "tiny", "lenet", "digits_cnn")
 
 
-@pytest.fixture(scope="module")
-def kernel_dir(request, tmp_path_factory):
-    try:
-        return request.config.cache.mkdir("symnet-kernels")
-    except Exception:  # pragma: no cover - cache plugin disabled
-        return tmp_path_factory.mktemp("kernels")
-
-
 def _params(net, seed=0, scale=0.5):
     rng = np.random.default_rng(seed)
     return {name: scale * rng.standard_normal(shape) for name, shape in net.param_shapes.items()}

@@ -20,14 +20,6 @@ ROOT = Path(__file__).resolve().parents[1]
 RNG = np.random.default_rng(3)
 
 
-@pytest.fixture(scope="module")
-def kernel_dir(request, tmp_path_factory):
-    try:
-        return request.config.cache.mkdir("symnet-kernels")
-    except Exception:  # pragma: no cover - cache plugin disabled
-        return tmp_path_factory.mktemp("kernels")
-
-
 def _net_a():
     # 3 channels, 7x11 input: conv stride 2 padding 1, max pool, conv "same", flatten, dropout, dense.
     return Network([3, 7, 11], [Conv2D(4, 3, stride=2, padding=1, activation="tanh"), MaxPool2D(2),

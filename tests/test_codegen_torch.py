@@ -39,14 +39,6 @@ TORCH_ACT = {"tanh": torch.tanh, "relu": torch.relu, "elu": torch.nn.functional.
              "softplus": torch.nn.functional.softplus, "identity": lambda t: t}
 
 
-@pytest.fixture(scope="module")
-def kernel_dir(request, tmp_path_factory):
-    try:
-        return request.config.cache.mkdir("symnet-kernels")
-    except Exception:  # pragma: no cover
-        return tmp_path_factory.mktemp("kernels")
-
-
 def _torch_loss(net, params, Y):
     dense = [p for p in net.placed if p.layer.type == "dense"]
     linears = []

@@ -38,14 +38,6 @@ tr = _load_script()
 RNG = np.random.default_rng(11)
 
 
-@pytest.fixture(scope="module")
-def kernel_dir(request, tmp_path_factory):
-    try:
-        return request.config.cache.mkdir("symnet-kernels")
-    except Exception:  # pragma: no cover
-        return tmp_path_factory.mktemp("kernels")
-
-
 @pytest.fixture(autouse=True, scope="module")
 def _one_thread():
     threads = torch.get_num_threads()
