@@ -291,7 +291,7 @@ def _default_kernel(net):
 def with_dropout(net, rate: float):
     """The network with a Dropout(rate) layer after every hidden dense layer
     (``--dropout``); the network itself when rate is 0."""
-    from .layers import Dense, Dropout
+    from .layers import Dropout
     from .network import Network
 
     if rate == 0.0:

@@ -17,7 +17,7 @@ from symnet.data import load_dataset
 from symnet.errors import DataError, SymnetError, TrainingError
 from symnet.runs import load_checkpoint
 from symnet.train import (with_dropout, BIAS_THRESHOLD, VARIANCE_GAP, Regularizer, _penalty_functions,
-                          add_train_arguments, apply_max_norm, bias_variance, cli_train,
+                          add_train_arguments, apply_max_norm, bias_variance,
                           predict_labels, train)
 
 pytest.importorskip("sklearn", reason="bundled data sets come from scikit-learn")
