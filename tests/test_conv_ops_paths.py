@@ -3,7 +3,7 @@ tests/test_conv.py's small cases: the blocked products with every remainder
 (rows by 2, inner sums by 4), layer sizes like LeNet-5's, more examples than
 _CONV_CHUNKS (uneven chunks) and one, the general im2col (padding, stride) at
 larger sizes, the 2x2 stride-2 max-pool path and the general one with many ties,
-and float32. Reference: plain numpy (float64), written from the definitions."""
+float32, and the parallel rendering (parallel=True, prange over the batch). Reference: plain numpy (float64), written from the definitions."""
 import importlib.util
 import sys
 
@@ -11,10 +11,11 @@ import numpy as np
 import pytest
 
 
-def _load(tmp_path_factory, dtype):
+def _load(tmp_path_factory, dtype, parallel=False):
     from symnet.codegen.conv_ops import render_conv_ops
-    path = tmp_path_factory.mktemp("conv_ops_paths") / f"symnet_test_conv_ops_paths_{dtype}.py"
-    path.write_text(render_conv_ops(dtype))
+    name = f"symnet_test_conv_ops_paths_{dtype}{'_parallel' if parallel else ''}"
+    path = tmp_path_factory.mktemp("conv_ops_paths") / f"{name}.py"
+    path.write_text(render_conv_ops(dtype, parallel=parallel))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = mod
@@ -22,9 +23,10 @@ def _load(tmp_path_factory, dtype):
     return mod
 
 
-@pytest.fixture(scope="module")
-def ops64(tmp_path_factory):
-    mod = _load(tmp_path_factory, "float64")
+@pytest.fixture(scope="module", params=[False, True], ids=["one-thread", "prange"])
+def ops64(tmp_path_factory, request):
+    """float64 kernels as rendered by default (one thread) and with parallel=True."""
+    mod = _load(tmp_path_factory, "float64", parallel=request.param)
     yield mod
     sys.modules.pop(mod.__name__, None)
 
@@ -119,7 +121,18 @@ def test_conv_paths_against_numpy(ops64, case):
 
 
 def test_cases_reach_the_chunking(ops64):
-    assert PATH_CASES["many-examples"][0] > ops64._CONV_CHUNKS
+    from symnet.codegen.conv_ops import PARALLEL_CHUNKS
+    assert PATH_CASES["many-examples"][0] > PARALLEL_CHUNKS >= ops64._CONV_CHUNKS
+
+
+def test_rendering_one_thread_and_parallel():
+    from symnet.codegen.conv_ops import KERNELS, render_conv_ops
+    one, par = render_conv_ops("float32"), render_conv_ops("float32", parallel=True)
+    assert "prange(" not in one and "import njit, prange" not in one and "@njit(parallel=True" not in one
+    assert "from numba import njit, prange" in par and par.count("@njit(parallel=True, cache=True)") == 6
+    for text in (one, par):
+        for name in KERNELS:
+            assert f"\ndef {name}(" in text
 
 
 def test_empty_batch(ops64):
