@@ -308,42 +308,11 @@ def cnn_flops(net, m):
 
 
 def torch_cnn(net, params=None):
-    """nn.Sequential with net's layers (conv2d, max/avg pool, flatten, dense; relu/tanh/sigmoid),
-    symnet's arrays copied in (same layouts). Returns (model, [(symnet name, torch tensor)])."""
-    import torch
-    nn = torch.nn
-    acts = {"relu": nn.ReLU, "tanh": nn.Tanh, "sigmoid": nn.Sigmoid}
-    mods, named = [], []
-    for p in net.placed:
-        layer, kind = p.layer, p.layer.type
-        if kind == "conv2d":
-            filters, c, kh, kw = p.param_shapes[p.params["W"]]
-            mod = nn.Conv2d(c, filters, (kh, kw), stride=layer.stride, padding=layer.pad)
-        elif kind == "dense":
-            n_out, n_in = p.param_shapes[p.params["W"]]
-            mod = nn.Linear(n_in, n_out)
-        elif kind == "maxpool2d":
-            mod = nn.MaxPool2d(layer.size, stride=layer.stride)
-        elif kind == "avgpool2d":
-            mod = nn.AvgPool2d(layer.size, stride=layer.stride)
-        elif kind == "flatten":
-            mod = nn.Flatten()
-        else:
-            raise ValueError(f"{p.where}: layer type {kind!r} is not in this benchmark's torch builder")
-        mods.append(mod)
-        if kind in ("conv2d", "dense"):
-            named += [(p.params["W"], mod.weight), (p.params["b"], mod.bias)]
-        act = _act_name(layer)
-        if act in acts:
-            mods.append(acts[act]())
-        elif act not in ("identity", "linear"):
-            raise ValueError(f"{p.where}: activation {act!r} is not in this benchmark's torch builder")
-    model = nn.Sequential(*mods)
-    if params is not None:
-        with torch.no_grad():
-            for name, t in named:
-                t.copy_(torch.from_numpy(np.ascontiguousarray(params[name])))
-    return model, named
+    """The torch model of benchmarks/torch_reference.py (symnet's arrays copied in): its
+    logits module and [(symnet name, torch tensor)] of the parameters."""
+    from torch_reference import build_torch_model, named_tensors
+    model = build_torch_model(net, params)
+    return model.body, named_tensors(model)
 
 
 def jax_cnn_loss(net):

@@ -299,14 +299,13 @@ def with_dropout(net, rate: float):
     if any(p.layer.type == "dropout" for p in net.placed):
         raise TrainingError(f"--dropout {rate:g}: network {net.name} already has dropout layers; "
                             "set their rates in the spec instead")
-    Dropout(rate, where=f"--dropout {rate:g}")   # validates the rate
-    dense = [p.position for p in net.placed if p.layer.type == "dense"]
-    hidden = set(dense[:-1])
+    dropout = Dropout(rate, where=f"--dropout {rate:g}")   # validates the rate
+    hidden = [p.position for p in net.placed if p.layer.type == "dense"][:-1]
     layers = []
     for p in net.placed:
         layers.append(p.layer)
         if p.position in hidden:
-            layers.append(Dropout(rate, where=f"--dropout {rate:g}"))
+            layers.append(dropout)
     return Network(net.input_shape, layers, loss=net.loss, name=net.name, dtype=net.dtype)
 
 

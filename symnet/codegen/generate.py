@@ -74,8 +74,7 @@ def content_hash(net, templates: dict[str, bytes] | None = None) -> str:
     for part in (net.fingerprint().encode(), __version__.encode(), _codegen_sources(net)):
         h.update(part)
         h.update(b"\0")
-    for name, data in _used_templates(net, templates).items():
-        h.update(name.encode() + b"\0" + data + b"\0")
+    h.update(template_hash(_used_templates(net, templates)).encode())
     return h.hexdigest()
 
 

@@ -35,6 +35,7 @@ from typing import NamedTuple
 import sympy as sp
 from sympy.simplify.simplify import factor_sum
 
+from .conv import _in_range
 from .core import I, J, K, M, Gradient, Step
 from .notation import dim, indexed
 
@@ -48,11 +49,6 @@ EPS = sp.Symbol("eps", positive=True)
 GAMMA = sp.Symbol("gamma", real=True)
 BETA = sp.Symbol("beta", real=True)
 MB = sp.Symbol("m", integer=True, positive=True)   # values per channel (batch, or batch*H*W)
-
-
-def _in_range(expr):
-    """Drop SymPy's 'index inside its range' conditions (true for every valid index)."""
-    return expr.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[0][0])
 
 
 def _pull(expr):
