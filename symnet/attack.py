@@ -216,7 +216,8 @@ def _resolve_data(data, seed, config, where):
 
 def _check_params(net, ck_params, where):
     shapes = {k: tuple(v.shape) for k, v in ck_params.items()}
-    want = {k: tuple(v) for k, v in net.param_shapes.items()}
+    # Parameters and batch norm's running statistics, as train() checkpoints them.
+    want = {k: tuple(v) for k, v in {**net.param_shapes, **net.state_shapes}.items()}
     for name, shape in want.items():
         if name not in shapes:
             raise ShapeError(f"{where}: no parameter {name} (network {net.name} needs {name} of shape {shape})")
