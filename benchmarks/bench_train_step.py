@@ -374,17 +374,15 @@ def bench_cnn(spec, batch, repeats):
     params0 = {k: np.ascontiguousarray(v, dtype=np.float32) for k, v in net.init_params(seed=0).items()}
     lr = 1e-4   # small: the weights barely move over the repeats
 
-    import numba
-
-    default_threads = numba.get_num_threads()
+    default_threads = mod.get_num_threads()
     fns, check = {}, {}
     loss0, grads0 = mod.loss_and_grads({k: v.copy() for k, v in params0.items()}, X, Y)
     check["symnet"] = (float(loss0), None)
-    # numba's default (NUMBA_NUM_THREADS, the core count) first: it is what a user gets.
+    # the module's default (SYMNET_NUM_THREADS, else the usable cores) first: it is what a user gets.
     sym_threads = [default_threads] + [n for n in (1, 2) if n != default_threads and n <= default_threads]
     for n in sym_threads:
         p_sym = {k: v.copy() for k, v in params0.items()}
-        setup = (lambda n=n: numba.set_num_threads(n))
+        setup = (lambda n=n: mod.set_num_threads(n))
         fns[f"symnet {n}T"] = (setup, lambda p_sym=p_sym: mod.train_step(p_sym, X, Y, lr))
 
     try:
@@ -433,7 +431,7 @@ def bench_cnn(spec, batch, repeats):
         fns["jax jit"] = jrun
     except ImportError:
         pass
-    numba.set_num_threads(default_threads)
+    mod.set_num_threads(default_threads)
 
     gmax = max(float(np.max(np.abs(g))) for g in grads0.values())
     print(f"\n{net.name}: input {tuple(net.input_shape)} batch {batch}, {net.loss.name}, float32, "
@@ -443,7 +441,7 @@ def bench_cnn(spec, batch, repeats):
         for k, (l, d) in check.items()) + f" (max |grad| {gmax:.2e})")
 
     results = _interleaved(fns, repeats)
-    numba.set_num_threads(default_threads)
+    mod.set_num_threads(default_threads)
     flops = cnn_flops(net, batch)
     peers = {k: v[0] for k, v in results.items() if not k.startswith("symnet")}
     if not peers:

@@ -132,6 +132,41 @@ def test_train_step_is_sgd_on_every_parameter(cnns):
         assert np.allclose(params[k], before[k] - 0.1 * grads[k], atol=1e-12)
 
 
+@pytest.fixture
+def split_always(monkeypatch):
+    """Modules cut every batch into up to 3 shares (each its own thread), whatever its size."""
+    def split(mod, threads=3):
+        monkeypatch.setattr(mod, "_MIN_SHARE_FLOPS", 1)
+        monkeypatch.setattr(mod, "_threads", threads)
+    return split
+
+
+def test_batch_shares_in_threads_give_the_serial_results(cnns, split_always):
+    net, mod, _, _ = cnns["cnn_a"]
+    X, Y = RNG.standard_normal((7, *net.input_shape)), _targets(net, 7)
+    params = _params(net, seed=4)
+    masks = mod.dropout_masks(np.random.default_rng(1), 7)
+    serial = (mod.forward(params, X), mod.loss(params, X, Y), mod.loss_and_grads(params, X, Y, masks),
+              mod.loss_and_input_grad(params, X, Y, masks))
+    stepped = {k: v.copy() for k, v in params.items()}
+    mod.train_step(stepped, X, Y, 0.1, masks)
+    split_always(mod)
+    assert mod._shares(7, mod.TRAIN_FLOPS_PER_ROW, True) == [(0, 2), (2, 4), (4, 7)]
+    assert np.allclose(mod.forward(params, X), serial[0], rtol=1e-12, atol=0)
+    assert mod.loss(params, X, Y) == pytest.approx(serial[1], rel=1e-12)
+    loss, grads = mod.loss_and_grads(params, X, Y, masks)
+    assert loss == pytest.approx(serial[2][0], rel=1e-12)
+    for key in params:
+        assert np.allclose(grads[key], serial[2][1][key], rtol=1e-10, atol=1e-14), key
+    loss, dX = mod.loss_and_input_grad(params, X, Y, masks)
+    assert loss == pytest.approx(serial[3][0], rel=1e-12) and np.allclose(dX, serial[3][1], rtol=1e-10, atol=1e-14)
+    threaded = {k: v.copy() for k, v in params.items()}
+    mod.train_step(threaded, X, Y, 0.1, masks)
+    for key in params:
+        assert np.allclose(threaded[key], stepped[key], rtol=1e-10, atol=1e-14), key
+    assert len(mod._workers) == 2   # the shares did run in two more threads
+
+
 def test_shape_errors_name_the_array(cnns):
     net, mod, X, Y = cnns["cnn_b"]
     params = _params(net)
@@ -242,3 +277,17 @@ def test_batchnorm_matches_torch_in_training_and_evaluation(bn):
         assert np.allclose(params[k], t.numpy(), rtol=1e-12), k
     model.eval()
     assert np.allclose(mod.forward(params, X), torch.softmax(model(x), 1).detach().numpy(), atol=1e-12)
+
+
+def test_batchnorm_splits_evaluation_but_not_training(bn, split_always):
+    net, mod, X, Y = bn
+    params = {**_params(net, seed=7), **net.init_state()}
+    assert mod.SPLIT_EVAL and not mod.SPLIT_TRAIN   # batch statistics need the whole batch
+    serial = mod.forward(params, X), mod.loss(params, X, Y), mod.loss_and_grads(params, X, Y, update_state=False)
+    split_always(mod)
+    assert len(mod._shares(5, mod.EVAL_FLOPS_PER_ROW, mod.SPLIT_EVAL)) == 3
+    assert len(mod._shares(5, mod.TRAIN_FLOPS_PER_ROW, mod.SPLIT_TRAIN)) == 1
+    assert np.allclose(mod.forward(params, X), serial[0], rtol=1e-12, atol=0)
+    assert mod.loss(params, X, Y) == pytest.approx(serial[1], rel=1e-12)
+    loss, grads = mod.loss_and_grads(params, X, Y, update_state=False)
+    assert loss == serial[2][0] and all(np.array_equal(grads[k], serial[2][1][k]) for k in grads)

@@ -227,6 +227,19 @@ def output_math(net, derivation, printed: _Printed, out_op, p_out) -> None:
             raise SpecError(f"loss {net.loss.name}: the kernel math uses unknown symbols")
 
 
+def forward_flops_per_row(net) -> int:
+    """2 x the multiply-adds of one example's forward pass through the dense and conv
+    layers (what decides whether a batch is worth cutting into threads)."""
+    flops = 0
+    for p in net.placed:
+        if p.layer.type == "dense":
+            flops += 2 * p.in_shape[0] * p.out_shape[0]
+        elif p.layer.type == "conv2d":
+            filters, channels, kh, kw = net.param_shapes[p.params["W"]]
+            flops += 2 * filters * channels * kh * kw * p.out_shape[1] * p.out_shape[2]
+    return flops
+
+
 def conv_ops_source(dtype: str) -> str:
     """The conv/pool/flatten kernels, without their own import lines (the module has them)."""
     from .conv_ops import render_conv_ops
@@ -247,6 +260,7 @@ def context(net, derivation, templates_hash: str) -> dict:
     param_shapes = [(name, net.param_shapes[name]) for op in trainable for name in (op["W"], op["b"])]
     dense = [op for op in ops if op["kind"] == "dense"]
     uses_conv = any(op["kind"] in CONV_KINDS for op in ops)
+    uses_blas = any(not op["small"] for op in dense)
     dropout = [op for op in ops if op["kind"] == "dropout"]
     state_names = [name for op in ops if op["kind"] == "batchnorm" for name in (op["RM"], op["RV"])]
     return {
@@ -263,7 +277,7 @@ def context(net, derivation, templates_hash: str) -> dict:
         "ops": ops,
         "out": ops[-1],
         "trainable": trainable,
-        "uses_blas": any(not op["small"] for op in dense),
+        "uses_blas": uses_blas,
         "uses_small": any(op["small"] for op in dense),
         "uses_conv": uses_conv,
         "conv_source": conv_ops_source(net.dtype) if uses_conv else "",
@@ -277,6 +291,11 @@ def context(net, derivation, templates_hash: str) -> dict:
         "state_names": state_names,
         "state_shapes": [(name, net.state_shapes[name]) for name in state_names],
         "batchnorm": [op for op in ops if op["kind"] == "batchnorm"],
+        "eval_flops": forward_flops_per_row(net),
+        "train_flops": 3 * forward_flops_per_row(net),   # backward: two products per forward one
+        # BLAS runs its own threads; batch norm's training statistics need the whole batch.
+        "split_eval": not uses_blas,
+        "split_train": not uses_blas and not state_names,
     }
 
 
