@@ -20,18 +20,14 @@ in parentheses, and the ratio symnet / torch of each. The load average is
 printed before and after: with other processes busy, numba's and torch's
 OpenMP threads spin-wait on each other and times jump by scheduler ticks (4-8 ms).
 
-Threads: --threads sets numba's, OpenBLAS's and torch's (default 2);
---blas-threads OpenBLAS's alone (numpy's and scipy's; numba's np.dot calls the
-latter; torch uses MKL). The conv kernels call no BLAS; a generated network
-whose dense layers call np.dot between parallel conv kernels waits each time
-on numba's spinning workers (LeNet-5: 8 ms a step instead of about 1 with
---blas-threads 1). --parallel times the kernels as render_conv_ops(parallel=True)
-renders them (prange over the batch; with --step, in the network module too).
+Threads: --threads sets torch's, OpenBLAS's and the generated module's
+(set_num_threads: the shares of a batch it runs at once; default 2);
+--blas-threads OpenBLAS's alone (numpy's and scipy's; torch uses MKL). The conv
+kernels themselves run on one thread and call no BLAS.
 
     python benchmarks/bench_conv_ops.py                      # kernels + stack
     python benchmarks/bench_conv_ops.py --step               # + the whole train step
     python benchmarks/bench_conv_ops.py --step --blas-threads 1
-    python benchmarks/bench_conv_ops.py --step --parallel    # kernels rendered with prange
     python benchmarks/bench_conv_ops.py --threads 1          # one core each
     python benchmarks/bench_conv_ops.py --template OLD.jinja # time another template text
 """
@@ -54,21 +50,16 @@ if str(ROOT) not in sys.path:
 
 THREADS = 2      # --threads changes it (numba, OpenBLAS and torch alike)
 BATCH = 64
-OTHER_TEMPLATE = False   # --template or --parallel: the network module is rendered into a fresh folder
+OTHER_TEMPLATE = False   # --template: the network module is rendered into a fresh folder
 
 
-def load_kernels(template: str | None, parallel: bool, dtype: str = "float32"):
-    """The rendered kernels as an imported module (from --template's text when given;
-    parallel: as render_conv_ops(parallel=True) renders them, prange over the batch)."""
+def load_kernels(template: str | None, dtype: str = "float32"):
+    """The rendered kernels as an imported module (from --template's text when given)."""
     global OTHER_TEMPLATE
     import symnet.codegen.conv_ops as co
     if template:
         text = Path(template).read_text(encoding="utf-8")
         co.template_text = lambda: text     # generate() renders through it too
-        OTHER_TEMPLATE = True
-    if parallel:
-        render = co.render_conv_ops
-        co.render_conv_ops = lambda dtype="float32", parallel=False: render(dtype, parallel=True)
         OTHER_TEMPLATE = True
     source = co.render_conv_ops(dtype)
     folder = Path(tempfile.mkdtemp(prefix="bench_conv_ops_"))
@@ -250,16 +241,13 @@ def kernels_and_stack(ops, repeats):
 
 def network_module(net):
     """The generated module of net: symnet.codegen.generate (numba's cache and all) as it
-    stands; with --template or --parallel, rendered into a fresh folder instead (its file
-    name would hash templates/conv_ops.py.jinja, not the text used), with prange imported
-    where the conv kernels use it (the network template imports njit alone)."""
+    stands; with --template, rendered into a fresh folder instead (its file name would
+    hash templates/conv_ops.py.jinja, not the text used)."""
     from symnet.codegen import generate
     if not OTHER_TEMPLATE:
         return generate(net)
     from symnet.codegen.generate import render
     text = render(net)
-    if "prange(" in text:
-        text = text.replace("from numba import njit\n", "from numba import njit, prange\n", 1)
     path = Path(tempfile.mkdtemp(prefix="bench_conv_ops_net_")) / f"{net.name}_bench_conv_ops.py"
     path.write_text(text, encoding="utf-8")
     spec = importlib.util.spec_from_file_location(path.stem, path)
@@ -275,6 +263,7 @@ def whole_step(repeats):
 
     net = spec.load(ROOT / "examples" / "lenet.toml")
     mod = network_module(net)
+    mod.set_num_threads(THREADS)
     params0 = net.init_params(seed=0)
     rng = np.random.default_rng(1)
     X = rng.standard_normal((BATCH, 1, 28, 28)).astype(np.float32)
@@ -321,8 +310,6 @@ def main():
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--step", action="store_true", help="also time the whole LeNet-5 train step")
     parser.add_argument("--template", help="render this template file instead of templates/conv_ops.py.jinja")
-    parser.add_argument("--parallel", action="store_true",
-                        help="the kernels as render_conv_ops(parallel=True) renders them (prange over the batch)")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help=f"threads of numba, OpenBLAS and torch (default {THREADS}; set before they load)")
     parser.add_argument("--blas-threads", type=int,
@@ -340,9 +327,8 @@ def main():
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
           f"load average {os.getloadavg()[0]:.2f} (another busy process skews every number)")
     start = time.perf_counter()
-    ops = load_kernels(args.template, args.parallel)
-    print(f"kernels: {args.template or 'templates/conv_ops.py.jinja'}, "
-          f"{'parallel=True (prange over the batch)' if args.parallel else 'as rendered by default'}")
+    ops = load_kernels(args.template)
+    print(f"kernels: {args.template or 'templates/conv_ops.py.jinja'}")
     kernels_and_stack(ops, args.repeats)
     print(f"(kernels imported, compiled and timed in {time.perf_counter() - start:.1f} s)")
     if args.step:

@@ -13,8 +13,8 @@ implementation gets the same batch order and the same initial weights,
 net.init_params(seed=0)):
 
 * symnet: ``kernel.loss_and_grads(params, xb, yb)`` + ``symnet.optim`` Adam step,
-  once with numba's default thread count (the core count) and once with 1
-  (numba.set_num_threads);
+  once with the module's default thread count (the usable cores) and once with
+  1 (the module's set_num_threads: how many shares of a batch run at once);
 * torch: forward, ``F.cross_entropy``, ``backward()``, ``torch.optim.Adam`` step
   (``zero_grad(set_to_none=True)``), once with torch.set_num_threads(1) and once
   with 2.
@@ -28,7 +28,7 @@ loop that logs it does. The kernel is generated and JIT-compiled first (time
 reported apart), then one untimed warm-up epoch, then --epochs timed epochs;
 the implementations take turns epoch by epoch (the machine is shared: a slow
 phase hits all of them), with a 0.2 s pause before each epoch (OpenBLAS, OpenMP
-and numba worker threads spin for a while after their work; on 2 cores they
+worker threads spin for a while after their work; on 2 cores they
 would slow the next implementation down), and each number is the median epoch
 time. The mean training loss of the last epoch is printed for every variant:
 they start from the same weights and see the same batches, so they should
@@ -95,15 +95,13 @@ def lenet_case(n_train=6000, n_val=1000, n_test=1000):
 
 # ------------------------------------------------------------------ one epoch each
 def symnet_runner(mod, params0, X, Y, lr, threads):
-    import numba
-
     from symnet.optim import make_optimizer
 
     params = {k: v.copy() for k, v in params0.items()}
     opt = make_optimizer("adam", lr)
 
     def epoch(batches):
-        numba.set_num_threads(threads)
+        mod.set_num_threads(threads)
         total, seen = 0.0, 0
         for idx in batches:
             loss, grads = mod.loss_and_grads(params, X[idx], Y[idx])
@@ -140,7 +138,6 @@ def torch_runner(net, params0, X, y, lr, threads):
 
 
 def run_case(label, net, data, batch, lr, epochs, train_epochs, warmup=1):
-    import numba
     import torch
 
     from symnet.codegen import generate
@@ -163,11 +160,11 @@ def run_case(label, net, data, batch, lr, epochs, train_epochs, warmup=1):
     mod.loss_and_grads({k: v.copy() for k, v in params0.items()}, X[:batch], Y[:batch])
     t_first = time.perf_counter() - t
     print(f"  symnet kernel: generate {t_gen:.2f} s, first loss_and_grads (compile or cache load) {t_first:.2f} s; "
-          f"numba {numba.get_num_threads()} threads; torch {torch.__version__}")
+          f"{mod.get_num_threads()} threads; torch {torch.__version__}")
 
     rng = np.random.default_rng(SEED)
     orders = [list(iterate_minibatches(n, batch, rng)) for _ in range(warmup + epochs)]
-    default_threads = numba.get_num_threads()
+    default_threads = mod.get_num_threads()
     sym_threads = [default_threads] + [t for t in (1, 2) if t != default_threads and t <= default_threads]
     runners = {}
     for th in sym_threads:
@@ -185,13 +182,13 @@ def run_case(label, net, data, batch, lr, epochs, train_epochs, warmup=1):
             if e >= warmup:
                 times[k].append(dt)
 
-    numba.set_num_threads(default_threads)
+    mod.set_num_threads(default_threads)
     med = {k: statistics.median(v) for k, v in times.items()}
     syms = [k for k in med if k.startswith("symnet")]
     torches = [k for k in med if k.startswith("torch")]
     best_torch = min(torches, key=med.get)
     print(f"  median (min, max) of {epochs} epochs after {warmup} warm-up epoch; implementations take turns; "
-          f"nT: n threads (numba.set_num_threads / torch.set_num_threads):")
+          f"nT: n threads (the module's set_num_threads / torch.set_num_threads):")
     for k, v in times.items():
         print(f"    {k:10s} {med[k] * 1e3:9.1f} ms/epoch ({min(v) * 1e3:8.1f}, {max(v) * 1e3:8.1f})  "
               f"{med[k] / n_batches * 1e3:7.3f} ms/batch   last-epoch mean train loss {last_loss[k]:.5f}")
@@ -199,7 +196,7 @@ def run_case(label, net, data, batch, lr, epochs, train_epochs, warmup=1):
         print("    " + ";  ".join(f"{a} / {b}: {med[a] / med[b]:.3f}" for b in torches))
     default = f"symnet {default_threads}T"
     best_sym = min(syms, key=med.get)
-    print(f"    symnet at numba's default ({default}) / fastest torch ({best_torch}): "
+    print(f"    symnet at its default ({default}) / fastest torch ({best_torch}): "
           f"{med[default] / med[best_torch]:.3f};  fastest symnet ({best_sym}) / fastest torch: "
           f"{med[best_sym] / med[best_torch]:.3f}")
 
@@ -210,17 +207,17 @@ def run_case(label, net, data, batch, lr, epochs, train_epochs, warmup=1):
     print(f"  symnet.train.train, {train_epochs} epochs (batches + evaluation of the train and val splits after "
           f"every epoch), after a 1-epoch warm-up run ({t_warm:.2f} s):")
     for th in sym_threads:
-        numba.set_num_threads(th)
+        mod.set_num_threads(th)
         time.sleep(PAUSE)
         t = time.perf_counter()
         result = train(net, data, epochs=train_epochs, **settings)
         wall = time.perf_counter() - t
         per_epoch = result.history["time_s"]
-        print(f"    numba {th}T: median {statistics.median(per_epoch) * 1e3:.1f} ms/epoch "
+        print(f"    symnet {th}T: median {statistics.median(per_epoch) * 1e3:.1f} ms/epoch "
               f"(min {min(per_epoch) * 1e3:.1f}, max {max(per_epoch) * 1e3:.1f}); wall {wall:.2f} s in all "
               f"incl. the final evaluations = {wall / train_epochs * 1e3:.1f} ms/epoch; "
               f"final train acc {result.history['train_acc'][-1]:.3f}")
-    numba.set_num_threads(default_threads)
+    mod.set_num_threads(default_threads)
     return med
 
 

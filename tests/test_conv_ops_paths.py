@@ -1,9 +1,9 @@
 """The code paths of the conv/pool kernels (templates/conv_ops.py.jinja) beyond
 tests/test_conv.py's small cases: the blocked products with every remainder
-(rows by 2, inner sums by 4), layer sizes like LeNet-5's, more examples than
-_CONV_CHUNKS (uneven chunks) and one, the general im2col (padding, stride) at
-larger sizes, the 2x2 stride-2 max-pool path and the general one with many ties,
-float32, and the parallel rendering (parallel=True, prange over the batch). Reference: plain numpy (float64), written from the definitions."""
+(rows by 2, inner sums by 4), layer sizes like LeNet-5's, many examples and one,
+the general im2col (padding, stride) at larger sizes, the 2x2 stride-2 max-pool
+path and the general one with many ties, and float32. Reference: plain numpy
+(float64), written from the definitions."""
 import importlib.util
 import sys
 
@@ -11,11 +11,11 @@ import numpy as np
 import pytest
 
 
-def _load(tmp_path_factory, dtype, parallel=False):
+def _load(tmp_path_factory, dtype):
     from symnet.codegen.conv_ops import render_conv_ops
-    name = f"symnet_test_conv_ops_paths_{dtype}{'_parallel' if parallel else ''}"
+    name = f"symnet_test_conv_ops_paths_{dtype}"
     path = tmp_path_factory.mktemp("conv_ops_paths") / f"{name}.py"
-    path.write_text(render_conv_ops(dtype, parallel=parallel))
+    path.write_text(render_conv_ops(dtype))
     spec = importlib.util.spec_from_file_location(path.stem, path)
     mod = importlib.util.module_from_spec(spec)
     sys.modules[path.stem] = mod
@@ -23,10 +23,9 @@ def _load(tmp_path_factory, dtype, parallel=False):
     return mod
 
 
-@pytest.fixture(scope="module", params=[False, True], ids=["one-thread", "prange"])
-def ops64(tmp_path_factory, request):
-    """float64 kernels as rendered by default (one thread) and with parallel=True."""
-    mod = _load(tmp_path_factory, "float64", parallel=request.param)
+@pytest.fixture(scope="module")
+def ops64(tmp_path_factory):
+    mod = _load(tmp_path_factory, "float64")
     yield mod
     sys.modules.pop(mod.__name__, None)
 
@@ -93,7 +92,7 @@ PATH_CASES = {  # id: (N, C, H, W, F, k, stride, pad)
     "wide": (2, 2, 24, 24, 33, 3, 1, 1),
     # kernel 1 (K = C = 3: no block of 4 at all), stride 2
     "one-by-one": (2, 3, 7, 7, 5, 1, 2, 0),
-    # more examples than _CONV_CHUNKS (uneven chunks), the first layer's shape
+    # many examples, the first layer's shape
     "many-examples": (37, 1, 12, 12, 6, 5, 1, 0),
     "one-example": (1, 3, 8, 8, 4, 3, 1, 1),
 }
@@ -120,19 +119,12 @@ def test_conv_paths_against_numpy(ops64, case):
     np.testing.assert_allclose(db2, db, rtol=1e-12, atol=1e-12)
 
 
-def test_cases_reach_the_chunking(ops64):
-    from symnet.codegen.conv_ops import PARALLEL_CHUNKS
-    assert PATH_CASES["many-examples"][0] > PARALLEL_CHUNKS >= ops64._CONV_CHUNKS
-
-
-def test_rendering_one_thread_and_parallel():
+def test_rendering_has_every_kernel_and_no_threads():
     from symnet.codegen.conv_ops import KERNELS, render_conv_ops
-    one, par = render_conv_ops("float32"), render_conv_ops("float32", parallel=True)
-    assert "prange(" not in one and "import njit, prange" not in one and "@njit(parallel=True" not in one
-    assert "from numba import njit, prange" in par and par.count("@njit(parallel=True, cache=True)") == 6
-    for text in (one, par):
-        for name in KERNELS:
-            assert f"\ndef {name}(" in text
+    text = render_conv_ops("float32")
+    assert "prange(" not in text and "parallel=True" not in text
+    for name in KERNELS:
+        assert f"\ndef {name}(" in text
 
 
 def test_empty_batch(ops64):

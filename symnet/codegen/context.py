@@ -291,6 +291,9 @@ def context(net, derivation, templates_hash: str) -> dict:
         "state_names": state_names,
         "state_shapes": [(name, net.state_shapes[name]) for name in state_names],
         "batchnorm": [op for op in ops if op["kind"] == "batchnorm"],
+        # conv layers apply their activation through one pair of array functions per activation
+        "array_activations": list({op["act"]: {"act": op["act"], "dact": op["dact"]}
+                                   for op in ops if op["kind"] == "conv2d" and op["has_act"]}.values()),
         "eval_flops": forward_flops_per_row(net),
         "train_flops": 3 * forward_flops_per_row(net),   # backward: two products per forward one
         # BLAS runs its own threads; batch norm's training statistics need the whole batch.

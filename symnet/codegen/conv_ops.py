@@ -5,9 +5,9 @@ loops and memory; the one number the math supplies (average
 pooling's factor 1/(k_h k_w)) is derived by SymPy in symnet.derive.conv and
 printed here. The code generator pastes the text into a network's module.
 
-`render_conv_ops(dtype, parallel=True)` renders the same kernels with the batch
-chunks spread over Numba's threads (prange); the text then needs `prange`
-imported beside `njit` (its own import lines are dropped when pasted).
+The kernels run on one thread: the generated module's Python API cuts a large
+batch into shares and runs those in threads (a prange rendering measured faster
+alone but stalled under load and compiled 1.7x longer; see docs/performance.md).
 
 Kernels (arrays positional; outputs preallocated, C-contiguous, one dtype):
     conv2d_forward(x, W, b, stride, pad, out)
@@ -35,14 +35,8 @@ def template_text() -> str:
         return (Path(__file__).resolve().parents[2] / "templates" / TEMPLATE).read_text(encoding="utf-8")
 
 
-# Batch chunks of the parallel kernels (each with its own work arrays and dW sums; prange
-# shares them among the threads); one chunk when single-threaded.
-PARALLEL_CHUNKS = 16
-
-
-def render_conv_ops(dtype: str = "float32", parallel: bool = False) -> str:
-    """Python source of the @njit(cache=True) conv/pool/flatten kernels for dtype;
-    parallel=True: conv and pooling loops over the batch as prange (parallel=True)."""
+def render_conv_ops(dtype: str = "float32") -> str:
+    """Python source of the @njit(cache=True) conv/pool/flatten kernels for dtype."""
     import jinja2
 
     from ..derive.conv import avgpool_factor_code, generic_avgpool
@@ -52,10 +46,7 @@ def render_conv_ops(dtype: str = "float32", parallel: bool = False) -> str:
                              keep_trailing_newline=True, autoescape=False)
     factor = generic_avgpool()["factor"]
     return env.from_string(template_text()).render(
-        dtype=dtype, avg_factor=avgpool_factor_code(dtype, "size"), avg_factor_doc=str(factor),
-        parallel=bool(parallel), numba_import="njit, prange" if parallel else "njit",
-        jit_outer="parallel=True, cache=True" if parallel else "cache=True",
-        batch_range="prange" if parallel else "range", chunks=PARALLEL_CHUNKS if parallel else 1)
+        dtype=dtype, avg_factor=avgpool_factor_code(dtype, "size"), avg_factor_doc=str(factor))
 
 
-__all__ = ["render_conv_ops", "KERNELS", "TEMPLATE", "PARALLEL_CHUNKS"]
+__all__ = ["render_conv_ops", "KERNELS", "TEMPLATE"]
