@@ -151,7 +151,7 @@ def test_batch_shares_in_threads_give_the_serial_results(cnns, split_always):
     stepped = {k: v.copy() for k, v in params.items()}
     mod.train_step(stepped, X, Y, 0.1, masks)
     split_always(mod)
-    assert mod._shares(7, mod.TRAIN_FLOPS_PER_ROW, True) == [(0, 2), (2, 4), (4, 7)]
+    assert mod._shares(7, mod.TRAIN_FLOPS_PER_ROW, True) == ((0, 2), (2, 4), (4, 7))
     assert np.allclose(mod.forward(params, X), serial[0], rtol=1e-12, atol=0)
     assert mod.loss(params, X, Y) == pytest.approx(serial[1], rel=1e-12)
     loss, grads = mod.loss_and_grads(params, X, Y, masks)
