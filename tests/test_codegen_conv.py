@@ -167,6 +167,39 @@ def test_batch_shares_in_threads_give_the_serial_results(cnns, split_always):
     assert len(mod._workers) == 2   # the shares did run in two more threads
 
 
+def test_workspaces_are_reused_and_sized_exactly(cnns, bn, monkeypatch):
+    import threading
+    net, mod, X, Y = cnns["cnn_a"]
+    params = _params(net, seed=5)
+    first = mod.loss_and_grads(params, X, Y)
+    work = mod._local.work
+    other = RNG.standard_normal(X.shape)
+    mod.loss_and_grads(params, other, Y)
+    mod.forward(params, other)
+    again = mod.loss_and_grads(params, X, Y)   # the same buffer, nothing left over from other calls
+    assert mod._local.work is work and again[0] == first[0]
+    assert all(np.array_equal(again[1][k], first[1][k]) for k in params)
+    # Workspaces of exactly the sizes the module asks for suffice, one element fewer breaks
+    # the kernels: the counts are exact, not generous.
+    for net, mod, X, Y in ((net, mod, X, Y), bn):
+        params = {**_params(net, seed=5), **net.init_state()}
+        calls = (lambda: mod.loss_and_grads(params, X, Y, update_state=False), lambda: mod.loss(params, X, Y))
+        orig = mod._workspace
+        for short in (0, 1):   # 1: the float workspace one short
+            for short_index in ((0, 1) if mod.INDEX_WORK_PER_ROW else (0,)):
+                def sized(rows, per_row, short=short, short_index=short_index):
+                    work, iwork = orig(rows, per_row)
+                    return work[:rows * per_row - short], iwork[:rows * mod.INDEX_WORK_PER_ROW - short_index]
+                with monkeypatch.context() as patch:
+                    patch.setattr(mod, "_workspace", sized)
+                    for call in calls:
+                        if short or short_index:
+                            with pytest.raises(Exception):
+                                call()
+                        else:
+                            call()
+
+
 def test_shape_errors_name_the_array(cnns):
     net, mod, X, Y = cnns["cnn_b"]
     params = _params(net)

@@ -135,7 +135,33 @@ def _op(p, i, first) -> dict:
             "A_in": "X" if first else f"A{i - 1}", "A": f"A{i}", "D": f"D{i}",
             "D_in": "DX" if first else f"D{i - 1}", "first": first, "G_in": "",
             "out_dims": _dims(p.out_shape), "in_dims": _dims(p.in_shape), "k": p.trainable_index,
-            "has_act": False, "output": False}
+            "out_size": _size(p.out_shape), "in_size": _size(p.in_shape), "has_act": False, "output": False}
+
+
+def _size(shape) -> int:
+    n = 1
+    for s in shape:
+        n *= s
+    return n
+
+
+# Work arrays per example that the whole-network kernels take from the caller's
+# workspace (templates/network.py.jinja, macros infer, train_forward, backward):
+# (kind) -> multiples of the op's output size, in evaluation and in training.
+_EVAL_WORK = {"dense": 1, "conv2d": 1, "maxpool2d": 1, "avgpool2d": 1, "batchnorm": 1}
+_TRAIN_WORK = {"dense": 2, "conv2d": 2, "maxpool2d": 1, "avgpool2d": 1, "batchnorm": 3, "dropout": 1}
+
+
+def workspace_per_row(ops) -> dict:
+    """Floats (and int64 argmax entries) per example of the workspaces: evaluation
+    (_forward, _loss) and training (_loss_and_grads, _train_step). The output layer's
+    arrays: its logits/gradient D (n_out); _forward's result is allocated fresh."""
+    hidden, out = ops[:-1], ops[-1]
+    index = sum(op["out_size"] for op in hidden if op["kind"] == "maxpool2d")
+    evaluation = sum(_EVAL_WORK.get(op["kind"], 0) * op["out_size"] for op in hidden) + out["n_out"]
+    train = sum(_TRAIN_WORK.get(op["kind"], 0) * op["out_size"] for op in hidden) + out["n_out"]
+    train += sum(op["in_size"] for op in ops if not op["first"] and op["kind"] != "flatten")   # the deltas
+    return {"eval_work": evaluation, "train_work": train, "index_work": index}
 
 
 def _dense_op(op, p, small_layer):
@@ -294,6 +320,7 @@ def context(net, derivation, templates_hash: str) -> dict:
         # conv layers apply their activation through one pair of array functions per activation
         "array_activations": list({op["act"]: {"act": op["act"], "dact": op["dact"]}
                                    for op in ops if op["kind"] == "conv2d" and op["has_act"]}.values()),
+        **workspace_per_row(ops),
         "eval_flops": forward_flops_per_row(net),
         "train_flops": 3 * forward_flops_per_row(net),   # backward: two products per forward one
         # BLAS runs its own threads; batch norm's training statistics need the whole batch.
