@@ -167,6 +167,26 @@ def test_batch_shares_in_threads_give_the_serial_results(cnns, split_always):
     assert len(mod._workers) == 2   # the shares did run in two more threads
 
 
+@pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX-only")
+def test_threads_work_in_a_forked_child(cnns, split_always):
+    import os
+    import signal
+    net, mod, X, Y = cnns["cnn_b"]
+    params = _params(net, seed=8)
+    split_always(mod)
+    expected = mod.loss_and_grads(params, X, Y)[0]   # the pool exists before the fork
+    pid = os.fork()
+    if pid == 0:   # child: a stale pool would hang here; the alarm ends the child then
+        code = 1
+        try:
+            signal.alarm(30)
+            code = 0 if mod.loss_and_grads(params, X, Y)[0] == expected else 1
+        finally:
+            os._exit(code)
+    _, status = os.waitpid(pid, 0)
+    assert os.WIFEXITED(status) and os.WEXITSTATUS(status) == 0, status
+
+
 def test_workspaces_are_reused_and_sized_exactly(cnns, bn, monkeypatch):
     import threading
     net, mod, X, Y = cnns["cnn_a"]
