@@ -325,9 +325,9 @@ def jax_cnn_loss(net):
         for p in net.placed:
             layer, kind = p.layer, p.layer.type
             if kind == "conv2d":
-                pad = layer.pad
+                ph, pw = layer.pads
                 h = lax.conv_general_dilated(h, params[p.params["W"]], (layer.stride, layer.stride),
-                                             [(pad, pad), (pad, pad)],
+                                             [(ph, ph), (pw, pw)],
                                              dimension_numbers=("NCHW", "OIHW", "NCHW"))
                 h = h + params[p.params["b"]][None, :, None, None]
             elif kind == "dense":

@@ -157,7 +157,7 @@ def _modules(net):
             mods.append((nn.Linear(n_in, n_out), p))
         elif kind == "conv2d":
             filters, in_ch, kh, kw = p.param_shapes[p.params["W"]]
-            mods.append((nn.Conv2d(in_ch, filters, (kh, kw), stride=layer.stride, padding=layer.pad), p))
+            mods.append((nn.Conv2d(in_ch, filters, (kh, kw), stride=layer.stride, padding=layer.pads), p))
         elif kind == "maxpool2d":
             mods.append((nn.MaxPool2d(layer.size, stride=layer.stride), p))
         elif kind == "avgpool2d":

@@ -2,9 +2,10 @@
 gradient against float64 central finite differences, dropout masks, and
 LeNet-5 against PyTorch with copied weights.
 
-Two float64 networks cover the layer options (stride 1 and 2, padding valid,
-same and 1, 1 and 3 input channels, a rectangular input, max and average
-pooling, flatten, dropout); each compiles once per session.
+Two float64 networks cover the layer options (stride 1 and 2, padding "same"
+for a square and for a rectangular kernel and 1 (valid: LeNet-5), 1 and 3 input
+channels, a rectangular input, max and average pooling, flatten, dropout); each
+compiles once per session.
 """
 from __future__ import annotations
 
@@ -29,8 +30,10 @@ def _net_a():
 
 
 def _net_b():
-    # 1 channel, 8x6 input: conv valid with a rectangular kernel, average pooling, dense output with mse.
-    return Network([1, 8, 6], [Conv2D(2, (3, 1), activation="elu"), AvgPool2D(2), Flatten(), Dense(2, "tanh")],
+    # 1 channel, 8x6 input: conv "same" with a rectangular kernel (padding 1 row, 0 columns), average
+    # pooling, dense output with mse.
+    return Network([1, 8, 6], [Conv2D(2, (3, 1), padding="same", activation="elu"), AvgPool2D(2), Flatten(),
+                               Dense(2, "tanh")],
                    loss="mse", name="cnn_b", dtype="float64")
 
 
@@ -188,7 +191,6 @@ def test_threads_work_in_a_forked_child(cnns, split_always):
 
 
 def test_workspaces_are_reused_and_sized_exactly(cnns, bn, monkeypatch):
-    import threading
     net, mod, X, Y = cnns["cnn_a"]
     params = _params(net, seed=5)
     first = mod.loss_and_grads(params, X, Y)

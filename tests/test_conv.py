@@ -34,6 +34,7 @@ def test_lenet_shapes():
 
 @pytest.mark.parametrize("layer,shape,out", [
     (Conv2D(4, 3, padding="same"), (3, 7, 9), (4, 7, 9)),
+    (Conv2D(4, (3, 5), padding="same"), (3, 7, 9), (4, 7, 9)),
     (Conv2D(4, 3, stride=2, padding=1), (3, 7, 9), (4, 4, 5)),
     (Conv2D(2, (3, 1)), (1, 5, 4), (2, 3, 4)),
     (MaxPool2D(2), (3, 8, 6), (3, 4, 3)),
@@ -150,6 +151,15 @@ def test_derivation_steps_for_a_cnn():
     whys = " ".join(s.why for s in d.steps)
     assert "argmax" in whys and "flipped" in whys and "padding crops" in whys and "row-major" in whys
     assert d.gradient("x").element.rhs.has(sp.IndexedBase(r"\delta^{(1)}", real=True))
+    assert "x_{c,i,j}" in str(d.gradient("x").element.lhs)
+
+
+def test_derivation_pads_a_rectangular_kernel_per_axis():
+    from symnet.derive import derive
+    d = derive(Network([1, 6, 7], [Conv2D(2, (3, 5), padding="same", activation="tanh"), Flatten(), Dense(1)],
+                       loss="mse"))
+    whys = " ".join(s.why for s in d.steps)
+    assert "padding of 1 above and below, 2 left and right" in whys and "(c, i + 1, j + 2)" in whys
 
 
 def test_worked_example_1d():
@@ -183,11 +193,16 @@ def ops(tmp_path_factory):
     sys.modules.pop(path.stem, None)
 
 
+def _pair(p):
+    return (p, p) if isinstance(p, int) else p
+
+
 def _conv(ops, x, W, b, s, p):
     N, C, H, Wd = x.shape
     F, _, kh, kw = W.shape
-    out = np.empty((N, F, (H + 2 * p - kh) // s + 1, (Wd + 2 * p - kw) // s + 1))
-    ops.conv2d_forward(x, W, b, s, p, out)
+    ph, pw = _pair(p)
+    out = np.empty((N, F, (H + 2 * ph - kh) // s + 1, (Wd + 2 * pw - kw) // s + 1))
+    ops.conv2d_forward(x, W, b, s, ph, pw, out)
     return out
 
 
@@ -209,10 +224,11 @@ def _close(a, b, tol=1e-6):
     assert err < tol, err
 
 
-CONV_CASES = [  # (N, C, H, W, F, kh, kw, stride, pad)
+CONV_CASES = [  # (N, C, H, W, F, kh, kw, stride, pad or (pad rows, pad columns))
     (2, 1, 5, 6, 2, 3, 3, 1, 0),
     (2, 3, 6, 5, 2, 3, 3, 1, 1),          # "same"
     (2, 3, 7, 5, 3, 3, 3, 2, 1),
+    (2, 2, 6, 7, 2, 3, 5, 1, (1, 2)),     # "same" for a 3x5 kernel
     (1, 1, 7, 9, 2, 3, 3, 2, 0),
     (2, 3, 5, 4, 2, 2, 3, 1, 2),
 ]
@@ -221,19 +237,19 @@ CONV_CASES = [  # (N, C, H, W, F, kh, kw, stride, pad)
 @pytest.mark.parametrize("case", CONV_CASES)
 def test_conv_kernel_finite_differences(ops, case):
     N, C, H, Wd, F, kh, kw, s, p = case
-    rng = np.random.default_rng(sum(case))
+    rng = np.random.default_rng(sum(case[:-1]) + sum(_pair(p)))
     x, W, b = rng.standard_normal((N, C, H, Wd)), rng.standard_normal((F, C, kh, kw)), rng.standard_normal(F)
     R = rng.standard_normal(_conv(ops, x, W, b, s, p).shape)
 
     def loss():
         return float((_conv(ops, x, W, b, s, p) * R).sum())
     dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x)
-    ops.conv2d_backward(x, W, R, s, p, dW, db, dx)
+    ops.conv2d_backward(x, W, R, s, *_pair(p), dW, db, dx)
     _close(dW, _fd(loss, W))
     _close(db, _fd(loss, b))
     _close(dx, _fd(loss, x))
     dW2 = np.empty_like(W)      # an empty dx skips the input gradient, the rest unchanged
-    ops.conv2d_backward(x, W, R, s, p, dW2, db, np.empty((0, 1, 1, 1)))
+    ops.conv2d_backward(x, W, R, s, *_pair(p), dW2, db, np.empty((0, 1, 1, 1)))
     np.testing.assert_array_equal(dW2, dW)
 
 
@@ -290,7 +306,7 @@ def test_lecture_image_through_the_kernel(ops):
     np.testing.assert_array_equal(out[0, 0], np.array(dc.worked_example_2d()[-1].rhs, float))
 
 
-@pytest.mark.parametrize("case", CONV_CASES[1:3])
+@pytest.mark.parametrize("case", CONV_CASES[1:4])
 def test_against_torch(ops, case):
     torch = pytest.importorskip("torch")
     F_ = torch.nn.functional
@@ -300,11 +316,11 @@ def test_against_torch(ops, case):
     out = _conv(ops, x, W, b, s, p)
     R = rng.standard_normal(out.shape)
     tx, tW, tb = (torch.tensor(a, requires_grad=True) for a in (x, W, b))
-    tout = F_.conv2d(tx, tW, tb, stride=s, padding=p)
+    tout = F_.conv2d(tx, tW, tb, stride=s, padding=_pair(p))
     (tout * torch.tensor(R)).sum().backward()
     np.testing.assert_allclose(out, tout.detach().numpy(), rtol=1e-10, atol=1e-12)
     dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x)
-    ops.conv2d_backward(x, W, R, s, p, dW, db, dx)
+    ops.conv2d_backward(x, W, R, s, *_pair(p), dW, db, dx)
     for mine, theirs in ((dW, tW), (db, tb), (dx, tx)):
         np.testing.assert_allclose(mine, theirs.grad.numpy(), rtol=1e-10, atol=1e-12)
 

@@ -105,16 +105,16 @@ def test_conv_paths_against_numpy(ops64, case):
     x, W, b = rng.standard_normal((N, C, H, Wd)), rng.standard_normal((F, C, k, k)), rng.standard_normal(F)
     ho, wo = (H + 2 * p - k) // s + 1, (Wd + 2 * p - k) // s + 1
     out = np.empty((N, F, ho, wo))
-    ops64.conv2d_forward(x, W, b, s, p, out)
+    ops64.conv2d_forward(x, W, b, s, p, p, out)
     np.testing.assert_allclose(out, ref_conv(x, W, b, s, p), rtol=1e-10, atol=1e-10)
     dz = rng.standard_normal(out.shape)
     dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x)
-    ops64.conv2d_backward(x, W, dz, s, p, dW, db, dx)
+    ops64.conv2d_backward(x, W, dz, s, p, p, dW, db, dx)
     rW, rb, rx = ref_conv_backward(x, W, dz, s, p)
     for mine, ref in ((dW, rW), (db, rb), (dx, rx)):
         np.testing.assert_allclose(mine, ref, rtol=1e-10, atol=1e-9)
     dW2, db2 = np.empty_like(W), np.empty_like(b)       # skipping dx leaves dW, db as they were
-    ops64.conv2d_backward(x, W, dz, s, p, dW2, db2, np.empty((0, 1, 1, 1)))
+    ops64.conv2d_backward(x, W, dz, s, p, p, dW2, db2, np.empty((0, 1, 1, 1)))
     np.testing.assert_allclose(dW2, dW, rtol=1e-12, atol=1e-12)
     np.testing.assert_allclose(db2, db, rtol=1e-12, atol=1e-12)
 
@@ -130,9 +130,9 @@ def test_rendering_has_every_kernel_and_no_threads():
 def test_empty_batch(ops64):
     x, W, b = np.empty((0, 2, 5, 5)), np.ones((3, 2, 3, 3)), np.ones(3)
     out = np.empty((0, 3, 3, 3))
-    ops64.conv2d_forward(x, W, b, 1, 0, out)
+    ops64.conv2d_forward(x, W, b, 1, 0, 0, out)
     dW, db, dx = np.full(W.shape, np.nan), np.full(3, np.nan), np.empty_like(x)
-    ops64.conv2d_backward(x, W, out, 1, 0, dW, db, dx)
+    ops64.conv2d_backward(x, W, out, 1, 0, 0, dW, db, dx)
     assert not dW.any() and not db.any()
 
 
@@ -144,12 +144,12 @@ def test_lenet_shapes_float32(ops32):
         W = (rng.standard_normal((F, C, 5, 5)) / np.sqrt(C * 25)).astype(np.float32)
         b = rng.standard_normal(F).astype(np.float32)
         out = np.empty((N, F, H - 4, H - 4), np.float32)
-        ops32.conv2d_forward(x, W, b, 1, 0, out)
+        ops32.conv2d_forward(x, W, b, 1, 0, 0, out)
         ref = ref_conv(x.astype(float), W.astype(float), b.astype(float), 1, 0)
         np.testing.assert_allclose(out, ref, rtol=1e-4, atol=1e-4)
         dz = rng.standard_normal(out.shape).astype(np.float32)
         dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x)
-        ops32.conv2d_backward(x, W, dz, 1, 0, dW, db, dx)
+        ops32.conv2d_backward(x, W, dz, 1, 0, 0, dW, db, dx)
         for mine, ref in zip((dW, db, dx), ref_conv_backward(x.astype(float), W.astype(float), dz.astype(float), 1, 0)):
             np.testing.assert_allclose(mine, ref, rtol=1e-4, atol=1e-3 * np.abs(ref).max())
 

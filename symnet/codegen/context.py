@@ -171,7 +171,8 @@ def _dense_op(op, p, small_layer):
 
 def _conv_op(op, p):
     layer = p.layer
-    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pad=layer.pad, small=False)
+    pads = ", ".join(str(pad) for pad in layer.pads)   # "ph, pw": rows and columns, as code
+    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pads=pads, small=False)
 
 
 def build_ops(net, derivation, printed: _Printed) -> list[dict]:

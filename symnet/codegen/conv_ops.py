@@ -10,8 +10,8 @@ batch into shares and runs those in threads (a prange rendering measured faster
 alone but stalled under load and compiled 1.7x longer; see docs/performance.md).
 
 Kernels (arrays positional; outputs preallocated, C-contiguous, one dtype):
-    conv2d_forward(x, W, b, stride, pad, out)
-    conv2d_backward(x, W, dz, stride, pad, dW, db, dx)     # dx.size == 0: skip dx
+    conv2d_forward(x, W, b, stride, ph, pw, out)     # ph, pw: zero padding rows, columns
+    conv2d_backward(x, W, dz, stride, ph, pw, dW, db, dx)     # dx.size == 0: skip dx
     maxpool2d_forward(x, size, stride, out, argmax)        # argmax int64, like out
     maxpool2d_backward(dout, argmax, dx)
     avgpool2d_forward(x, size, stride, out)

@@ -161,8 +161,10 @@ def derive(net) -> Derivation:
         steps, upstream = rule.backward(p, ctx, upstream)
         d.steps += steps
 
+    x_index = "c,i,j" if len(net.input_shape) == 3 else "i"   # the indices of the element form
     ctx.add_gradient(Gradient("x", net.input_shape, 0,
-                              Step(r"\frac{\partial \ell}{\partial x_{i}}", upstream["element"], "chain rule", "element", 0),
+                              Step(r"\frac{\partial \ell}{\partial x_{%s}}" % x_index, upstream["element"],
+                                   "chain rule", "element", 0),
                               Step(r"\frac{\partial \ell}{\partial x}", upstream["matrix"], "chain rule", "matrix", 0),
                               Step(r"\frac{\partial L}{\partial X}", upstream["batch"], "average over the batch", "batch", 0)))
     return d

@@ -140,7 +140,7 @@ def _below(placed):
 
 def _padded(placed):
     l = placed.position
-    return sp.IndexedBase(r"\tilde{a}^{(%d)}" % (l - 1), real=True) if placed.layer.pad else _below(placed)
+    return sp.IndexedBase(r"\tilde{a}^{(%d)}" % (l - 1), real=True) if any(placed.layer.pads) else _below(placed)
 
 
 def _sizes(placed):
@@ -167,7 +167,8 @@ def conv_forward(placed, ctx):
     layer = placed.layer
     c, h, w, ho, wo = _sizes(placed)
     kh, kw = layer.kernel
-    p = layer.pad
+    ph, pw = layer.pads
+    p = ph or pw
     g = generic_conv()
     names = {_W: indexed("W", k), _b: indexed("b", k), _x: _padded(placed),
              S: layer.stride, CIN: c, KH: kh, KW: kw}
@@ -175,8 +176,9 @@ def conv_forward(placed, ctx):
     if p:
         steps.append(Step(r"\tilde{a}^{(%d)}_{c,u,v}" % (l - 1),
                           r"a^{(%d)}_{c,u-%d,v-%d} \text{ if } %d \le u < %d,\ %d \le v < %d \text{, else } 0"
-                          % (l - 1, p, p, p, h + p, p, w + p),
-                          f"zero padding of {p} on every side", "forward", l))
+                          % (l - 1, ph, pw, ph, h + ph, pw, w + pw),
+                          f"zero padding of {ph} above and below, {pw} left and right" if ph != pw
+                          else f"zero padding of {ph} on every side", "forward", l))
     z = indexed("z", l)[F_, I, J]
     steps.append(Step(z, g["z"].xreplace(names),
                       f"definition (conv2d layer, a cross-correlation as in PyTorch; {INDEX_NOTE})", "forward", l))
@@ -193,7 +195,8 @@ def conv_backward(placed, ctx, upstream):
     layer = placed.layer
     c, h, w, ho, wo = _sizes(placed)
     kh, kw = layer.kernel
-    p, s = layer.pad, layer.stride
+    (ph, pw), s = layer.pads, layer.stride
+    p = ph or pw
     g = generic_conv()
     delta = indexed(r"\delta", l)
     names = {_W: indexed("W", k), _b: indexed("b", k), _x: _padded(placed), _d: delta,
@@ -221,7 +224,6 @@ def conv_backward(placed, ctx, upstream):
     ctx.add_gradient(Gradient(b_name, placed.param_shapes[b_name], l, gb_el, gb_mx, gb_b))
 
     # The input gradient: scatter form (SymPy's), then summed over kernel offsets.
-    free = {Q_: C_, U: _sym("u"), V: _sym("v")}
     scatter = g["dx_scatter"].xreplace(names)
     steps.append(Step(dl(xa + "_{q,u,v}"), scatter,
                       "chain rule: x_{q,u,v} feeds z_{f,i,j} through W_{f,q,u-si,v-sj} where that offset "
@@ -236,16 +238,17 @@ def conv_backward(placed, ctx, upstream):
         why += f" (stride {s}: delta dilated by inserting {s - 1} zeros between entries)"
     steps.append(Step(dl(xa + "_{q,u,v}"), gather, why, "element", l))
     # Rename to the indices of the layer below: (c, i, j).
-    below = gather.xreplace({Q_: C_}).xreplace({U: I + p, V: J + p})
+    below = gather.xreplace({Q_: C_}).xreplace({U: I + ph, V: J + pw})
     if p:
         steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below,
-                          f"padding crops: a_(c,i,j) sits at (c, i + {p}, j + {p}) of the padded input",
+                          f"padding crops: a_(c,i,j) sits at (c, i + {ph}, j + {pw}) of the padded input",
                           "element", l))
     else:
         steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below, "rename q, u, v to c, i, j", "element", l))
     full = r"\operatorname{full}\left(\delta^{(%d)}%s\right) \ast \operatorname{rot180}(W^{(%d)})" % (
         l, r"\uparrow_{%d}" % s if s > 1 else "", k)
-    matrix = _mat(r"\operatorname{crop}_{%d}\left(%s\right)" % (p, full) if p else full, l - 1)
+    crop = str(ph) if ph == pw else f"{ph},{pw}"
+    matrix = _mat(r"\operatorname{crop}_{%s}\left(%s\right)" % (crop, full) if p else full, l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form (summed over the filters f)", "matrix", l))
     batch = _sym(r"\frac{1}{m}\,%s \text{ per example}" % matrix.name)
     return steps, {"element": below, "matrix": matrix, "batch": batch}

@@ -58,9 +58,6 @@ class Conv2D(Layer):
             if padding == "same":
                 if kh % 2 == 0 or kw % 2 == 0:
                     raise SpecError(f"{where}: padding \"same\" needs an odd kernel, got {kh}x{kw}")
-                if kh != kw:
-                    raise SpecError(f"{where}: padding \"same\" needs a square kernel, got {kh}x{kw} "
-                                    "(give an integer padding instead)")
                 if self.stride != 1:
                     raise SpecError(f"{where}: padding \"same\" needs stride 1, got stride {self.stride}")
         elif isinstance(padding, bool) or not isinstance(padding, int) or padding < 0:
@@ -71,20 +68,22 @@ class Conv2D(Layer):
             raise SpecError(f"{where}: softmax is not an element-wise activation for a conv2d layer")
 
     @property
-    def pad(self) -> int:
-        """Zero padding on every side, in pixels."""
+    def pads(self) -> tuple:
+        """Zero padding (top and bottom, left and right), in pixels: "same" pads a
+        rectangular kernel by (kh - 1)/2 rows and (kw - 1)/2 columns."""
         if self.padding == "valid":
-            return 0
+            return 0, 0
         if self.padding == "same":
-            return (self.kernel[0] - 1) // 2
-        return self.padding
+            return (self.kernel[0] - 1) // 2, (self.kernel[1] - 1) // 2
+        return self.padding, self.padding
 
     def output_shape(self, in_shape, where):
         expect_rank(in_shape, 3, "conv2d", where + " (input is channels, height, width)")
         _, h, w = in_shape
         kh, kw = self.kernel
-        return (self.filters, window_output(h, kh, self.pad, self.stride, where, "height"),
-                window_output(w, kw, self.pad, self.stride, where, "width"))
+        ph, pw = self.pads
+        return (self.filters, window_output(h, kh, ph, self.stride, where, "height"),
+                window_output(w, kw, pw, self.stride, where, "width"))
 
     def param_shapes(self, in_shape):
         return {"W": (self.filters, in_shape[0], *self.kernel), "b": (self.filters,)}
