@@ -291,11 +291,27 @@ def test_batchnorm_gradients_match_finite_differences(bn):
     assert set(grads) == set(net.param_shapes)
     for key in grads:
         assert _rel(grads[key], _central(train_loss, params[key])) < 1e-6, key
-    _, dX = mod.loss_and_input_grad(params, X, Y)
+    _, dX = mod.loss_and_input_grad(params, X, Y, training=True)
     X = X.copy()
     assert _rel(dX, _central(train_loss, X)) < 1e-6
     for k in before:   # no state moved without update_state
         assert np.array_equal(params[k], before[k])
+
+
+def test_batchnorm_input_gradient_in_evaluation_mode(bn):
+    # The default: running statistics (here far from the batch's), as loss() evaluates.
+    net, mod, X, Y = bn
+    rng = np.random.default_rng(9)
+    params = {**_params(net, seed=8)}
+    for name, shape in net.state_shapes.items():
+        params[name] = rng.uniform(0.5, 2.0, shape) if "var" in name else rng.standard_normal(shape)
+    loss, dX = mod.loss_and_input_grad(params, X, Y)
+    assert loss == pytest.approx(mod.loss(params, X, Y), rel=1e-12)
+    X = X.copy()
+    assert _rel(dX, _central(lambda: mod.loss(params, X, Y), X)) < 1e-6
+    assert not np.allclose(dX, mod.loss_and_input_grad(params, X, Y, training=True)[1])
+    loss1, dX1 = mod.loss_and_input_grad(params, X[:1], Y[:1])   # one example is enough without batch statistics
+    assert np.allclose(dX1, dX[:1] * len(X), rtol=1e-10, atol=1e-13)
     with pytest.raises(ShapeError, match="init_state"):
         mod.forward(_params(net), X)
     with pytest.raises(ShapeError, match="at least 2 examples"):

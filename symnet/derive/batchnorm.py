@@ -158,6 +158,8 @@ def kernel_math() -> dict[str, KernelExpr]:
       dbeta_term(delta)                   summand of dL/dbeta
       dx(delta, xhat, sum_delta, sum_delta_xhat, gamma, inv_std, m)
                                           gamma inv_std (m delta - sum_delta - xhat sum_delta_xhat) / m
+      dx_eval(delta, gamma, inv_std)      delta dz/dx with mu, var fixed (evaluation: the running
+                                          statistics are constants): gamma inv_std delta
       var_unbiased(var_biased, m)         var_biased m / (m - 1)
       running_mean_update(running_mean, mean, momentum)
       running_var_update(running_var, var_biased, m, momentum)
@@ -185,6 +187,8 @@ def kernel_math() -> dict[str, KernelExpr]:
     xhat = sp.simplify(per_element(g["xhat"]).subs(through_inv_std))
     dx = g["dx"].xreplace({g["dbeta"]: s["sum_delta"], g["dgamma"]: s["sum_delta_xhat"]})
     dx = sp.simplify(per_element(dx).subs(through_inv_std))
+    # Evaluation: mu and var are the running statistics, constants; z depends on x through xhat alone.
+    dx_eval = s["delta"] * sp.diff(per_element(g["z"]).xreplace({s["xhat"]: xhat}), x)
     term = lambda total: per_element(total.function.subs(K, I))     # noqa: E731 - the summand, at i
     running = lambda old, new: (1 - s["momentum"]) * old + s["momentum"] * new   # noqa: E731 - PyTorch's rule
     var_unbiased = per_element(g["var_unbiased"]).subs(var, s["var_biased"])
@@ -198,6 +202,7 @@ def kernel_math() -> dict[str, KernelExpr]:
         "dgamma_term": ((s["delta"], s["xhat"]), term(g["dgamma"])),
         "dbeta_term": ((s["delta"],), term(g["dbeta"])),
         "dx": ((s["delta"], s["xhat"], s["sum_delta"], s["sum_delta_xhat"], s["gamma"], inv_std, m), dx),
+        "dx_eval": ((s["delta"], s["gamma"], inv_std), dx_eval),
         "var_unbiased": ((s["var_biased"], m), var_unbiased),
         "running_mean_update": ((s["running_mean"], s["mean"], s["momentum"]), running(s["running_mean"], s["mean"])),
         "running_var_update": ((s["running_var"], s["var_biased"], m, s["momentum"]),
