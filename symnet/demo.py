@@ -70,5 +70,4 @@ def _compile(kernel, net, data):
     params = net.init_params(seed=0)
     X, Y = data.X_train[:2].astype(net.dtype), data.Y_train[:2].astype(net.dtype)
     kernel.loss_and_grads(params, X, Y)
-    kernel.loss(params, X, Y)
-    kernel.forward(params, X)
+    kernel.forward_and_loss(params, X, Y)

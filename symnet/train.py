@@ -5,7 +5,9 @@ The kernel does the network's math (``symnet.codegen.generate(net)``):
 - ``kernel.forward(params, X)`` -> outputs (probabilities after a sigmoid or
   softmax, plain values otherwise),
 - ``kernel.loss_and_grads(params, X, Y)`` -> ``(loss, grads)``, the loss being
-  the mean over the batch.
+  the mean over the batch;
+- optionally ``kernel.forward_and_loss(params, X, Y)`` -> ``(outputs, loss)`` in
+  one evaluation pass (generated kernels have it), else ``kernel.loss``.
 
 This module adds what the lectures add around it:
 
@@ -159,11 +161,16 @@ def evaluate(kernel, params, X, Y, y, loss_name: str = "", batch_size: int = 102
     if n == 0:
         return None, None, None
     total, outs = 0.0, []
+    one_pass = getattr(kernel, "forward_and_loss", None)   # generated kernels: one evaluation pass
     for start in range(0, n, batch_size):
         sl = slice(start, start + batch_size)
         xb = X[sl]
-        total += _batch_loss(kernel, params, xb, Y[sl]) * len(xb)
-        outs.append(np.asarray(kernel.forward(params, xb)).reshape(len(xb), -1))
+        if one_pass is not None:
+            out, value = one_pass(params, xb, Y[sl])
+        else:
+            out, value = kernel.forward(params, xb), _batch_loss(kernel, params, xb, Y[sl])
+        total += float(value) * len(xb)
+        outs.append(np.asarray(out).reshape(len(xb), -1))
     outputs = np.concatenate(outs)
     acc = float(np.mean(predict_labels(outputs, loss_name) == np.asarray(y)))
     return total / n, acc, outputs

@@ -157,6 +157,8 @@ def test_batch_shares_in_threads_give_the_serial_results(cnns, split_always):
     assert mod._shares(7, mod.TRAIN_FLOPS_PER_ROW, True) == ((0, 2), (2, 4), (4, 7))
     assert np.allclose(mod.forward(params, X), serial[0], rtol=1e-12, atol=0)
     assert mod.loss(params, X, Y) == pytest.approx(serial[1], rel=1e-12)
+    outputs, value = mod.forward_and_loss(params, X, Y)   # one pass, the same two results
+    assert np.allclose(outputs, serial[0], rtol=1e-12, atol=0) and value == pytest.approx(serial[1], rel=1e-12)
     loss, grads = mod.loss_and_grads(params, X, Y, masks)
     assert loss == pytest.approx(serial[2][0], rel=1e-12)
     for key in params:
