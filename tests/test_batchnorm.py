@@ -168,6 +168,9 @@ def test_kernel_math_keys_and_argument_order():
     assert names["dgamma_term"] == ("delta", "xhat") and names["dbeta_term"] == ("delta",)
     assert names["running_mean_update"] == ("running_mean", "mean", "momentum")
     assert names["running_var_update"] == ("running_var", "var_biased", "m", "momentum")
+    assert names["dx_eval"] == ("delta", "gamma", "inv_std")
+    delta, gamma, inv_std = K["dx_eval"].args
+    assert sp.simplify(K["dx_eval"].expr - delta * gamma * inv_std) == 0
     for k in K.values():
         assert k.expr.free_symbols <= set(k.args)
         assert all(isinstance(a, sp.Symbol) and a.is_real for a in k.args)
@@ -323,6 +326,9 @@ def test_derivation_document_shows_the_input_gradient():
         assert "running" in text
     # the layer below receives the passed-down gradient
     assert r"\delta^{(1)}_{i} = \bar{x}^{(2)}_{i}" in md
+    # evaluation: the running statistics are constants, dx = gamma delta / sqrt(var_run + eps)
+    (ev,) = [s for s in d.steps if s.layer == 2 and "evaluation" in str(s.lhs) and "partial" in str(s.lhs)]
+    assert not ev.rhs.has(sp.Symbol(r"\sigma^{2}_{c}")) and "run" in str(ev.rhs) and "gamma" in str(ev.rhs)
 
 
 def test_conv_network_document_renders_and_compiles(tmp_path):

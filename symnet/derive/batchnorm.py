@@ -387,6 +387,13 @@ def batchnorm_backward(placed, ctx, upstream):
     steps.append(Step(_dcal("x_{i}"), dx,
                       r"collected by SymPy; the sums are $\partial \mathcal{L} / \partial \beta_c$ and "
                       r"$\partial \mathcal{L} / \partial \gamma_c$", "element", l))
+    # In evaluation mu and sigma^2 are the running statistics: constants, so x_i reaches z_i alone.
+    dx_eval = _d[I] * sp.diff(g["z"].xreplace({_xh[I]: g["xhat"]}), _x[I])
+    running = {MU: _sym(r"\mu^{(%d)}_{\text{run},c}" % k), VAR: _sym(r"\sigma^{2\,(%d)}_{\text{run},c}" % k)}
+    steps.append(Step(_sym(r"\left.\frac{\partial \mathcal{L}}{\partial x_{i}}\right|_{\text{evaluation}}"),
+                      doc(dx_eval.xreplace(running)), r"in evaluation the running statistics are constants: "
+                      r"$x_i$ feeds $\hat x_i$ alone (the input gradient of an attack on the trained network)",
+                      "element", l))
 
     # Pass the gradient down: per example, as the layers below expect.
     bar = indexed(r"\bar{x}", l)
