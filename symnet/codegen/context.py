@@ -154,8 +154,8 @@ _TRAIN_WORK = {"dense": 2, "conv2d": 2, "maxpool2d": 1, "avgpool2d": 1, "batchno
 
 def workspace_per_row(ops) -> dict:
     """Floats (and int64 argmax entries) per example of the workspaces: evaluation
-    (_forward, _loss) and training (_loss_and_grads, _train_step). The output layer's
-    arrays: its logits/gradient D (n_out); _forward's result is allocated fresh."""
+    (_evaluate) and training (_loss_and_grads, _train_step). The output layer's
+    arrays: its logits/gradient D (n_out); _evaluate's outputs are allocated fresh."""
     hidden, out = ops[:-1], ops[-1]
     index = sum(op["out_size"] for op in hidden if op["kind"] == "maxpool2d")
     evaluation = sum(_EVAL_WORK.get(op["kind"], 0) * op["out_size"] for op in hidden) + out["n_out"]
