@@ -147,10 +147,10 @@ def kernels_and_stack(ops, repeats):
     relu_fwd, mul_inplace = relu_helpers()
 
     # fill every intermediate once (the per-kernel timings below reuse them)
-    ops.conv2d_forward(x, W1, b1, 1, 0, Z1)
+    ops.conv2d_forward(x, W1, b1, 1, 0, 0, Z1)
     relu_fwd(Z1, G1, A1)
     ops.maxpool2d_forward(A1, 2, 2, P1, I1)
-    ops.conv2d_forward(P1, W2, b2, 1, 0, Z3)
+    ops.conv2d_forward(P1, W2, b2, 1, 0, 0, Z3)
     relu_fwd(Z3, G3, A3)
     ops.maxpool2d_forward(A3, 2, 2, P3, I3)
     dz3 = rng.standard_normal(Z3.shape).astype(f32) / N
@@ -170,16 +170,16 @@ def kernels_and_stack(ops, repeats):
     print(f"\nkernels, LeNet-5 shapes, batch {N}, float32, {THREADS} threads; median (min) of {repeats}:")
     cases = [
         ("conv1 forward 1x28x28 -> 6x24x24",
-         lambda: ops.conv2d_forward(x, W1, b1, 1, 0, Z1),
+         lambda: ops.conv2d_forward(x, W1, b1, 1, 0, 0, Z1),
          lambda: aten.convolution(tx, tW1, tb1, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)),
         ("conv2 forward 6x12x12 -> 16x8x8",
-         lambda: ops.conv2d_forward(P1, W2, b2, 1, 0, Z3),
+         lambda: ops.conv2d_forward(P1, W2, b2, 1, 0, 0, Z3),
          lambda: aten.convolution(tP1, tW2, tb2, [1, 1], [0, 0], [1, 1], False, [0, 0], 1)),
         ("conv1 backward (dW, db; no dx)",
-         lambda: ops.conv2d_backward(x, W1, dz1, 1, 0, gW1, gb1, no_dx),
+         lambda: ops.conv2d_backward(x, W1, dz1, 1, 0, 0, gW1, gb1, no_dx),
          lambda: conv_bwd(tdz1, tx, tW1, [False, True, True])),
         ("conv2 backward (dW, db, dx)",
-         lambda: ops.conv2d_backward(P1, W2, dz3, 1, 0, gW2, gb2, D2),
+         lambda: ops.conv2d_backward(P1, W2, dz3, 1, 0, 0, gW2, gb2, D2),
          lambda: conv_bwd(tdz3, tP1, tW2, [True, True, True])),
         ("maxpool1 forward 6x24x24",
          lambda: ops.maxpool2d_forward(A1, 2, 2, P1, I1),
@@ -203,18 +203,18 @@ def kernels_and_stack(ops, repeats):
 
     # ---- the stack, forward + backward
     def symnet_stack():
-        ops.conv2d_forward(x, W1, b1, 1, 0, Z1)
+        ops.conv2d_forward(x, W1, b1, 1, 0, 0, Z1)
         relu_fwd(Z1, G1, A1)
         ops.maxpool2d_forward(A1, 2, 2, P1, I1)
-        ops.conv2d_forward(P1, W2, b2, 1, 0, Z3)
+        ops.conv2d_forward(P1, W2, b2, 1, 0, 0, Z3)
         relu_fwd(Z3, G3, A3)
         ops.maxpool2d_forward(A3, 2, 2, P3, I3)
         ops.maxpool2d_backward(R, I3, D3)
         mul_inplace(D3, G3)
-        ops.conv2d_backward(P1, W2, D3, 1, 0, gW2, gb2, D2)
+        ops.conv2d_backward(P1, W2, D3, 1, 0, 0, gW2, gb2, D2)
         ops.maxpool2d_backward(D2, I1, D1)
         mul_inplace(D1, G1)
-        ops.conv2d_backward(x, W1, D1, 1, 0, gW1, gb1, no_dx)
+        ops.conv2d_backward(x, W1, D1, 1, 0, 0, gW1, gb1, no_dx)
 
     pW1, pb1, pW2, pb2 = (torch.from_numpy(a.copy()).requires_grad_() for a in (W1, b1, W2, b2))
 
@@ -272,16 +272,8 @@ def whole_step(repeats):
     lr = 1e-4
     p = {k: v.copy() for k, v in params0.items()}
 
-    model = torch.nn.Sequential(
-        torch.nn.Conv2d(1, 6, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2),
-        torch.nn.Conv2d(6, 16, 5), torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(),
-        torch.nn.Linear(256, 120), torch.nn.ReLU(), torch.nn.Linear(120, 84), torch.nn.ReLU(),
-        torch.nn.Linear(84, 10))
-    trainable = [m for m in model if isinstance(m, (torch.nn.Conv2d, torch.nn.Linear))]
-    with torch.no_grad():
-        for k, m in enumerate(trainable):
-            m.weight.copy_(torch.from_numpy(params0[f"W{k + 1}"]))
-            m.bias.copy_(torch.from_numpy(params0[f"b{k + 1}"]))
+    from bench_train_step import torch_cnn   # torch_reference's model, symnet's weights copied
+    model, _ = torch_cnn(net, params0)
     crit = torch.nn.CrossEntropyLoss()
     opt = torch.optim.SGD(model.parameters(), lr=lr)
     Xt, Yt = torch.from_numpy(X), torch.from_numpy(labels)

@@ -11,6 +11,7 @@ max-pooling layer, M<i> the scaled keep-mask of a dropout layer.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 
 import sympy as sp
@@ -135,14 +136,7 @@ def _op(p, i, first) -> dict:
             "A_in": "X" if first else f"A{i - 1}", "A": f"A{i}", "D": f"D{i}",
             "D_in": "DX" if first else f"D{i - 1}", "first": first, "G_in": "",
             "out_dims": _dims(p.out_shape), "in_dims": _dims(p.in_shape), "k": p.trainable_index,
-            "out_size": _size(p.out_shape), "in_size": _size(p.in_shape), "has_act": False, "output": False}
-
-
-def _size(shape) -> int:
-    n = 1
-    for s in shape:
-        n *= s
-    return n
+            "out_size": math.prod(p.out_shape), "in_size": math.prod(p.in_shape), "has_act": False, "output": False}
 
 
 # Work arrays per example that the whole-network kernels take from the caller's
@@ -288,6 +282,7 @@ def context(net, derivation, templates_hash: str) -> dict:
     dense = [op for op in ops if op["kind"] == "dense"]
     uses_conv = any(op["kind"] in CONV_KINDS for op in ops)
     uses_blas = any(not op["small"] for op in dense)
+    forward_flops = forward_flops_per_row(net)
     dropout = [op for op in ops if op["kind"] == "dropout"]
     state_names = [name for op in ops if op["kind"] == "batchnorm" for name in (op["RM"], op["RV"])]
     return {
@@ -322,8 +317,8 @@ def context(net, derivation, templates_hash: str) -> dict:
         "array_activations": list({op["act"]: {"act": op["act"], "dact": op["dact"]}
                                    for op in ops if op["kind"] == "conv2d" and op["has_act"]}.values()),
         **workspace_per_row(ops),
-        "eval_flops": forward_flops_per_row(net),
-        "train_flops": 3 * forward_flops_per_row(net),   # backward: two products per forward one
+        "eval_flops": forward_flops,
+        "train_flops": 3 * forward_flops,   # backward: two products per forward one
         # BLAS runs its own threads; batch norm's training statistics need the whole batch.
         "split_eval": not uses_blas,
         "split_train": not uses_blas and not state_names,

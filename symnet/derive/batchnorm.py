@@ -75,7 +75,8 @@ def generic_batchnorm() -> dict:
     "var_unbiased" (of var, m); backward "dxhat", "dgamma", "dbeta", "dvar_raw",
     "dvar", "dvar_dmu_raw", "dvar_dmu", "dmu_raw", "dmu", "local" (the three local
     derivatives of x_i), "dx_raw", "dx_expanded", "dx" (the compact form, in the
-    sums "dbeta" and "dgamma").
+    sums "dbeta" and "dgamma"); "dx_eval" (evaluation: mu and var are the running
+    statistics, constants, so x_i reaches z_i through xhat_i alone).
     """
     sum_x = sp.Sum(_x[J], (J, 1, MB))
     mu = sum_x / MB
@@ -118,11 +119,12 @@ def generic_batchnorm() -> dict:
     if collected.has(sp.Sum):     # pragma: no cover - a SymPy change would show here
         raise AssertionError(f"batchnorm: sums left after collecting: {collected}")
     dx = sp.factor(collected).xreplace({v: k for k, v in sums.items()})
+    dx_eval = _d[I] * sp.diff(z.xreplace({_xh[I]: xhat}), _x[I])
     return {"mu": mu, "var": var, "std": std, "xhat": xhat, "z": z, "sum_x": sum_x, "sum_sq": sum_sq,
             "var_unbiased": var_unbiased, "dxhat": dxhat, "dgamma": dgamma, "dbeta": dbeta,
             "dvar_raw": dvar_raw, "dvar": dvar, "dvar_dmu_raw": dvar_dmu_raw, "dvar_dmu": dvar_dmu,
             "dmu_raw": dmu_raw, "dmu": dmu, "local": local, "dx_raw": dx_raw,
-            "dx_expanded": dx_expanded, "dx": dx}
+            "dx_expanded": dx_expanded, "dx": dx, "dx_eval": dx_eval}
 
 
 # ---------------------------------------------------------------- kernel math
@@ -187,8 +189,7 @@ def kernel_math() -> dict[str, KernelExpr]:
     xhat = sp.simplify(per_element(g["xhat"]).subs(through_inv_std))
     dx = g["dx"].xreplace({g["dbeta"]: s["sum_delta"], g["dgamma"]: s["sum_delta_xhat"]})
     dx = sp.simplify(per_element(dx).subs(through_inv_std))
-    # Evaluation: mu and var are the running statistics, constants; z depends on x through xhat alone.
-    dx_eval = s["delta"] * sp.diff(per_element(g["z"]).xreplace({s["xhat"]: xhat}), x)
+    dx_eval = sp.simplify(per_element(g["dx_eval"]).subs(through_inv_std))
     term = lambda total: per_element(total.function.subs(K, I))     # noqa: E731 - the summand, at i
     running = lambda old, new: (1 - s["momentum"]) * old + s["momentum"] * new   # noqa: E731 - PyTorch's rule
     var_unbiased = per_element(g["var_unbiased"]).subs(var, s["var_biased"])
@@ -387,11 +388,9 @@ def batchnorm_backward(placed, ctx, upstream):
     steps.append(Step(_dcal("x_{i}"), dx,
                       r"collected by SymPy; the sums are $\partial \mathcal{L} / \partial \beta_c$ and "
                       r"$\partial \mathcal{L} / \partial \gamma_c$", "element", l))
-    # In evaluation mu and sigma^2 are the running statistics: constants, so x_i reaches z_i alone.
-    dx_eval = _d[I] * sp.diff(g["z"].xreplace({_xh[I]: g["xhat"]}), _x[I])
     running = {MU: _sym(r"\mu^{(%d)}_{\text{run},c}" % k), VAR: _sym(r"\sigma^{2\,(%d)}_{\text{run},c}" % k)}
     steps.append(Step(_sym(r"\left.\frac{\partial \mathcal{L}}{\partial x_{i}}\right|_{\text{evaluation}}"),
-                      doc(dx_eval.xreplace(running)), r"in evaluation the running statistics are constants: "
+                      doc(g["dx_eval"].xreplace(running)), r"in evaluation the running statistics are constants: "
                       r"$x_i$ feeds $\hat x_i$ alone (the input gradient of an attack on the trained network)",
                       "element", l))
 

@@ -168,12 +168,12 @@ def conv_forward(placed, ctx):
     c, h, w, ho, wo = _sizes(placed)
     kh, kw = layer.kernel
     ph, pw = layer.pads
-    p = ph or pw
+    padded = bool(ph or pw)
     g = generic_conv()
     names = {_W: indexed("W", k), _b: indexed("b", k), _x: _padded(placed),
              S: layer.stride, CIN: c, KH: kh, KW: kw}
     steps = []
-    if p:
+    if padded:
         steps.append(Step(r"\tilde{a}^{(%d)}_{c,u,v}" % (l - 1),
                           r"a^{(%d)}_{c,u-%d,v-%d} \text{ if } %d \le u < %d,\ %d \le v < %d \text{, else } 0"
                           % (l - 1, ph, pw, ph, h + ph, pw, w + pw),
@@ -183,7 +183,7 @@ def conv_forward(placed, ctx):
     steps.append(Step(z, g["z"].xreplace(names),
                       f"definition (conv2d layer, a cross-correlation as in PyTorch; {INDEX_NOTE})", "forward", l))
     steps.append(Step(_sym("z^{(%d)}" % l),
-                      _sym(r"W^{(%d)} \star %s^{(%d)} + b^{(%d)}" % (k, r"\tilde{a}" if p else "a", l - 1, k)),
+                      _sym(r"W^{(%d)} \star %s^{(%d)} + b^{(%d)}" % (k, r"\tilde{a}" if padded else "a", l - 1, k)),
                       f"shape ({layer.filters}, {ho}, {wo}): f < {layer.filters}, i < {ho}, j < {wo}", "forward", l))
     act = layer.activation
     steps.append(Step(indexed("a", l)[F_, I, J], act(z), f"activation {act.describe()}", "forward", l))
@@ -196,14 +196,14 @@ def conv_backward(placed, ctx, upstream):
     c, h, w, ho, wo = _sizes(placed)
     kh, kw = layer.kernel
     (ph, pw), s = layer.pads, layer.stride
-    p = ph or pw
+    padded = bool(ph or pw)
     g = generic_conv()
     delta = indexed(r"\delta", l)
     names = {_W: indexed("W", k), _b: indexed("b", k), _x: _padded(placed), _d: delta,
              S: s, CIN: c, FOUT: layer.filters, KH: kh, KW: kw, HO: ho, WO: wo}
     W_name, b_name = placed.params["W"], placed.params["b"]
     Wk, bk = "W^{(%d)}" % k, "b^{(%d)}" % k
-    xa = (r"\tilde{a}" if p else "a") + "^{(%d)}" % (l - 1)
+    xa = (r"\tilde{a}" if padded else "a") + "^{(%d)}" % (l - 1)
     steps = []
     gW_el = Step(dl(Wk + "_{f,c,m,n}"), g["dW"].xreplace(names).xreplace({P_: F_, Q_: C_, R_: MI, T_: NI}),
                  "chain rule: W_{f,c,m,n} meets the input at (c, s i + m, s j + n) in every output "
@@ -239,7 +239,7 @@ def conv_backward(placed, ctx, upstream):
     steps.append(Step(dl(xa + "_{q,u,v}"), gather, why, "element", l))
     # Rename to the indices of the layer below: (c, i, j).
     below = gather.xreplace({Q_: C_}).xreplace({U: I + ph, V: J + pw})
-    if p:
+    if padded:
         steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below,
                           f"padding crops: a_(c,i,j) sits at (c, i + {ph}, j + {pw}) of the padded input",
                           "element", l))
@@ -248,7 +248,7 @@ def conv_backward(placed, ctx, upstream):
     full = r"\operatorname{full}\left(\delta^{(%d)}%s\right) \ast \operatorname{rot180}(W^{(%d)})" % (
         l, r"\uparrow_{%d}" % s if s > 1 else "", k)
     crop = str(ph) if ph == pw else f"{ph},{pw}"
-    matrix = _mat(r"\operatorname{crop}_{%s}\left(%s\right)" % (crop, full) if p else full, l - 1)
+    matrix = _mat(r"\operatorname{crop}_{%s}\left(%s\right)" % (crop, full) if padded else full, l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form (summed over the filters f)", "matrix", l))
     batch = _sym(r"\frac{1}{m}\,%s \text{ per example}" % matrix.name)
     return steps, {"element": below, "matrix": matrix, "batch": batch}
