@@ -244,7 +244,7 @@ def named_tensors(model, state: bool = False):
 
 
 def copy_params(model, params: dict, state: dict | None = None) -> None:
-    """Copy symnet's arrays (W<k>, b<k>, gamma<k>, ...) into the torch layers (same layouts)."""
+    """Copy symnet's arrays (W<l>, b<l>, gamma<l>, ...) into the torch layers (same layouts)."""
     torch = _torch()
     with torch.no_grad():
         pairs = named_tensors(model) + (named_tensors(model, state=True) if state else [])
@@ -264,7 +264,7 @@ def torch_params(model) -> dict:
 
 
 def _weights_and_others(model):
-    """(the W<k> tensors, every other parameter): symnet's penalties and max-norm touch the W<k> only."""
+    """(the W<l> tensors, every other parameter): symnet's penalties and max-norm touch the W<l> only."""
     from symnet.train import is_weight
 
     ws, others = [], []
@@ -301,7 +301,7 @@ def torch_loss(model, xb, Yb, yb):
 def make_torch_optimizer(name: str, model, lr: float, l2: float = 0.0):
     """torch.optim namesake of symnet's optimiser, with symnet's default hyperparameters.
 
-    L2: weight_decay = 2 * l2 on the W<k> (symnet's penalty is l2 * W^2), 0 on biases and the rest.
+    L2: weight_decay = 2 * l2 on the W<l> (symnet's penalty is l2 * W^2), 0 on biases and the rest.
     """
     torch = _torch()
     from symnet.optim import make_optimizer

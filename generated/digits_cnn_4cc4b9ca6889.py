@@ -40,14 +40,14 @@ except ImportError:  # the file also runs without symnet installed
 DTYPE = np.float32
 IN_SHAPE = (1, 8, 8)
 N_OUT = 10
-PARAM_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3")
+PARAM_NAMES = ("W1", "b1", "W4", "b4", "W5", "b5")
 PARAM_SHAPES = {
     "W1": (16, 1, 3, 3),
     "b1": (16,),
-    "W2": (64, 256),
-    "b2": (64,),
-    "W3": (10, 64),
-    "b3": (10,),
+    "W4": (64, 256),
+    "b4": (64,),
+    "W5": (10, 64),
+    "b5": (10,),
 }
 STATE_NAMES = ()   # batch norm's running statistics
 STATE_SHAPES = {
@@ -518,7 +518,7 @@ def act_relu_inplace(A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense2_forward(A_in, W, b, G, A):
+def dense4_forward(A_in, W, b, G, A):
     """layer 4 (dense), dense 64, relu: z = A_in W^T + b, A = act_relu(z), G = g'(z) for backprop."""
     _mm_abt_small(A_in, W, G)
     for e in range(G.shape[0]):
@@ -530,7 +530,7 @@ def dense2_forward(A_in, W, b, G, A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense2_infer(A_in, W, b, A):
+def dense4_infer(A_in, W, b, A):
     """layer 4 (dense), dense 64, relu: A = act_relu(A_in W^T + b)."""
     _mm_abt_small(A_in, W, A)
     for e in range(A.shape[0]):
@@ -539,7 +539,7 @@ def dense2_infer(A_in, W, b, A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense2_backward(D, A_in, W, gW, gb, D_in):
+def dense4_backward(D, A_in, W, gW, gb, D_in):
     """layer 4 (dense): gW = D^T A_in, gb = sum of the rows of D; D_in = D W (the gradient below)."""
     _mm_atb_small(D, A_in, gW)
     for i in range(64):
@@ -551,7 +551,7 @@ def dense2_backward(D, A_in, W, gW, gb, D_in):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense3_loss(A_in, W, b, Y, D, grad, m):
+def dense5_loss(A_in, W, b, Y, D, grad, m):
     """layer 5 (dense) (output logits) with softmax cross entropy: per example
     logsumexp(z) - sum_i y_i z_i, summed over the rows / m (the rows may be a share of an
     m-example batch); with grad, D = delta_softmax(p, y) / m."""
@@ -580,7 +580,7 @@ def dense3_loss(A_in, W, b, Y, D, grad, m):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense3_infer(A_in, W, b, P):
+def dense5_infer(A_in, W, b, P):
     """layer 5 (dense) (output): P = softmax(A_in W^T + b), row by row."""
     _mm_abt_small(A_in, W, P)
     for e in range(P.shape[0]):
@@ -598,7 +598,7 @@ def dense3_infer(A_in, W, b, P):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense3_backward(D, A_in, W, gW, gb, D_in, G_in):
+def dense5_backward(D, A_in, W, gW, gb, D_in, G_in):
     """layer 5 (dense): gW = D^T A_in, gb = sum of the rows of D; D_in = (D W) * G_in (the delta below)."""
     _mm_atb_small(D, A_in, gW)
     for i in range(10):
@@ -618,7 +618,7 @@ def dense3_backward(D, A_in, W, gW, gb, D_in, G_in):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W2, b2, W3, b3):
+def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W4, b4, W5, b5):
     """(outputs, the rows' share of the m-example batch loss if with_loss, else 0), in
     evaluation mode: one pass serves forward() and loss()."""
     rows, o, oi = X.shape[0], 0, 0
@@ -634,19 +634,19 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W2, b2, W3, b3):
     A3 = flatten_forward(A2)
     A4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
-    dense2_infer(A3, W2, b2, A4)
+    dense4_infer(A3, W4, b4, A4)
     A5 = np.empty((rows, 10), DTYPE)
-    dense3_infer(A4, W3, b3, A5)
+    dense5_infer(A4, W5, b5, A5)
     loss = 0.0
     if with_loss:
         D5 = work[o:o + rows * 10].reshape((rows, 10))
         o += rows * 10
-        loss = dense3_loss(A4, W3, b3, Y, D5, False, m)
+        loss = dense5_loss(A4, W5, b5, Y, D5, False, m)
     return A5, loss
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b2, W3, b3, gW1, gb1, gW2, gb2, gW3, gb3):
+def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W4, b4, W5, b5, gW1, gb1, gW4, gb4, gW5, gb5):
     rows, o, oi = X.shape[0], 0, 0
     G1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
@@ -664,16 +664,16 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b
     o += rows * 64
     A4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
-    dense2_forward(A3, W2, b2, G4, A4)
+    dense4_forward(A3, W4, b4, G4, A4)
     D5 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense3_loss(A4, W3, b3, Y, D5, True, m)
+    loss = dense5_loss(A4, W5, b5, Y, D5, True, m)
     D4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
-    dense3_backward(D5, A4, W3, gW3, gb3, D4, G4)
+    dense5_backward(D5, A4, W5, gW5, gb5, D4, G4)
     D3 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
-    dense2_backward(D4, A3, W2, gW2, gb2, D3)
+    dense4_backward(D4, A3, W4, gW4, gb4, D3)
     D2 = D3.reshape((rows, 16, 4, 4))
     D1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
@@ -684,7 +684,7 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W2, b2, W3, b3):
+def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W4, b4, W5, b5):
     rows, o, oi = X.shape[0], 0, 0
     G1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
@@ -702,22 +702,22 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W2, b
     o += rows * 64
     A4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
-    dense2_forward(A3, W2, b2, G4, A4)
+    dense4_forward(A3, W4, b4, G4, A4)
     D5 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense3_loss(A4, W3, b3, Y, D5, True, m)
-    gW3 = np.empty(W3.shape, DTYPE)
-    gb3 = np.empty(b3.shape, DTYPE)
+    loss = dense5_loss(A4, W5, b5, Y, D5, True, m)
+    gW5 = np.empty(W5.shape, DTYPE)
+    gb5 = np.empty(b5.shape, DTYPE)
     D4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
-    dense3_backward(D5, A4, W3, gW3, gb3, D4, G4)
-    _sgd(W3, gW3, b3, gb3, lr)
-    gW2 = np.empty(W2.shape, DTYPE)
-    gb2 = np.empty(b2.shape, DTYPE)
+    dense5_backward(D5, A4, W5, gW5, gb5, D4, G4)
+    _sgd(W5, gW5, b5, gb5, lr)
+    gW4 = np.empty(W4.shape, DTYPE)
+    gb4 = np.empty(b4.shape, DTYPE)
     D3 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
-    dense2_backward(D4, A3, W2, gW2, gb2, D3)
-    _sgd(W2, gW2, b2, gb2, lr)
+    dense4_backward(D4, A3, W4, gW4, gb4, D3)
+    _sgd(W4, gW4, b4, gb4, lr)
     D2 = D3.reshape((rows, 16, 4, 4))
     D1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024

@@ -43,18 +43,18 @@ except ImportError:  # the file also runs without symnet installed
 DTYPE = np.float32
 IN_SHAPE = (1, 28, 28)
 N_OUT = 10
-PARAM_NAMES = ("W1", "b1", "W2", "b2", "W3", "b3", "W4", "b4", "W5", "b5")
+PARAM_NAMES = ("W1", "b1", "W3", "b3", "W6", "b6", "W7", "b7", "W8", "b8")
 PARAM_SHAPES = {
     "W1": (6, 1, 5, 5),
     "b1": (6,),
-    "W2": (16, 6, 5, 5),
-    "b2": (16,),
-    "W3": (120, 256),
-    "b3": (120,),
-    "W4": (84, 120),
-    "b4": (84,),
-    "W5": (10, 84),
-    "b5": (10,),
+    "W3": (16, 6, 5, 5),
+    "b3": (16,),
+    "W6": (120, 256),
+    "b6": (120,),
+    "W7": (84, 120),
+    "b7": (84,),
+    "W8": (10, 84),
+    "b8": (10,),
 }
 STATE_NAMES = ()   # batch norm's running statistics
 STATE_SHAPES = {
@@ -525,7 +525,7 @@ def act_relu_inplace(A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense3_forward(A_in, W, b, G, A):
+def dense6_forward(A_in, W, b, G, A):
     """layer 6 (dense), dense 120, relu: z = A_in W^T + b, A = act_relu(z), G = g'(z) for backprop."""
     _mm_abt_small(A_in, W, G)
     for e in range(G.shape[0]):
@@ -537,7 +537,7 @@ def dense3_forward(A_in, W, b, G, A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense3_infer(A_in, W, b, A):
+def dense6_infer(A_in, W, b, A):
     """layer 6 (dense), dense 120, relu: A = act_relu(A_in W^T + b)."""
     _mm_abt_small(A_in, W, A)
     for e in range(A.shape[0]):
@@ -546,7 +546,7 @@ def dense3_infer(A_in, W, b, A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense3_backward(D, A_in, W, gW, gb, D_in):
+def dense6_backward(D, A_in, W, gW, gb, D_in):
     """layer 6 (dense): gW = D^T A_in, gb = sum of the rows of D; D_in = D W (the gradient below)."""
     _mm_atb_small(D, A_in, gW)
     for i in range(120):
@@ -558,7 +558,7 @@ def dense3_backward(D, A_in, W, gW, gb, D_in):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense4_forward(A_in, W, b, G, A):
+def dense7_forward(A_in, W, b, G, A):
     """layer 7 (dense), dense 84, relu: z = A_in W^T + b, A = act_relu(z), G = g'(z) for backprop."""
     _mm_abt_small(A_in, W, G)
     for e in range(G.shape[0]):
@@ -570,7 +570,7 @@ def dense4_forward(A_in, W, b, G, A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense4_infer(A_in, W, b, A):
+def dense7_infer(A_in, W, b, A):
     """layer 7 (dense), dense 84, relu: A = act_relu(A_in W^T + b)."""
     _mm_abt_small(A_in, W, A)
     for e in range(A.shape[0]):
@@ -579,7 +579,7 @@ def dense4_infer(A_in, W, b, A):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense4_backward(D, A_in, W, gW, gb, D_in, G_in):
+def dense7_backward(D, A_in, W, gW, gb, D_in, G_in):
     """layer 7 (dense): gW = D^T A_in, gb = sum of the rows of D; D_in = (D W) * G_in (the delta below)."""
     _mm_atb_small(D, A_in, gW)
     for i in range(84):
@@ -594,7 +594,7 @@ def dense4_backward(D, A_in, W, gW, gb, D_in, G_in):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense5_loss(A_in, W, b, Y, D, grad, m):
+def dense8_loss(A_in, W, b, Y, D, grad, m):
     """layer 8 (dense) (output logits) with softmax cross entropy: per example
     logsumexp(z) - sum_i y_i z_i, summed over the rows / m (the rows may be a share of an
     m-example batch); with grad, D = delta_softmax(p, y) / m."""
@@ -623,7 +623,7 @@ def dense5_loss(A_in, W, b, Y, D, grad, m):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense5_infer(A_in, W, b, P):
+def dense8_infer(A_in, W, b, P):
     """layer 8 (dense) (output): P = softmax(A_in W^T + b), row by row."""
     _mm_abt_small(A_in, W, P)
     for e in range(P.shape[0]):
@@ -641,7 +641,7 @@ def dense5_infer(A_in, W, b, P):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def dense5_backward(D, A_in, W, gW, gb, D_in, G_in):
+def dense8_backward(D, A_in, W, gW, gb, D_in, G_in):
     """layer 8 (dense): gW = D^T A_in, gb = sum of the rows of D; D_in = (D W) * G_in (the delta below)."""
     _mm_atb_small(D, A_in, gW)
     for i in range(10):
@@ -661,7 +661,7 @@ def dense5_backward(D, A_in, W, gW, gb, D_in, G_in):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W2, b2, W3, b3, W4, b4, W5, b5):
+def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W8, b8):
     """(outputs, the rows' share of the m-example batch loss if with_loss, else 0), in
     evaluation mode: one pass serves forward() and loss()."""
     rows, o, oi = X.shape[0], 0, 0
@@ -676,7 +676,7 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W2, b2, W3, b3, W4, b4, W
     maxpool2d_forward(A1, 2, 2, A2, I2)
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W2, b2, 1, 0, 0, A3)
+    conv2d_forward(A2, W3, b3, 1, 0, 0, A3)
     act_relu_inplace(A3)
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
@@ -686,22 +686,22 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W2, b2, W3, b3, W4, b4, W
     A5 = flatten_forward(A4)
     A6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
-    dense3_infer(A5, W3, b3, A6)
+    dense6_infer(A5, W6, b6, A6)
     A7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
-    dense4_infer(A6, W4, b4, A7)
+    dense7_infer(A6, W7, b7, A7)
     A8 = np.empty((rows, 10), DTYPE)
-    dense5_infer(A7, W5, b5, A8)
+    dense8_infer(A7, W8, b8, A8)
     loss = 0.0
     if with_loss:
         D8 = work[o:o + rows * 10].reshape((rows, 10))
         o += rows * 10
-        loss = dense5_loss(A7, W5, b5, Y, D8, False, m)
+        loss = dense8_loss(A7, W8, b8, Y, D8, False, m)
     return A8, loss
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b2, W3, b3, W4, b4, W5, b5, gW1, gb1, gW2, gb2, gW3, gb3, gW4, gb4, gW5, gb5):
+def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W8, b8, gW1, gb1, gW3, gb3, gW6, gb6, gW7, gb7, gW8, gb8):
     rows, o, oi = X.shape[0], 0, 0
     G1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
@@ -718,7 +718,7 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b
     o += rows * 1024
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W2, b2, 1, 0, 0, G3)
+    conv2d_forward(A2, W3, b3, 1, 0, 0, G3)
     act_relu_arrays(G3, A3)
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
@@ -730,24 +730,24 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b
     o += rows * 120
     A6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
-    dense3_forward(A5, W3, b3, G6, A6)
+    dense6_forward(A5, W6, b6, G6, A6)
     G7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
     A7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
-    dense4_forward(A6, W4, b4, G7, A7)
+    dense7_forward(A6, W7, b7, G7, A7)
     D8 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense5_loss(A7, W5, b5, Y, D8, True, m)
+    loss = dense8_loss(A7, W8, b8, Y, D8, True, m)
     D7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
-    dense5_backward(D8, A7, W5, gW5, gb5, D7, G7)
+    dense8_backward(D8, A7, W8, gW8, gb8, D7, G7)
     D6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
-    dense4_backward(D7, A6, W4, gW4, gb4, D6, G6)
+    dense7_backward(D7, A6, W7, gW7, gb7, D6, G6)
     D5 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
-    dense3_backward(D6, A5, W3, gW3, gb3, D5)
+    dense6_backward(D6, A5, W6, gW6, gb6, D5)
     D4 = D5.reshape((rows, 16, 4, 4))
     D3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
@@ -755,7 +755,7 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b
     _mul_inplace(D3, G3)
     D2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
-    conv2d_backward(A2, W2, D3, 1, 0, 0, gW2, gb2, D2)
+    conv2d_backward(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
     D1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
     maxpool2d_backward(D2, I2, D1)
@@ -765,7 +765,7 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W2, b2, W3, b3, W4, b4, W5, b5):
+def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W8, b8):
     rows, o, oi = X.shape[0], 0, 0
     G1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
@@ -782,7 +782,7 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W2, b
     o += rows * 1024
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W2, b2, 1, 0, 0, G3)
+    conv2d_forward(A2, W3, b3, 1, 0, 0, G3)
     act_relu_arrays(G3, A3)
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
@@ -794,44 +794,44 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W2, b
     o += rows * 120
     A6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
-    dense3_forward(A5, W3, b3, G6, A6)
+    dense6_forward(A5, W6, b6, G6, A6)
     G7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
     A7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
-    dense4_forward(A6, W4, b4, G7, A7)
+    dense7_forward(A6, W7, b7, G7, A7)
     D8 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense5_loss(A7, W5, b5, Y, D8, True, m)
-    gW5 = np.empty(W5.shape, DTYPE)
-    gb5 = np.empty(b5.shape, DTYPE)
+    loss = dense8_loss(A7, W8, b8, Y, D8, True, m)
+    gW8 = np.empty(W8.shape, DTYPE)
+    gb8 = np.empty(b8.shape, DTYPE)
     D7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
-    dense5_backward(D8, A7, W5, gW5, gb5, D7, G7)
-    _sgd(W5, gW5, b5, gb5, lr)
-    gW4 = np.empty(W4.shape, DTYPE)
-    gb4 = np.empty(b4.shape, DTYPE)
+    dense8_backward(D8, A7, W8, gW8, gb8, D7, G7)
+    _sgd(W8, gW8, b8, gb8, lr)
+    gW7 = np.empty(W7.shape, DTYPE)
+    gb7 = np.empty(b7.shape, DTYPE)
     D6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
-    dense4_backward(D7, A6, W4, gW4, gb4, D6, G6)
-    _sgd(W4, gW4, b4, gb4, lr)
-    gW3 = np.empty(W3.shape, DTYPE)
-    gb3 = np.empty(b3.shape, DTYPE)
+    dense7_backward(D7, A6, W7, gW7, gb7, D6, G6)
+    _sgd(W7, gW7, b7, gb7, lr)
+    gW6 = np.empty(W6.shape, DTYPE)
+    gb6 = np.empty(b6.shape, DTYPE)
     D5 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
-    dense3_backward(D6, A5, W3, gW3, gb3, D5)
-    _sgd(W3, gW3, b3, gb3, lr)
+    dense6_backward(D6, A5, W6, gW6, gb6, D5)
+    _sgd(W6, gW6, b6, gb6, lr)
     D4 = D5.reshape((rows, 16, 4, 4))
     D3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
     maxpool2d_backward(D4, I4, D3)
     _mul_inplace(D3, G3)
-    gW2 = np.empty(W2.shape, DTYPE)
-    gb2 = np.empty(b2.shape, DTYPE)
+    gW3 = np.empty(W3.shape, DTYPE)
+    gb3 = np.empty(b3.shape, DTYPE)
     D2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
-    conv2d_backward(A2, W2, D3, 1, 0, 0, gW2, gb2, D2)
-    _sgd(W2, gW2, b2, gb2, lr)
+    conv2d_backward(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
+    _sgd(W3, gW3, b3, gb3, lr)
     D1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
     maxpool2d_backward(D2, I2, D1)

@@ -290,6 +290,8 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
     if fp is not None and fp != net.fingerprint():
         raise SpecError(f"{where} was written for a different network spec "
                         f"({config.get('network', '?')}) than {net.name}")
+    if ck.meta.get("numbering") is None and net.legacy_names():
+        ck = load_checkpoint(path, net.legacy_names())      # written before the one numbering
     _check_params(net, ck.params, where)
     data, seed, from_checkpoint = _resolve_data(data, seed, config, where)
 

@@ -14,8 +14,9 @@ DTYPES = ("float32", "float64")
 class Network:
     """A feed-forward network: input shape, layers, loss, name and dtype.
 
-    Parameters are named by trainable layer in order (W1, b1, W2, b2, ...),
-    with PyTorch's shapes, so weights copy across.
+    One numbering everywhere: layer l (counting every layer from 1) owns
+    z^(l), a^(l), delta^(l) and its parameters W<l>, b<l>, ... (PyTorch's
+    shapes, so weights copy across); layers without parameters leave gaps.
     """
 
     def __init__(self, input, layers, loss="mse", name="net", dtype="float64"):
@@ -37,15 +38,13 @@ class Network:
         self._check_output()
 
     def _place(self) -> list[Placed]:
-        placed, shape, k = [], self.input_shape, 0
+        placed, shape = [], self.input_shape
         for position, layer in enumerate(self.layers, 1):
             where = f"layer {position} ({layer.type})"
             out = tuple(layer.output_shape(shape, where))
             roles = layer.param_shapes(shape)
-            index = None
-            if layer.trainable:
-                k += 1
-                index = k
+            k = position
+            index = position if layer.trainable else None
             names = {role: f"{role}{k}" for role in roles}
             state_roles = layer.state_shapes(shape)
             if state_roles and index is None:     # pragma: no cover - a layer-author error
@@ -95,7 +94,7 @@ class Network:
 
     @property
     def state_shapes(self) -> dict[str, tuple[int, ...]]:
-        """Non-trainable state (batch norm's running_mean<k>, running_var<k>) by name."""
+        """Non-trainable state (batch norm's running_mean<l>, running_var<l>) by name."""
         shapes = {}
         for p in self.placed:
             shapes.update(p.state_shapes)
@@ -130,6 +129,19 @@ class Network:
             lines.append(f"  {r[0]:<{widths[0]}}  {r[1]:<{widths[1]}}  {r[2]:>{widths[2]}}")
         lines.append(f"  total parameters: {self.n_params:,}")
         return "\n".join(lines)
+
+    def legacy_names(self) -> dict[str, str]:
+        """Old checkpoint names (parameters counted over trainable layers only,
+        symnet 0.1 before the one numbering) -> today's names, where they differ."""
+        mapping, k = {}, 0
+        for p in self.placed:
+            if p.trainable_index is None:
+                continue
+            k += 1
+            for role, name in {**p.params, **p.state}.items():
+                if f"{role}{k}" != name:
+                    mapping[f"{role}{k}"] = name
+        return mapping
 
     def to_spec(self) -> dict:
         """The spec-file form (what a TOML spec holds)."""

@@ -35,6 +35,9 @@ OPT_PREFIX = "opt."
 BEST_PREFIX = "best."
 NORM_MEAN = "norm.mean"
 NORM_STD = "norm.std"
+# Parameter names follow the layer's position (W6 is layer 6's); checkpoints
+# without this mark counted trainable layers only and are renamed on load.
+NUMBERING = "layer"
 # Keys of a checkpoint that are not parameters.
 _RESERVED = ("epoch", "rng", "meta", NORM_MEAN, NORM_STD)
 
@@ -106,7 +109,7 @@ def save_checkpoint(
             arrays[BEST_PREFIX + name] = np.asarray(value)
     arrays["epoch"] = np.asarray(int(epoch))
     arrays["rng"] = np.asarray(json.dumps(rng_state) if rng_state is not None else "")
-    arrays["meta"] = np.asarray(json.dumps(_jsonable(meta or {})))
+    arrays["meta"] = np.asarray(json.dumps(_jsonable({**(meta or {}), "numbering": NUMBERING})))
     if normalizer is not None:
         arrays[NORM_MEAN] = np.asarray(normalizer.mean)
         arrays[NORM_STD] = np.asarray(normalizer.std)
@@ -116,8 +119,19 @@ def save_checkpoint(
     return path
 
 
-def load_checkpoint(out) -> Checkpoint:
-    """Read ``out/checkpoint.npz`` (or a path to the .npz itself)."""
+def _rename(key: str, legacy_names: dict) -> str:
+    """'W3' or 'm.W3' -> today's name of that parameter (the last dotted part)."""
+    head, _, name = key.rpartition(".")
+    new = legacy_names.get(name, name)
+    return f"{head}.{new}" if head else new
+
+
+def load_checkpoint(out, legacy_names: dict | None = None) -> Checkpoint:
+    """Read ``out/checkpoint.npz`` (or a path to the .npz itself).
+
+    ``legacy_names`` (``Network.legacy_names()``) renames the parameters of a
+    checkpoint written before the one numbering (W3 of the third trainable
+    layer -> W<its position>)."""
     path = Path(out)
     if path.is_dir() or path.suffix != ".npz":
         path = path / CHECKPOINT
@@ -130,6 +144,10 @@ def load_checkpoint(out) -> Checkpoint:
         raise TrainingError(f"{path}: not a readable checkpoint ({e})") from None
     if "epoch" not in data:
         raise TrainingError(f"{path}: not a symnet checkpoint (no 'epoch' entry)")
+    meta_text = str(data["meta"]) if "meta" in data else "{}"
+    meta = json.loads(meta_text)
+    if legacy_names and meta.get("numbering") != NUMBERING:
+        data = {_rename(k, legacy_names): v for k, v in data.items()}
     params, opt, best = {}, {}, {}
     for key, value in data.items():
         if key.startswith(OPT_PREFIX):
@@ -140,7 +158,6 @@ def load_checkpoint(out) -> Checkpoint:
         elif key not in _RESERVED:
             params[key] = value
     rng_text = str(data["rng"]) if "rng" in data else ""
-    meta_text = str(data["meta"]) if "meta" in data else "{}"
     return Checkpoint(
         params=params,
         optimizer=opt,
@@ -148,7 +165,7 @@ def load_checkpoint(out) -> Checkpoint:
         rng_state=json.loads(rng_text) if rng_text else None,
         norm_mean=data.get(NORM_MEAN),
         norm_std=data.get(NORM_STD),
-        meta=json.loads(meta_text),
+        meta=meta,
         best_params=best or None,
     )
 

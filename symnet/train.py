@@ -12,7 +12,7 @@ The kernel does the network's math (``symnet.codegen.generate(net)``):
 This module adds what the lectures add around it:
 
 - L2 regularisation ``lambda * ||W||^2`` and L1 ``lambda * |W|`` on the weights
-  (parameters named ``W<k>``; biases are not penalised), added to the average
+  (parameters named ``W<l>``; biases are not penalised), added to the average
   loss. Their gradients are SymPy's derivatives of those expressions
   (``2 lambda w``, ``lambda sign(w)`` with sign(0) = 0), lambdified once.
 - max-norm: after each step every weight row (one unit's incoming weights, one
@@ -540,7 +540,7 @@ def _checkpoint(out, params, opt, epoch, rng, data, config, history, best, stopp
 def _restore(out, net, data, opt, rng, dtype):
     from .runs import load_checkpoint
 
-    ck = load_checkpoint(out)
+    ck = load_checkpoint(out, net.legacy_names())
     where = f"{Path(out)}: checkpoint"
     shapes = {k: tuple(v.shape) for k, v in ck.params.items()}
     want = {k: tuple(v) for k, v in {**net.param_shapes, **net.state_shapes}.items()}

@@ -50,8 +50,8 @@ def test_spec_errors_name_the_layer(table, text):
 def test_parameter_and_state_names_shapes_and_init():
     net = symnet.Network([2, 5, 5], [symnet.Conv2D(3, 3), symnet.BatchNorm("relu"), symnet.Flatten(),
                                      symnet.Dense(4), symnet.BatchNorm(), symnet.Dense(2)], dtype="float32")
-    assert list(net.param_shapes) == ["W1", "b1", "gamma2", "beta2", "W3", "b3", "gamma4", "beta4", "W5", "b5"]
-    assert net.param_shapes["gamma2"] == (3,) and net.param_shapes["beta4"] == (4,)
+    assert list(net.param_shapes) == ["W1", "b1", "gamma2", "beta2", "W4", "b4", "gamma5", "beta5", "W6", "b6"]
+    assert net.param_shapes["gamma2"] == (3,) and net.param_shapes["beta5"] == (4,)
     assert net.state_shapes == {"running_mean2": (3,), "running_var2": (3,), "running_mean4": (4,),
                                 "running_var4": (4,)}
     assert net.placed[1].state == {"running_mean": "running_mean2", "running_var": "running_var2"}
@@ -59,7 +59,7 @@ def test_parameter_and_state_names_shapes_and_init():
     assert net.placed[0].state == {} and net.placed[0].state_shapes == {}
     for scheme in ("he", "xavier", "small"):
         p = net.init_params(seed=1, scheme=scheme)
-        assert np.all(p["gamma2"] == 1) and np.all(p["beta2"] == 0) and np.all(p["gamma4"] == 1)
+        assert np.all(p["gamma2"] == 1) and np.all(p["beta2"] == 0) and np.all(p["gamma5"] == 1)
         assert p["gamma2"].dtype == np.float32 and np.any(p["W1"] != 0)
     state = net.init_state()
     assert set(state) == set(net.state_shapes)
@@ -338,7 +338,7 @@ def test_conv_network_document_renders_and_compiles(tmp_path):
     d = symnet.derive(net)
     md = d.to_markdown()
     assert r"\bar{m} = 4 m" in md and r"\bar{x}^{(2)}_{cij}" in md
-    assert {"gamma2", "beta2", "gamma4", "beta4", "W1", "x"} <= set(d.gradients)
+    assert {"gamma2", "beta2", "gamma5", "beta5", "W1", "W4", "x"} <= set(d.gradients)
     if shutil.which("pdflatex") is None:
         pytest.skip("no pdflatex")
     from symnet.render import compile_pdf

@@ -118,7 +118,7 @@ def test_dropout_masks_scale_and_route_the_gradient(cnns):
 
     def masked():
         return mod.loss_and_grads(params, X, Y, masks)[0]
-    for key in ("W3", "W1"):
+    for key in ("W6", "W1"):
         assert _rel(grads[key], _central(masked, params[key])) < 1e-6, key
     assert _rel(dX, _central(masked, X)) < 1e-6
     with pytest.raises(ShapeError, match="masks"):
@@ -251,11 +251,11 @@ def test_lenet_matches_torch(kernel_dir):
     t = {k: torch.tensor(v, requires_grad=True) for k, v in params.items()}
     x = torch.tensor(X, requires_grad=True)
     h = F.max_pool2d(F.relu(F.conv2d(x, t["W1"], t["b1"])), 2)
-    h = F.max_pool2d(F.relu(F.conv2d(h, t["W2"], t["b2"])), 2)
+    h = F.max_pool2d(F.relu(F.conv2d(h, t["W3"], t["b3"])), 2)
     h = torch.flatten(h, 1)
-    h = F.relu(F.linear(h, t["W3"], t["b3"]))
-    h = F.relu(F.linear(h, t["W4"], t["b4"]))
-    logits = F.linear(h, t["W5"], t["b5"])
+    h = F.relu(F.linear(h, t["W6"], t["b6"]))
+    h = F.relu(F.linear(h, t["W7"], t["b7"]))
+    logits = F.linear(h, t["W8"], t["b8"])
     ref = F.cross_entropy(logits, torch.tensor(y))
     ref.backward()
     assert loss == pytest.approx(ref.item(), rel=1e-10)
@@ -330,8 +330,8 @@ def test_batchnorm_matches_torch_in_training_and_evaluation(bn):
     bn2 = torch.nn.BatchNorm1d(5, momentum=0.2).double()
     lin2 = torch.nn.Linear(5, 3).double()
     with torch.no_grad():
-        for mod_t, (w, b) in ((conv, ("W1", "b1")), (bn1, ("gamma2", "beta2")), (lin1, ("W3", "b3")),
-                              (bn2, ("gamma4", "beta4")), (lin2, ("W5", "b5"))):
+        for mod_t, (w, b) in ((conv, ("W1", "b1")), (bn1, ("gamma2", "beta2")), (lin1, ("W5", "b5")),
+                              (bn2, ("gamma6", "beta6")), (lin2, ("W7", "b7"))):
             mod_t.weight.copy_(torch.tensor(params[w]))
             mod_t.bias.copy_(torch.tensor(params[b]))
     model = torch.nn.Sequential(conv, bn1, torch.nn.ReLU(), torch.nn.MaxPool2d(2), torch.nn.Flatten(), lin1, bn2,
@@ -341,12 +341,12 @@ def test_batchnorm_matches_torch_in_training_and_evaluation(bn):
     ref.backward()
     loss, grads = mod.loss_and_grads(params, X, Y)      # training mode, state updated
     assert loss == pytest.approx(ref.item(), rel=1e-10)
-    named = {"W1": conv.weight, "gamma2": bn1.weight, "beta2": bn1.bias, "W3": lin1.weight, "gamma4": bn2.weight,
-             "beta4": bn2.bias, "W5": lin2.weight}
+    named = {"W1": conv.weight, "gamma2": bn1.weight, "beta2": bn1.bias, "W5": lin1.weight, "gamma6": bn2.weight,
+             "beta6": bn2.bias, "W7": lin2.weight}
     for k, t in named.items():
         assert np.allclose(grads[k], t.grad.numpy(), rtol=1e-8, atol=1e-12), k
     for k, t in {"running_mean2": bn1.running_mean, "running_var2": bn1.running_var,
-                 "running_mean4": bn2.running_mean, "running_var4": bn2.running_var}.items():
+                 "running_mean6": bn2.running_mean, "running_var6": bn2.running_var}.items():
         assert np.allclose(params[k], t.numpy(), rtol=1e-12), k
     model.eval()
     assert np.allclose(mod.forward(params, X), torch.softmax(model(x), 1).detach().numpy(), atol=1e-12)

@@ -28,8 +28,8 @@ def test_lenet_shapes():
                   loss="softmax_cross_entropy")
     assert [p.out_shape for p in net.placed] == [(6, 24, 24), (6, 12, 12), (16, 8, 8), (16, 4, 4), (256,),
                                                   (120,), (84,), (10,)]
-    assert net.param_shapes["W1"] == (6, 1, 5, 5) and net.param_shapes["b2"] == (16,)
-    assert net.param_shapes["W3"] == (120, 256)
+    assert net.param_shapes["W1"] == (6, 1, 5, 5) and net.param_shapes["b3"] == (16,)
+    assert net.param_shapes["W6"] == (120, 256)
 
 
 @pytest.mark.parametrize("layer,shape,out", [

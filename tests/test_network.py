@@ -104,3 +104,26 @@ def test_derivation_cost_does_not_grow_with_width():
     timed(4)                                   # warm the per-layer-type caches
     (_, steps_small), (_, steps_wide) = timed(4), timed(4096)
     assert steps_small == steps_wide           # same steps: nothing expanded per weight
+
+
+def test_one_numbering_and_old_checkpoints_renamed_on_load(tmp_path):
+    from symnet.runs import load_checkpoint, save_checkpoint
+    net = symnet.load(f"{EXAMPLES}/lenet.toml")
+    # layer l owns W<l>: conv 1, conv 3, dense 6, 7, 8 (pooling and flatten have none)
+    assert [n for n in net.param_shapes if n.startswith("W")] == ["W1", "W3", "W6", "W7", "W8"]
+    assert net.legacy_names() == {"W2": "W3", "b2": "b3", "W3": "W6", "b3": "b6", "W4": "W7", "b4": "b7",
+                                  "W5": "W8", "b5": "b8"}
+    assert mlp().legacy_names() == {}
+    params = net.init_params(seed=1)
+    old = {f"{n[0]}{k}": params[n] for k, (n) in enumerate(["W1", "W3", "W6", "W7", "W8"], 1)}
+    old.update({f"b{k}": params[f"b{n[1:]}"] for k, n in enumerate(["W1", "W3", "W6", "W7", "W8"], 1)})
+    old.update({"epoch": np.asarray(3), "meta": np.asarray("{}"), "opt.m.W2": params["W3"]})
+    np.savez(tmp_path / "checkpoint.npz", **old)
+    ck = load_checkpoint(tmp_path, net.legacy_names())
+    assert set(ck.params) == set(params) and ck.optimizer["m.W3"].shape == params["W3"].shape
+    for name, value in params.items():
+        np.testing.assert_array_equal(ck.params[name], value)
+    # a checkpoint written today is marked and read back unchanged
+    save_checkpoint(tmp_path, params, {}, 4)
+    ck = load_checkpoint(tmp_path, net.legacy_names())
+    assert ck.meta["numbering"] == "layer" and set(ck.params) == set(params)

@@ -141,7 +141,7 @@ def test_torch_layers_of_a_cnn():
     assert [(c.stride, c.padding) for c in convs] == [((2, 2), (1, 1)), ((1, 1), (1, 1))]
     pools = [m for m in model.body if isinstance(m, (torch.nn.MaxPool2d, torch.nn.AvgPool2d))]
     assert [(type(p).__name__, p.kernel_size, p.stride) for p in pools] == [("MaxPool2d", 2, 1), ("AvgPool2d", 2, 2)]
-    np.testing.assert_array_equal(convs[1].weight.detach().numpy(), params["W2"])
+    np.testing.assert_array_equal(convs[1].weight.detach().numpy(), params["W3"])
     x = torch.as_tensor(RNG.standard_normal((3, 2 * 9 * 9)))
     with torch.no_grad():
         out = model(x)

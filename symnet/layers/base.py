@@ -38,7 +38,7 @@ class Layer:
 
     def state_shapes(self, in_shape: tuple[int, ...]) -> dict[str, tuple[int, ...]]:
         """Shapes of non-trainable state by role (batch norm's 'running_mean',
-        'running_var'); names become running_mean<k>, ... with k as in W<k>."""
+        'running_var'); names become running_mean<l>, ... with l the layer's position, as in W<l>."""
         return {}
 
     def describe(self) -> str:
@@ -87,7 +87,7 @@ class Placed:
     out_shape: tuple[int, ...]
     params: dict[str, str]                 # role -> name, e.g. {"W": "W2", "b": "b2"}
     param_shapes: dict[str, tuple[int, ...]]   # name -> shape
-    trainable_index: int | None            # k in W<k>, or None
+    trainable_index: int | None            # l in W<l> (the layer's position) for layers with parameters, else None
     state: dict[str, str] = field(default_factory=dict)        # role -> name, e.g. {"running_mean": "running_mean2"}
     state_shapes: dict[str, tuple[int, ...]] = field(default_factory=dict)   # name -> shape
 

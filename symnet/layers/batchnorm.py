@@ -11,7 +11,7 @@ and updates the running statistics as PyTorch does:
     running_var  = (1 - momentum) * running_var  + momentum * unbiased_batch_var
 
 Evaluation normalises with the running statistics. Those are state, not
-parameters: `state_shapes` names them running_mean<k>, running_var<k>.
+parameters: `state_shapes` names them running_mean<l>, running_var<l>.
 """
 from __future__ import annotations
 
