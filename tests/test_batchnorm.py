@@ -52,8 +52,8 @@ def test_parameter_and_state_names_shapes_and_init():
                                      symnet.Dense(4), symnet.BatchNorm(), symnet.Dense(2)], dtype="float32")
     assert list(net.param_shapes) == ["W1", "b1", "gamma2", "beta2", "W4", "b4", "gamma5", "beta5", "W6", "b6"]
     assert net.param_shapes["gamma2"] == (3,) and net.param_shapes["beta5"] == (4,)
-    assert net.state_shapes == {"running_mean2": (3,), "running_var2": (3,), "running_mean4": (4,),
-                                "running_var4": (4,)}
+    assert net.state_shapes == {"running_mean2": (3,), "running_var2": (3,), "running_mean5": (4,),
+                                "running_var5": (4,)}
     assert net.placed[1].state == {"running_mean": "running_mean2", "running_var": "running_var2"}
     assert net.placed[1].params == {"gamma": "gamma2", "beta": "beta2"}
     assert net.placed[0].state == {} and net.placed[0].state_shapes == {}
@@ -63,9 +63,9 @@ def test_parameter_and_state_names_shapes_and_init():
         assert p["gamma2"].dtype == np.float32 and np.any(p["W1"] != 0)
     state = net.init_state()
     assert set(state) == set(net.state_shapes)
-    assert np.all(state["running_mean2"] == 0) and np.all(state["running_var4"] == 1)
+    assert np.all(state["running_mean2"] == 0) and np.all(state["running_var5"] == 1)
     assert state["running_var2"].dtype == np.float32
-    assert net.init_state("float64")["running_mean4"].dtype == np.float64
+    assert net.init_state("float64")["running_mean5"].dtype == np.float64
     assert symnet.Network([3], [symnet.Dense(2)]).state_shapes == {}
     assert "batchnorm eps=1e-05, momentum=0.1, relu" in net.summary()
 
