@@ -55,7 +55,9 @@ VARIANCE_GAP = 0.05
 # (without the penalty, which is recorded separately); train_acc, val_loss and
 # val_acc are computed with the parameters at the end of the epoch; lr is the
 # epoch's learning rate from the schedule.
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "penalty", "time_s")
+# grad_norm: {W<l>: mean ||dL/dW<l>|| over the epoch's batches} (symnet.pictures).
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "penalty", "time_s",
+                "grad_norm")
 
 
 # --------------------------------------------------------------------------
@@ -246,6 +248,9 @@ class TrainResult:
             extra = f", AUC {t['auc']:.3f}" if "auc" in t else ""
             lines.append(f"test: loss {t['loss']:.4f}, accuracy {t['accuracy']:.3f}, "
                          f"macro F1 {t['f1_macro']:.3f}{extra}")
+            if "binary_table" in t:
+                from .metrics import format_binary_table
+                lines.append(format_binary_table(t["binary_table"]))
         if self.diagnosis.get("line"):
             lines.append(self.diagnosis["line"])
         if self.out is not None:
@@ -404,6 +409,8 @@ def train(
 
     dropout = bool(getattr(kernel, "DROPOUT", ()))   # masks drawn from rng: resume stays exact
     show_bar = progress and sys.stderr.isatty()
+    from .pictures import GradNormMeter
+    grad_meter = GradNormMeter()
     n = len(X_tr)
     n_batches = math.ceil(n / batch_size)
     step = opt.t
@@ -431,6 +438,7 @@ def train(
                 what = "nan" if math.isnan(objective) else "inf"
                 raise TrainingError(f"step {step} (epoch {epoch + 1}): loss became {what}; "
                                     f"try a lower learning rate, e.g. --lr {base_lr / 10:g}")
+            grad_meter.add(grads)
             if reg:
                 grads = reg.add_grads(params, grads)
             opt.step({k: params[k] for k in grads}, grads)   # the trainable ones (not batch-norm state)
@@ -452,7 +460,7 @@ def train(
                                 f"e.g. --lr {base_lr / 10:g}")
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                "val_loss": val_loss, "val_acc": val_acc, "lr": opt.lr, "penalty": total_pen / seen,
-               "time_s": time.perf_counter() - t0}
+               "time_s": time.perf_counter() - t0, "grad_norm": grad_meter.epoch()}
         for k in HISTORY_KEYS:
             history[k].append(row[k])
         if bar is not None:
@@ -490,7 +498,7 @@ def train(
     result.diagnosis = bias_variance(tr_acc, va_acc)
     result.test, test_outputs = _test_report(kernel, final, X_te, Y_te, data.y_test, loss_name)
     if out is not None:
-        _write_run(out, result, config, data, test_outputs)
+        _write_run(out, result, config, data, test_outputs, net, X_te)
     return result
 
 
@@ -573,7 +581,7 @@ def _restore(out, net, data, opt, rng, dtype):
     return ck.epoch, params, history, best, bool(ck.meta.get("stopped_early", False))
 
 
-def _write_run(out, result: TrainResult, config, data, test_outputs):
+def _write_run(out, result: TrainResult, config, data, test_outputs, net=None, X_test=()):
     from .metrics import roc_curve
     from .runs import METRICS, write_json, write_plots
 
@@ -598,7 +606,10 @@ def _write_run(out, result: TrainResult, config, data, test_outputs):
         fpr, tpr, _ = roc_curve(data.y_test, test_outputs[:, -1])
         roc = (fpr, tpr, test["auc"])
     labels = None if data.classes is None else list(np.asarray(data.classes))
-    write_plots(out, result.history, None if test is None else test["confusion_matrix"], labels, roc)
+    write_plots(out, result.history, None if test is None else test["confusion_matrix"], labels, roc,
+                table=None if test is None else test.get("binary_table"))
+    from .pictures import write_run_pictures
+    write_run_pictures(out, net, result.params, result.history, X_test)
 
 
 # --------------------------------------------------------------------------
