@@ -66,6 +66,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_generate)
 
     _add_optional_commands(sub)
+    _add_lecture_commands(sub)
 
     p = sub.add_parser("demo", help="derive, generate and train the example networks")
     p.add_argument("-o", "--output", default="symnet-demo", help="output directory")
@@ -103,6 +104,15 @@ def _add_optional_commands(sub):
         p = sub.add_parser("check", help="gradient-check the generated kernels against finite differences")
         add_check_arguments(p)
         p.set_defaults(run=cli_check)
+
+
+def _add_lecture_commands(sub):
+    """Lecture companions (issue 16): each module registers its own arguments."""
+    from .optimizer_paths import add_optimizers_arguments, cli_optimizers
+
+    p = sub.add_parser("optimizers", help="SGD, momentum, RMSprop, Adam, Adagrad on a 2-D test function")
+    add_optimizers_arguments(p)
+    p.set_defaults(run=cli_optimizers)
 
 
 def main(argv=None) -> int:
