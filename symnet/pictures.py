@@ -184,22 +184,24 @@ def feature_maps_figure(net, params: dict, x):
     maps = conv_feature_maps(net, params, x)
     if not maps:
         return None
-    cols = max(m.shape[0] for _, m in maps)
-    cols = max(cols, 1)
-    fig = _figure(0.9 * cols + 0.8, 1.0 * (len(maps) + 1) + 0.6)
-    rows = len(maps) + 1
+    cols = min(8, max(m.shape[0] for _, m in maps))
+    layer_rows = [math.ceil(m.shape[0] / cols) for _, m in maps]
+    rows = 1 + sum(layer_rows)
+    fig = _figure(1.0 * cols + 0.6, 1.05 * rows + 0.6)
     ax = fig.add_subplot(rows, cols, 1)
     img = np.asarray(x, dtype=float)
     ax.imshow(img[0] if img.shape[0] == 1 else np.moveaxis(img[:3], 0, -1).clip(0, 1), cmap="gray")
-    ax.set_title("input", fontsize=7)
+    ax.set_title("input", fontsize=7, loc="left")
     ax.axis("off")
-    for r, (label, m) in enumerate(maps, start=1):
+    row = 1
+    for (label, m), n_rows in zip(maps, layer_rows):
         for c in range(m.shape[0]):
-            ax = fig.add_subplot(rows, cols, r * cols + c + 1)
+            ax = fig.add_subplot(rows, cols, row * cols + c + 1)
             ax.imshow(m[c], cmap="viridis", interpolation="nearest")
             ax.axis("off")
             if c == 0:
                 ax.set_title(label, fontsize=7, loc="left")
+        row += n_rows
     fig.suptitle("feature maps of one test image", fontsize=9)
     return fig
 
