@@ -113,6 +113,11 @@ def _add_lecture_commands(sub):
     p = sub.add_parser("optimizers", help="SGD, momentum, RMSprop, Adam, Adagrad on a 2-D test function")
     add_optimizers_arguments(p)
     p.set_defaults(run=cli_optimizers)
+    from .image_filters import add_filters_arguments, cli_filters
+
+    p = sub.add_parser("filters", help="the lecture's image filters applied with symnet's conv kernel")
+    add_filters_arguments(p)
+    p.set_defaults(run=cli_filters)
 
 
 def main(argv=None) -> int:
