@@ -350,6 +350,9 @@ def train(
     progress: bool = True,
     optimizer_options: dict | None = None,
     schedule_options: dict | None = None,
+    augment=(),
+    adversarial: float | None = None,
+    adversarial_ratio: float = 0.5,
 ) -> TrainResult:
     """Train ``net`` on ``data`` (a :class:`symnet.data.Dataset`) with mini-batch descent.
 
@@ -360,7 +363,9 @@ def train(
     ``max_norm``: row-norm bound c; ``early_stopping``: patience in epochs on
     the validation loss (the best parameters are returned). ``out``: run
     directory (checkpoint every epoch, metrics.json and plots at the end);
-    ``resume``: continue from ``out``'s checkpoint.
+    ``resume``: continue from ``out``'s checkpoint. ``augment``: kinds of
+    :mod:`symnet.augment` for training batches; ``adversarial``: FGSM eps mixed
+    into a fraction ``adversarial_ratio`` of each batch (:mod:`symnet.adversarial`).
     """
     epochs = _check_int("epochs", epochs, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -375,6 +380,9 @@ def train(
         raise TrainingError("resume needs a run directory (out=..., --out DIR)")
     reg = Regularizer(l2=l2, l1=l1)
     _check_data(net, data)
+    from .augment import augment as augment_batch, check_input, parse_kinds
+    augment = parse_kinds(augment)
+    check_input(augment, net.input_shape)
 
     dtype = np.dtype(net.dtype)
     X_tr, Y_tr = _cast(data.X_train, dtype), _cast(data.Y_train, dtype)
@@ -387,6 +395,10 @@ def train(
     base_lr = sched.lr0
     if kernel is None:
         kernel = _default_kernel(net)
+    adv = None
+    if adversarial is not None:
+        from .adversarial import AdversarialMixer
+        adv = AdversarialMixer(adversarial, adversarial_ratio, X_tr, data.normalizer)
 
     out = Path(out) if out is not None else None
     rng = np.random.default_rng(seed)
@@ -405,7 +417,9 @@ def train(
               "optimizer": opt.name, "lr": base_lr, "schedule": repr(sched), "batch_size": batch_size,
               "epochs": epochs, "seed": seed, "l2": reg.l2, "l1": reg.l1, "max_norm": max_norm,
               "early_stopping": early_stopping, "init": init, "dtype": str(dtype), "loss": loss_name,
-              "dropout_rates": sorted({p.layer.rate for p in net.placed if p.layer.type == "dropout"})}
+              "dropout_rates": sorted({p.layer.rate for p in net.placed if p.layer.type == "dropout"}),
+              "normalize": getattr(data, "normalization", "standard"), "augment": list(augment),
+              "adversarial": adversarial, "adversarial_ratio": adversarial_ratio if adversarial else None}
 
     dropout = bool(getattr(kernel, "DROPOUT", ()))   # masks drawn from rng: resume stays exact
     show_bar = progress and sys.stderr.isatty()
@@ -424,6 +438,10 @@ def train(
         seen, total_loss, total_pen = 0, 0.0, 0.0
         for idx in iterate_minibatches(n, batch_size, rng):
             xb, yb = X_tr[idx], Y_tr[idx]
+            if augment:
+                xb = augment_batch(xb, augment, rng)      # the checkpointed rng: resume stays exact
+            if adv is not None:
+                xb = adv.mix(kernel, params, xb, yb)
             if dropout:
                 loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
             else:
@@ -635,6 +653,14 @@ def add_train_arguments(parser):
     parser.add_argument("--init", default="he", help="weight initialisation scheme (default he)")
     parser.add_argument("--dropout", type=float, default=0.0,
                         help="inverted dropout after every hidden dense layer with this rate (default 0: none)")
+    parser.add_argument("--normalize", default="standard", choices=("standard", "minmax", "none"),
+                        help="inputs: (x - mean) / std, min-max to [-1, 1], or as they are (fitted on train)")
+    parser.add_argument("--augment", default=None, metavar="KINDS",
+                        help="training-batch augmentation: flip,crop,rotate,noise (comma-separated)")
+    parser.add_argument("--adversarial", type=float, default=None, metavar="EPS",
+                        help="FGSM adversarial training: eps as a fraction of the raw data range")
+    parser.add_argument("--adversarial-ratio", type=float, default=0.5, metavar="R",
+                        help="fraction of each batch replaced by FGSM examples (default 0.5)")
     parser.add_argument("--out", default=None, help="run directory (checkpoint, metrics.json, plots)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
@@ -657,6 +683,7 @@ def cli_train(args) -> int:
         image=len(net.input_shape) == 3,
         binary_single_output=tuple(net.output_shape) == (1,),
         dtype=net.dtype,
+        normalize=getattr(args, "normalize", "standard"),
     )
     result = train(
         net, data,
@@ -665,6 +692,8 @@ def cli_train(args) -> int:
         early_stopping=getattr(args, "early_stopping", None), schedule=getattr(args, "schedule", "constant"),
         init=getattr(args, "init", "he"), out=args.out, resume=args.resume,
         progress=getattr(args, "progress", True),
+        augment=getattr(args, "augment", None), adversarial=getattr(args, "adversarial", None),
+        adversarial_ratio=getattr(args, "adversarial_ratio", 0.5),
     )
     print(result.summary())
     return 0
