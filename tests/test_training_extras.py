@@ -238,3 +238,38 @@ def test_logic_data_sets_are_their_truth_tables():
             X, y = getattr(d, f"X_{split}"), getattr(d, f"y_{split}")
             assert len(X) > 0
             np.testing.assert_array_equal(y, [table[int(2 * a + b)] for a, b in X])
+
+
+class ReferenceKernel:
+    """symnet.reference (the derivation evaluated in numpy, float64) as a kernel: no compiling."""
+
+    def __init__(self, net):
+        from symnet.derive import derive
+        self.derivation = derive(net)
+
+    def _eval(self, params, X, Y):
+        from symnet.reference import evaluate as ref_eval
+        return ref_eval(self.derivation, params, X, Y)
+
+    def forward(self, params, X):
+        return self._eval(params, X, np.zeros((len(X), 1))).values["yhat"]
+
+    def loss_and_grads(self, params, X, Y):
+        ev = self._eval(params, X, Y)
+        return ev.loss, {k: v for k, v in ev.grads.items() if k in params}
+
+
+def test_xor_needs_a_hidden_layer():
+    from symnet.spec import load
+
+    results = {}
+    for spec in ("xor_mlp", "xor_linear"):
+        net = load(f"examples/{spec}.toml")
+        for name in ("xor", "and"):
+            data = load_dataset(name, seed=0, binary_single_output=True)
+            res = train(net, data, kernel=ReferenceKernel(net), optimizer="adam", lr=0.05, epochs=30,
+                        progress=False)
+            results[spec, name] = (res.history["train_acc"][-1], res.test_accuracy)
+    assert results["xor_mlp", "xor"] == (1.0, 1.0)
+    assert max(results["xor_linear", "xor"]) <= 0.75          # no line separates XOR
+    assert results["xor_linear", "and"] == (1.0, 1.0)          # AND is linearly separable
