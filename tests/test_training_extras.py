@@ -190,6 +190,9 @@ def test_elastic_net_penalty_and_gradient_by_numpy():
     np.testing.assert_allclose(g["W1"], 0.6 * params["W1"] + 0.2 * np.sign(params["W1"]))
     np.testing.assert_allclose(g["W2"], [[0.0, 0.6 * -2.0 - 0.2]])       # sign(0) = 0
     assert not g["b1"].any()
+    penalty, gradient = reg.equations()      # SymPy's, for documents
+    assert penalty.startswith(r"\text{elastic net: }") and r"\lambda_{1} \left|{w}\right|" in penalty
+    assert gradient.endswith(r"\lambda_{1} \operatorname{sign}{\left(w \right)} + 2 \lambda_{2} w")
 
 
 def test_elastic_net_reaches_sklearns_solution():
