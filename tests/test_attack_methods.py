@@ -98,3 +98,13 @@ def test_cli_arguments(runs, monkeypatch, capsys):
     assert main(["attack", str(spec), "--checkpoint", str(base / "b"), "--source-checkpoint", str(base / "a"),
                  "--method", "gradient"]) == 0
     assert "gradient method (transfer: examples crafted on" in capsys.readouterr().out
+
+
+def test_attack_on_a_minmax_run(tmp_path):
+    from symnet.runs import load_checkpoint
+
+    data = load_dataset("digits", seed=3, normalize="minmax")
+    train(net(), data, kernel=Softmax(), lr=0.05, epochs=2, seed=3, out=tmp_path, progress=False)
+    report = run_attack(net(), tmp_path, eps=0.1, kernel=Softmax())     # the run's normaliser kind is reused
+    _, acc, _ = evaluate(Softmax(), load_checkpoint(tmp_path).params, data.X_test, data.Y_test, data.y_test)
+    assert report["clean_accuracy"] == pytest.approx(acc) and report["perturbed_accuracy"] < acc
