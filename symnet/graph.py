@@ -312,7 +312,8 @@ def cli_graph_args(args) -> str:
             raise FormulaError("--format png/svg: give the point with --at, e.g. --at x=3")
         chain = build(lets, args.formula)
         graphs = [(o, walk(substituted_output(chain, o), at)) for o in chain.outputs]
-        path = write_picture(graphs, fmt, args.output)
+        names = {substituted_output(chain, v): v for v in chain.definitions}    # y1 labels x1 + x2**2
+        path = write_picture(graphs, fmt, args.output, names)
         return f"wrote {path}"
     if args.symbolic or lets or len(args.formula) > 1:
         chain = build(lets, args.formula)

@@ -18,8 +18,9 @@ def _fmt(x) -> str:
     return format(float(x), ".4g")
 
 
-def digraph(graphs: list, fmt: str = "svg"):
-    """A graphviz.Digraph of [(output name, walk() nodes), ...], one cluster per output."""
+def digraph(graphs: list, fmt: str = "svg", names: dict | None = None):
+    """A graphviz.Digraph of [(output name, walk() nodes), ...], one cluster per output;
+    ``names`` maps a node's expression to the --let name it has (shown as 'y1 = ...')."""
     try:
         import graphviz
     except ImportError:
@@ -36,7 +37,9 @@ def digraph(graphs: list, fmt: str = "svg"):
             sub.attr(label=f"{out}", fontsize="11")
             for n in nodes:
                 head = "" if n.is_input else n.gate.split(":")[0] + "\n"
-                sub.node(ident[n.name], f"{head}{n.name}\nvalue {_fmt(n.value)}, grad {_fmt(n.grad)}")
+                named = (names or {}).get(n.expr)
+                text = f"{named} = {n.name}" if named and not n.is_input else n.name
+                sub.node(ident[n.name], f"{head}{text}\nvalue {_fmt(n.value)}, grad {_fmt(n.grad)}")
             by_name = {m.name: m for m in nodes}
             for n in nodes:
                 for c in n.children:
@@ -53,9 +56,9 @@ def digraph(graphs: list, fmt: str = "svg"):
     return g
 
 
-def write_picture(graphs: list, fmt: str, path=None) -> Path:
+def write_picture(graphs: list, fmt: str, path=None, names: dict | None = None) -> Path:
     """Render to ``path`` (default graph.<fmt>); returns the path written."""
-    g = digraph(graphs, fmt)
+    g = digraph(graphs, fmt, names)
     path = Path(path or f"graph.{fmt}")
     try:
         data = g.pipe(format=fmt)

@@ -87,6 +87,7 @@ def test_picture_edges_carry_values_and_gradients(tmp_path):
     nodes = {n.name: n for n in walk(substituted_output(chain, "z"), {"x1": 1, "x2": 2, "x3": -1})}
     assert nodes["x2"].grad == 46
     assert "value 2, grad 46" in svg and "value 34, grad 1" in svg
+    assert "y1 = x1 + x2**2" in svg and "y2 = x2 + x3**2" in svg      # --let names label their nodes
     # the two edges out of x2 carry 40 and 6 back (their sum is x2's gradient)
     assert ">40<" in svg and ">6<" in svg
     png = tmp_path / "g.png"
