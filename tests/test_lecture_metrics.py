@@ -61,3 +61,45 @@ def test_report_and_text_carry_the_table():
     for abbr, _ in metrics.BINARY_TABLE.values():
         assert abbr in text
     assert "binary_table" not in metrics.classification_report([0, 1, 2], [0, 2, 1])
+
+
+def test_confusion_plot_has_the_table_panel(tmp_path, monkeypatch):
+    from symnet import runs
+
+    figures = []
+    monkeypatch.setattr(runs, "_save_figure", lambda fig, path: figures.append(fig) or path)
+    y_true, y_pred = _labels(1, 1, 8, 90)
+    table = metrics.binary_table(y_true, y_pred)
+    runs.plot_confusion_matrix(tmp_path, metrics.confusion_matrix(y_true, y_pred), ["benign", "tumour"],
+                               table=table)
+    (fig,) = figures
+    panel = [t for ax in fig.axes for t in ax.tables]
+    assert len(panel) == 1
+    cells = {c.get_text().get_text() for c in panel[0].get_celld().values()}
+    assert {"DOR", "11.2", "LR+", "10.1", "1 / 1", "8 / 90", "F1", "0.182"} <= cells
+
+
+def test_training_run_reports_the_table(tmp_path):
+    import json
+
+    from symnet import Dense, Network
+    from symnet.data import load_dataset
+    from symnet.train import train
+
+    class Logistic:   # TEST STAND-IN: sigmoid(w x + b) with binary cross entropy
+        def forward(self, params, X):
+            return 1 / (1 + np.exp(-(X @ params["W1"].T + params["b1"])))
+
+        def loss_and_grads(self, params, X, Y):
+            p = self.forward(params, X)
+            d = (p - Y) / len(X)
+            return float(-np.mean(Y * np.log(p) + (1 - Y) * np.log(1 - p))), {"W1": d.T @ X, "b1": d.sum(0)}
+
+    net = Network(input=[30], layers=[Dense(1, "sigmoid")], loss="bce", name="bc")
+    data = load_dataset("breast_cancer", seed=0, binary_single_output=True)
+    res = train(net, data, kernel=Logistic(), lr=0.05, epochs=3, out=tmp_path, progress=False)
+    saved = json.loads((tmp_path / "metrics.json").read_text())["test"]["binary_table"]
+    pred = (res.params["W1"] @ data.X_test.T + res.params["b1"][:, None] > 0).astype(int).ravel()
+    want = metrics.binary_table(data.y_test, pred)
+    assert saved == pytest.approx(want)
+    assert "DOR" in res.summary() and f"TP {want['tp']}, FP {want['fp']}" in res.summary()
