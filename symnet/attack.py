@@ -39,6 +39,7 @@ from .errors import DataError, ShapeError, SpecError, SymnetError
 
 DEFAULT_BATCH_SIZE = 256
 RANGE_MODES = ("global", "feature")
+METHODS = ("fgsm", "gradient")
 
 
 class AttackError(SymnetError):
@@ -163,6 +164,28 @@ def fgsm(kernel, params, X, Y, eps, clip=None, *, normalizer=None, batch_size: i
     return X_adv.astype(out_dtype)
 
 
+def gradient_step(kernel, params, X, Y, eps, clip=None, *, normalizer=None,
+                  batch_size: int = DEFAULT_BATCH_SIZE, dtype=None):
+    """The lectures' gradient method: a step along the normalised gradient,
+    ``X + eps sqrt(d) g / ||g||_2`` per example (d features): the same L2 length
+    as an FGSM step of ``eps`` (whose every feature moves by eps), all of it
+    spent in the gradient's direction. Rows with a zero gradient do not move.
+    ``eps``, ``clip``, ``normalizer``: as :func:`fgsm` (eps a number)."""
+    eps = _check_eps(eps)
+    if not isinstance(eps, float):
+        raise AttackError(f"eps={eps!r}: the gradient method takes a single number")
+    X = np.asarray(X)
+    _, grad = input_gradient(kernel, params, X, Y, normalizer=normalizer, batch_size=batch_size, dtype=dtype)
+    flat = grad.reshape(len(X), -1)
+    norms = np.linalg.norm(flat, axis=1, keepdims=True)
+    direction = np.divide(flat, norms, out=np.zeros_like(flat), where=norms > 0).reshape(X.shape)
+    out_dtype = X.dtype if np.issubdtype(X.dtype, np.floating) else np.dtype(np.float64)
+    X_adv = X.astype(np.float64) + eps * math.sqrt(flat.shape[1]) * direction
+    if clip is not None:
+        X_adv = np.clip(X_adv, *clip)
+    return X_adv.astype(out_dtype)
+
+
 # --------------------------------------------------------------------------
 # An attack on a trained run
 
@@ -238,8 +261,36 @@ def _data_range(raw, range_mode):
     return X.min(axis=0), X.max(axis=0)
 
 
+def _source_model(spec, checkpoint, ds_name, seed, kernel=None):
+    """(kernel, params, normalizer) of the run that crafts a transfer attack's examples."""
+    from .data import Normalizer
+    from .network import Network
+    from .runs import load_checkpoint
+    from .spec import load
+    from .train import _default_kernel
+
+    net = spec if isinstance(spec, Network) else load(spec)
+    path = _checkpoint_file(checkpoint)
+    where = f"source checkpoint {path}"
+    ck = load_checkpoint(path, net.legacy_names())
+    config = ck.meta.get("config", {}) if isinstance(ck.meta, dict) else {}
+    fp = config.get("fingerprint")
+    if fp is not None and fp != net.fingerprint():
+        raise SpecError(f"{where} was written for a different network spec ({config.get('network', '?')}) "
+                        f"than {net.name}; give its spec with --source-spec")
+    _check_params(net, ck.params, where)
+    if config.get("data") not in (None, ds_name) or config.get("seed") not in (None, seed):
+        raise AttackError(f"{where} was trained on {config.get('data')!r} with seed {config.get('seed')}, "
+                          f"the attacked run on {ds_name!r} with seed {seed}; a transfer attack needs the same "
+                          "data and split")
+    normalizer = None if ck.norm_mean is None else Normalizer(mean=ck.norm_mean, std=ck.norm_std)
+    params = {k: np.ascontiguousarray(v, dtype=np.dtype(net.dtype)) for k, v in ck.params.items()}
+    return (kernel or _default_kernel(net)), params, normalizer, net.dtype
+
+
 def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None = None, *,
-               range_mode: str = "global", batch_size: int = DEFAULT_BATCH_SIZE, kernel=None) -> dict:
+               range_mode: str = "global", batch_size: int = DEFAULT_BATCH_SIZE, kernel=None,
+               method: str = "fgsm", source_spec=None, source_checkpoint=None, source_kernel=None) -> dict:
     """FGSM on the test split of a trained run; returns a report (a JSON-ready dict).
 
     ``spec``: a spec file or a :class:`symnet.network.Network`; ``checkpoint``:
@@ -249,6 +300,10 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
     training held out; given ones must agree with them. ``eps`` is a fraction
     of the raw data range (see the module docstring); ``range_mode`` is
     ``global`` (one range for all features, e.g. pixels) or ``feature``.
+
+    ``method``: fgsm or gradient (:func:`gradient_step`). ``source_checkpoint``
+    (and ``source_spec``, default ``spec``): a black-box transfer attack, the
+    examples crafted on that run's model and tested on this one.
 
     The report holds clean and perturbed accuracy and loss on the test split,
     ``flipped`` (test examples whose predicted class changed), ``n_test``,
@@ -265,6 +320,8 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
     if range_mode not in RANGE_MODES:
         raise AttackError(f"range={range_mode!r} must be one of {', '.join(RANGE_MODES)}")
     batch_size = _check_batch_size(batch_size)
+    if method not in METHODS:
+        raise AttackError(f"method={method!r} must be one of {', '.join(METHODS)}")
     if isinstance(spec, Network):
         net = spec
     else:
@@ -299,7 +356,8 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
     options = dict(seed=seed, image=len(net.input_shape) == 3,
                    binary_single_output=tuple(net.output_shape) == (1,))
     normalized = ck.norm_mean is not None
-    ds = load_dataset(data, dtype=net.dtype, normalize=normalized, **options)
+    ds = load_dataset(data, dtype=net.dtype, normalize=config.get("normalize", "standard") if normalized else False,
+                      **options)
     _check_data(net, ds)
     if len(ds.X_test) == 0:
         raise DataError(f"data {ds.name}: the test split is empty; nothing to attack")
@@ -329,8 +387,15 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
 
     clean_loss, clean_acc, clean_out = evaluate(kernel, params, np.ascontiguousarray(ds.X_test, dtype=dtype),
                                                 Y_test, ds.y_test, loss_name)
-    X_adv_raw = fgsm(kernel, params, raw.X_test, Y_test, eps_raw, clip=(lo, hi), normalizer=normalizer,
-                     batch_size=batch_size, dtype=dtype)
+    craft = fgsm if method == "fgsm" else gradient_step
+    if source_checkpoint is not None:
+        s_kernel, s_params, s_norm, s_dtype = _source_model(source_spec or spec, source_checkpoint, ds.name, seed,
+                                                            source_kernel)
+        X_adv_raw = craft(s_kernel, s_params, raw.X_test, np.ascontiguousarray(ds.Y_test, dtype=s_dtype), eps_raw,
+                          clip=(lo, hi), normalizer=s_norm, batch_size=batch_size, dtype=s_dtype)
+    else:
+        X_adv_raw = craft(kernel, params, raw.X_test, Y_test, eps_raw, clip=(lo, hi), normalizer=normalizer,
+                          batch_size=batch_size, dtype=dtype)
     X_adv = np.ascontiguousarray(X_adv_raw, dtype=dtype)
     if normalizer is not None:
         X_adv = np.ascontiguousarray(normalizer(X_adv))
@@ -343,7 +408,8 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
     broken = int(np.sum((pred_clean == y) & (pred_adv != y)))
     moved = np.abs(X_adv_raw.astype(np.float64) - raw.X_test)
     report = {
-        "attack": "fgsm",
+        "attack": method,
+        "source_checkpoint": None if source_checkpoint is None else str(_checkpoint_file(source_checkpoint)),
         "network": net.name,
         "checkpoint": str(path),
         "epoch": ck.epoch,
@@ -383,8 +449,11 @@ def format_report(report: dict) -> str:
         step = f"eps {eps:g} of each feature's range"
     source = "from the checkpoint" if report["data_and_seed_from_checkpoint"] else "as given"
     n = report["n_test"]
+    name = {"fgsm": "FGSM", "gradient": "gradient method"}[report.get("attack", "fgsm")]
+    if report.get("source_checkpoint"):
+        name += f" (transfer: examples crafted on {report['source_checkpoint']})"
     return "\n".join([
-        f"FGSM on {report['network']} ({report['checkpoint']}): data {report['data']}, seed {report['seed']} "
+        f"{name} on {report['network']} ({report['checkpoint']}): data {report['data']}, seed {report['seed']} "
         f"({source}), test split of {n} examples, {step}",
         f"clean accuracy: {report['clean_accuracy']:.4f}",
         f"perturbed accuracy: {report['perturbed_accuracy']:.4f}",
@@ -425,6 +494,13 @@ def add_attack_arguments(parser):
                              "or per feature (feature, for tabular data in mixed units)")
     parser.add_argument("--batch-size", type=int, default=DEFAULT_BATCH_SIZE,
                         help=f"rows per gradient batch (default {DEFAULT_BATCH_SIZE})")
+    parser.add_argument("--method", choices=METHODS, default="fgsm",
+                        help="fgsm: eps * sign(gradient); gradient: a step of the same L2 length along the "
+                             "normalised gradient")
+    parser.add_argument("--source-checkpoint", default=None, metavar="PATH",
+                        help="transfer attack: craft the examples on this run, test them on --checkpoint's")
+    parser.add_argument("--source-spec", default=None, metavar="SPEC",
+                        help="spec of --source-checkpoint's network (default: the attacked spec)")
     parser.add_argument("--out", default=None, metavar="FILE.json", help="also write the report as JSON")
     return parser
 
@@ -436,7 +512,9 @@ def cli_attack(args) -> int:
     eps = _check_eps(args.eps, "--eps")
     report = run_attack(args.spec, args.checkpoint, data=args.data, eps=eps, seed=args.seed,
                         range_mode=getattr(args, "range_mode", "global"),
-                        batch_size=getattr(args, "batch_size", DEFAULT_BATCH_SIZE))
+                        batch_size=getattr(args, "batch_size", DEFAULT_BATCH_SIZE),
+                        method=getattr(args, "method", "fgsm"), source_spec=getattr(args, "source_spec", None),
+                        source_checkpoint=getattr(args, "source_checkpoint", None))
     out = getattr(args, "out", None)
     if out:
         try:

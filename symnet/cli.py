@@ -24,8 +24,8 @@ def _derive(args):
 
 
 def _graph(args):
-    from .graph import cli_graph
-    print(cli_graph(args.formula, args.at, args.format))
+    from .graph import cli_graph_args
+    print(cli_graph_args(args))
     return 0
 
 
@@ -55,9 +55,12 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_derive)
 
     p = sub.add_parser("graph", help="computational-graph walkthrough of a formula")
-    p.add_argument("formula", help="e.g. 'a*b + c'")
-    p.add_argument("--at", required=True, help="values, e.g. a=3,b=2,c=-4")
-    p.add_argument("--format", choices=("table", "tex", "md", "json"), default="table")
+    p.add_argument("formula", nargs="+", help="e.g. 'a*b + c'; several outputs, each 'name = formula'")
+    p.add_argument("--at", help="values, e.g. a=3,b=2,c=-4")
+    p.add_argument("--let", action="append", metavar="'NAME = FORMULA'", help="an intermediate definition")
+    p.add_argument("--symbolic", action="store_true", help="local and backward gradients as formulas")
+    p.add_argument("--format", choices=("table", "tex", "md", "json", "png", "svg"), default="table")
+    p.add_argument("-o", "--output", default=None, help="picture path for png/svg (default graph.FORMAT)")
     p.set_defaults(run=_graph)
 
     p = sub.add_parser("generate", help="write the Numba training kernels of a network")
@@ -66,6 +69,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.set_defaults(run=_generate)
 
     _add_optional_commands(sub)
+    _add_lecture_commands(sub)
 
     p = sub.add_parser("demo", help="derive, generate and train the example networks")
     p.add_argument("-o", "--output", default="symnet-demo", help="output directory")
@@ -103,6 +107,20 @@ def _add_optional_commands(sub):
         p = sub.add_parser("check", help="gradient-check the generated kernels against finite differences")
         add_check_arguments(p)
         p.set_defaults(run=cli_check)
+
+
+def _add_lecture_commands(sub):
+    """Lecture companions (issue 16): each module registers its own arguments."""
+    from .optimizer_paths import add_optimizers_arguments, cli_optimizers
+
+    p = sub.add_parser("optimizers", help="SGD, momentum, RMSprop, Adam, Adagrad on a 2-D test function")
+    add_optimizers_arguments(p)
+    p.set_defaults(run=cli_optimizers)
+    from .image_filters import add_filters_arguments, cli_filters
+
+    p = sub.add_parser("filters", help="the lecture's image filters applied with symnet's conv kernel")
+    add_filters_arguments(p)
+    p.set_defaults(run=cli_filters)
 
 
 def main(argv=None) -> int:

@@ -10,7 +10,13 @@ import numpy as np
 
 from .errors import DataError, TrainingError
 
-BUNDLED = ("digits", "breast_cancer", "iris")
+BUNDLED = ("digits", "breast_cancer", "iris", "xor", "and", "or")
+# The logical functions of two inputs: their truth table, each row repeated
+# LOGIC_REPEATS times so that stratified train/validation/test splits exist;
+# every split is the truth table itself.
+LOGIC = {"xor": np.logical_xor, "and": np.logical_and, "or": np.logical_or}
+LOGIC_REPEATS = 50
+NORMALIZE = ("standard", "minmax", "none")
 
 
 @dataclass
@@ -35,6 +41,15 @@ class Normalizer:
         # and simply become 0 after centring.
         std = np.where(std < std_floor, 1.0, std)
         return cls(mean=mean, std=std)
+
+    @classmethod
+    def fit_minmax(cls, X: np.ndarray, std_floor: float = 1e-8) -> "Normalizer":
+        """Min-max scaling of each feature to [-1, 1] on X (the lecture's second
+        option) as the same affine map: mean = (max + min) / 2, std = (max - min) / 2."""
+        flat = X.reshape(len(X), -1)
+        lo, hi = flat.min(axis=0), flat.max(axis=0)
+        half = (hi - lo) / 2.0
+        return cls(mean=(hi + lo) / 2.0, std=np.where(half < std_floor, 1.0, half))
 
     def __call__(self, X: np.ndarray) -> np.ndarray:
         """Normalise X, keeping its shape."""
@@ -65,6 +80,7 @@ class Dataset:
     name: str
     normalizer: Normalizer | None
     classes: np.ndarray = field(default=None)  # original label values, by index
+    normalization: str = "standard"            # standard, minmax or none (NORMALIZE)
 
     @property
     def n_outputs(self) -> int:
@@ -78,6 +94,9 @@ class Dataset:
 
 def _bundled(name: str):
     """X (n, d) and y of one of sklearn's bundled data sets."""
+    if name in LOGIC:
+        X = np.array([[0, 0], [0, 1], [1, 0], [1, 1]] * LOGIC_REPEATS, dtype=float)
+        return X, LOGIC[name](X[:, 0] > 0, X[:, 1] > 0).astype(np.int64)
     from sklearn import datasets
 
     loader = {
@@ -289,7 +308,7 @@ def load_dataset(
     # val_fraction is of the whole set, so rescale it to the remainder.
     train, val = _split(rest, y, val_fraction / (1.0 - test_fraction), seed, where, "validation")
 
-    normalizer = Normalizer.fit(X[train]) if normalize else None
+    normalizer = _normalizer(normalize, X[train])
     prep = normalizer if normalizer is not None else (lambda a: a)
     n_classes = len(classes)
     parts = {}
@@ -304,7 +323,18 @@ def load_dataset(
         name=name,
         normalizer=normalizer,
         classes=classes,
+        normalization="none" if normalizer is None else {True: "standard"}.get(normalize, normalize),
     )
+
+
+def _normalizer(kind, X_train):
+    """normalize=True/"standard": (x - mean) / std; "minmax": to [-1, 1]; False/"none": none."""
+    kind = {True: "standard", False: "none"}.get(kind, kind)
+    if kind not in NORMALIZE:
+        raise DataError(f"normalize={kind!r}: choose one of {', '.join(NORMALIZE)}")
+    if kind == "none":
+        return None
+    return Normalizer.fit(X_train) if kind == "standard" else Normalizer.fit_minmax(X_train)
 
 
 def iterate_minibatches(n: int, batch_size: int, rng=None):

@@ -133,10 +133,11 @@ def _real(value, what: str) -> float:
     return float(number.real)
 
 
-def walk(formula: str, at: dict[str, float]) -> list[Node]:
+def walk(formula, at: dict[str, float]) -> list[Node]:
     """The nodes of the formula's graph (inputs first, output last) with forward
-    values and gradients d output / d node."""
-    expr = parse_formula(formula, None)
+    values and gradients d output / d node. ``formula``: text, or an expression
+    symnet built (graph_chain's outputs with the definitions substituted)."""
+    expr = formula if isinstance(formula, sp.Expr) else parse_formula(formula, None)
     names = {s.name for s in expr.free_symbols}
     missing = sorted(names - set(at))
     extra = sorted(set(at) - names)
@@ -296,6 +297,36 @@ def cli_graph(formula: str, at_text: str, fmt: str = "table") -> str:
     if fmt == "tex":
         return to_latex(nodes)
     return format_table(nodes)
+
+
+def cli_graph_args(args) -> str:
+    """`symnet graph OUTPUT... [--let NAME=FORMULA]... [--at ...] [--symbolic] [--format ...]`."""
+    from .graph_chain import build, format_symbolic, substituted_output
+
+    fmt = args.format
+    lets = list(args.let or [])
+    at = parse_at(args.at) if args.at else None
+    if fmt in ("png", "svg"):
+        from .graph_picture import write_picture
+        if at is None:
+            raise FormulaError("--format png/svg: give the point with --at, e.g. --at x=3")
+        chain = build(lets, args.formula)
+        graphs = [(o, walk(substituted_output(chain, o), at)) for o in chain.outputs]
+        names = {substituted_output(chain, v): v for v in chain.definitions}    # y1 labels x1 + x2**2
+        path = write_picture(graphs, fmt, args.output, names)
+        return f"wrote {path}"
+    if args.symbolic or lets or len(args.formula) > 1:
+        chain = build(lets, args.formula)
+        if args.symbolic or at is None:
+            return format_symbolic(chain, at)
+        parts = []
+        for o in chain.outputs:
+            text = cli_graph(str(substituted_output(chain, o)), args.at, fmt)
+            parts.append(f"{o} = {substituted_output(chain, o)}\n{text}" if fmt == "table" else text)
+        return "\n\n".join(parts)
+    if at is None:
+        raise FormulaError("--at: give the point, e.g. --at a=3,b=2 (or --symbolic for formulas)")
+    return cli_graph(args.formula[0], args.at, fmt)
 
 
 __all__ = ["Node", "walk", "parse_at", "format_table", "to_json", "to_records", "to_markdown",

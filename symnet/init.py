@@ -13,7 +13,11 @@ import numpy as np
 
 from .errors import SpecError
 
-SCHEMES = ("he", "he_uniform", "xavier", "xavier_uniform", "xavier_normal", "small", "zeros")
+SCHEMES = ("he", "he_uniform", "xavier", "xavier_uniform", "xavier_normal", "small", "zeros", "sparse")
+# Sparse initialisation (Martens 2010; Goodfellow et al. 8.4): each unit (each
+# row of W, each conv filter) is connected to SPARSE_CONNECTIONS random inputs
+# with N(0, 1) weights; all its other weights are 0. Fewer inputs than that: all.
+SPARSE_CONNECTIONS = 15
 
 # LaTeX of each scheme's distribution, for the derivation document.
 FORMULAS = {
@@ -24,6 +28,7 @@ FORMULAS = {
     "xavier_normal": r"W_{ij} \sim \mathcal{N}\!\left(0, \tfrac{2}{n_\text{in} + n_\text{out}}\right)",
     "small": r"W_{ij} \sim 0.01\,\mathcal{N}(0, 1)",
     "zeros": r"W_{ij} = 0",
+    "sparse": r"W_{ij} \sim \mathcal{N}(0, 1) \text{ for } k = 15 \text{ random } j \text{ per unit } i, \ 0 \text{ otherwise}",
 }
 
 
@@ -57,7 +62,21 @@ def _weight(rng, shape, scheme: str) -> np.ndarray:
         return rng.standard_normal(shape) * math.sqrt(2.0 / (fan_in + fan_out))
     if scheme == "small":
         return 0.01 * rng.standard_normal(shape)
+    if scheme == "sparse":
+        return _sparse(rng, shape)
     return np.zeros(shape)  # "zeros"
+
+
+def _sparse(rng, shape) -> np.ndarray:
+    """Each row of W (a unit's incoming weights, flattened for a conv filter) gets
+    min(k, fan_in) non-zero N(0, 1) weights at random positions."""
+    rows = shape[0] if len(shape) > 1 else 1
+    fan_in = math.prod(shape) // rows
+    k = min(SPARSE_CONNECTIONS, fan_in)
+    W = np.zeros((rows, fan_in))
+    for i in range(rows):
+        W[i, rng.choice(fan_in, size=k, replace=False)] = rng.standard_normal(k)
+    return W.reshape(shape)
 
 
 def _fixed(name: str):

@@ -212,14 +212,15 @@ def plot_curves(out, history: dict, key: str, ylabel: str, filename: str):
     return _save_figure(fig, Path(out) / filename)
 
 
-def plot_confusion_matrix(out, cm, labels=None, filename="confusion_matrix.png"):
-    """Confusion matrix as an image with the counts written in each cell."""
+def plot_confusion_matrix(out, cm, labels=None, filename="confusion_matrix.png", table=None):
+    """Confusion matrix as an image with the counts written in each cell; a
+    binary task's metric table (metrics.binary_table) as a panel beside it."""
     cm = np.asarray(cm)
     n = cm.shape[0]
     labels = [str(v) for v in (labels if labels is not None else range(n))]
     size = max(3.6, 0.45 * n + 2.0)
-    fig = _figure(size + 0.8, size)
-    ax = fig.add_subplot(1, 1, 1)
+    fig = _figure(size + 0.8 + (3.2 if table else 0), max(size, 4.6 if table else 0))
+    ax = fig.add_subplot(1, 2 if table else 1, 1)
     im = ax.imshow(cm, cmap="Blues")
     fig.colorbar(im, ax=ax, fraction=0.046, pad=0.04)
     ax.set_xticks(range(n), labels=labels)
@@ -232,6 +233,9 @@ def plot_confusion_matrix(out, cm, labels=None, filename="confusion_matrix.png")
             ax.text(j, i, str(cm[i, j]), ha="center", va="center", fontsize=8,
                     color="white" if cm[i, j] > half else "black")
     ax.set_title("test confusion matrix")
+    if table:
+        from .pictures import draw_binary_table
+        draw_binary_table(fig.add_subplot(1, 2, 2), table)
     return _save_figure(fig, Path(out) / filename)
 
 
@@ -252,14 +256,14 @@ def plot_roc(out, fpr, tpr, auc=None, filename="roc.png"):
     return _save_figure(fig, Path(out) / filename)
 
 
-def write_plots(out, history: dict, confusion=None, labels=None, roc=None) -> list[Path]:
+def write_plots(out, history: dict, confusion=None, labels=None, roc=None, table=None) -> list[Path]:
     """All plots of a run; ``roc`` is (fpr, tpr, auc) for two-class tasks."""
     paths = [
         plot_curves(out, history, "loss", "loss", "loss.png"),
         plot_curves(out, history, "acc", "accuracy", "accuracy.png"),
     ]
     if confusion is not None:
-        paths.append(plot_confusion_matrix(out, confusion, labels))
+        paths.append(plot_confusion_matrix(out, confusion, labels, table=table))
     if roc is not None:
         paths.append(plot_roc(out, *roc))
     return paths

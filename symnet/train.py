@@ -55,7 +55,9 @@ VARIANCE_GAP = 0.05
 # (without the penalty, which is recorded separately); train_acc, val_loss and
 # val_acc are computed with the parameters at the end of the epoch; lr is the
 # epoch's learning rate from the schedule.
-HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "penalty", "time_s")
+# grad_norm: {W<l>: mean ||dL/dW<l>|| over the epoch's batches} (symnet.pictures).
+HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "penalty", "time_s",
+                "grad_norm")
 
 
 # --------------------------------------------------------------------------
@@ -100,6 +102,19 @@ class Regularizer:
 
     def __bool__(self):
         return bool(self.terms)
+
+    def equations(self) -> list[str]:
+        """LaTeX of the penalty on one weight and its gradient, both from SymPy
+        (with l1 and l2 together: the elastic net), for documents."""
+        import sympy as sp
+
+        w = sp.Symbol("w", real=True)
+        expr = sum((_penalty_functions(kind)[2].subs(sp.Symbol("lambda", nonnegative=True),
+                                                      sp.Symbol(r"\lambda_" + kind[1], nonnegative=True))
+                    for kind, _ in self.terms), sp.Integer(0))
+        name = "elastic net" if len(self.terms) == 2 else (self.terms[0][0].upper() if self.terms else "none")
+        return [rf"\text{{{name}: }} R(w) = {sp.latex(expr)}",
+                rf"\frac{{\partial R}}{{\partial w}} = {sp.latex(sp.diff(expr, w))}"]
 
     def penalty(self, params: dict) -> float:
         """The value added to the average loss."""
@@ -246,6 +261,9 @@ class TrainResult:
             extra = f", AUC {t['auc']:.3f}" if "auc" in t else ""
             lines.append(f"test: loss {t['loss']:.4f}, accuracy {t['accuracy']:.3f}, "
                          f"macro F1 {t['f1_macro']:.3f}{extra}")
+            if "binary_table" in t:
+                from .metrics import format_binary_table
+                lines.append(format_binary_table(t["binary_table"]))
         if self.diagnosis.get("line"):
             lines.append(self.diagnosis["line"])
         if self.out is not None:
@@ -345,6 +363,9 @@ def train(
     progress: bool = True,
     optimizer_options: dict | None = None,
     schedule_options: dict | None = None,
+    augment=(),
+    adversarial: float | None = None,
+    adversarial_ratio: float = 0.5,
 ) -> TrainResult:
     """Train ``net`` on ``data`` (a :class:`symnet.data.Dataset`) with mini-batch descent.
 
@@ -355,7 +376,9 @@ def train(
     ``max_norm``: row-norm bound c; ``early_stopping``: patience in epochs on
     the validation loss (the best parameters are returned). ``out``: run
     directory (checkpoint every epoch, metrics.json and plots at the end);
-    ``resume``: continue from ``out``'s checkpoint.
+    ``resume``: continue from ``out``'s checkpoint. ``augment``: kinds of
+    :mod:`symnet.augment` for training batches; ``adversarial``: FGSM eps mixed
+    into a fraction ``adversarial_ratio`` of each batch (:mod:`symnet.adversarial`).
     """
     epochs = _check_int("epochs", epochs, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -370,6 +393,9 @@ def train(
         raise TrainingError("resume needs a run directory (out=..., --out DIR)")
     reg = Regularizer(l2=l2, l1=l1)
     _check_data(net, data)
+    from .augment import augment as augment_batch, check_input, parse_kinds
+    augment = parse_kinds(augment)
+    check_input(augment, net.input_shape)
 
     dtype = np.dtype(net.dtype)
     X_tr, Y_tr = _cast(data.X_train, dtype), _cast(data.Y_train, dtype)
@@ -382,6 +408,10 @@ def train(
     base_lr = sched.lr0
     if kernel is None:
         kernel = _default_kernel(net)
+    adv = None
+    if adversarial is not None:
+        from .adversarial import AdversarialMixer
+        adv = AdversarialMixer(adversarial, adversarial_ratio, X_tr, data.normalizer)
 
     out = Path(out) if out is not None else None
     rng = np.random.default_rng(seed)
@@ -400,10 +430,14 @@ def train(
               "optimizer": opt.name, "lr": base_lr, "schedule": repr(sched), "batch_size": batch_size,
               "epochs": epochs, "seed": seed, "l2": reg.l2, "l1": reg.l1, "max_norm": max_norm,
               "early_stopping": early_stopping, "init": init, "dtype": str(dtype), "loss": loss_name,
-              "dropout_rates": sorted({p.layer.rate for p in net.placed if p.layer.type == "dropout"})}
+              "dropout_rates": sorted({p.layer.rate for p in net.placed if p.layer.type == "dropout"}),
+              "normalize": getattr(data, "normalization", "standard"), "augment": list(augment),
+              "adversarial": adversarial, "adversarial_ratio": adversarial_ratio if adversarial else None}
 
     dropout = bool(getattr(kernel, "DROPOUT", ()))   # masks drawn from rng: resume stays exact
     show_bar = progress and sys.stderr.isatty()
+    from .pictures import GradNormMeter
+    grad_meter = GradNormMeter()
     n = len(X_tr)
     n_batches = math.ceil(n / batch_size)
     step = opt.t
@@ -417,6 +451,10 @@ def train(
         seen, total_loss, total_pen = 0, 0.0, 0.0
         for idx in iterate_minibatches(n, batch_size, rng):
             xb, yb = X_tr[idx], Y_tr[idx]
+            if augment:
+                xb = augment_batch(xb, augment, rng)      # the checkpointed rng: resume stays exact
+            if adv is not None:
+                xb = adv.mix(kernel, params, xb, yb)
             if dropout:
                 loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
             else:
@@ -431,6 +469,7 @@ def train(
                 what = "nan" if math.isnan(objective) else "inf"
                 raise TrainingError(f"step {step} (epoch {epoch + 1}): loss became {what}; "
                                     f"try a lower learning rate, e.g. --lr {base_lr / 10:g}")
+            grad_meter.add(grads)
             if reg:
                 grads = reg.add_grads(params, grads)
             opt.step({k: params[k] for k in grads}, grads)   # the trainable ones (not batch-norm state)
@@ -452,7 +491,7 @@ def train(
                                 f"e.g. --lr {base_lr / 10:g}")
         row = {"epoch": epoch + 1, "train_loss": train_loss, "train_acc": train_acc,
                "val_loss": val_loss, "val_acc": val_acc, "lr": opt.lr, "penalty": total_pen / seen,
-               "time_s": time.perf_counter() - t0}
+               "time_s": time.perf_counter() - t0, "grad_norm": grad_meter.epoch()}
         for k in HISTORY_KEYS:
             history[k].append(row[k])
         if bar is not None:
@@ -490,7 +529,7 @@ def train(
     result.diagnosis = bias_variance(tr_acc, va_acc)
     result.test, test_outputs = _test_report(kernel, final, X_te, Y_te, data.y_test, loss_name)
     if out is not None:
-        _write_run(out, result, config, data, test_outputs)
+        _write_run(out, result, config, data, test_outputs, net, X_te)
     return result
 
 
@@ -573,7 +612,7 @@ def _restore(out, net, data, opt, rng, dtype):
     return ck.epoch, params, history, best, bool(ck.meta.get("stopped_early", False))
 
 
-def _write_run(out, result: TrainResult, config, data, test_outputs):
+def _write_run(out, result: TrainResult, config, data, test_outputs, net=None, X_test=()):
     from .metrics import roc_curve
     from .runs import METRICS, write_json, write_plots
 
@@ -598,7 +637,10 @@ def _write_run(out, result: TrainResult, config, data, test_outputs):
         fpr, tpr, _ = roc_curve(data.y_test, test_outputs[:, -1])
         roc = (fpr, tpr, test["auc"])
     labels = None if data.classes is None else list(np.asarray(data.classes))
-    write_plots(out, result.history, None if test is None else test["confusion_matrix"], labels, roc)
+    write_plots(out, result.history, None if test is None else test["confusion_matrix"], labels, roc,
+                table=None if test is None else test.get("binary_table"))
+    from .pictures import write_run_pictures
+    write_run_pictures(out, net, result.params, result.history, X_test)
 
 
 # --------------------------------------------------------------------------
@@ -624,6 +666,14 @@ def add_train_arguments(parser):
     parser.add_argument("--init", default="he", help="weight initialisation scheme (default he)")
     parser.add_argument("--dropout", type=float, default=0.0,
                         help="inverted dropout after every hidden dense layer with this rate (default 0: none)")
+    parser.add_argument("--normalize", default="standard", choices=("standard", "minmax", "none"),
+                        help="inputs: (x - mean) / std, min-max to [-1, 1], or as they are (fitted on train)")
+    parser.add_argument("--augment", default=None, metavar="KINDS",
+                        help="training-batch augmentation: flip,crop,rotate,noise (comma-separated)")
+    parser.add_argument("--adversarial", type=float, default=None, metavar="EPS",
+                        help="FGSM adversarial training: eps as a fraction of the raw data range")
+    parser.add_argument("--adversarial-ratio", type=float, default=0.5, metavar="R",
+                        help="fraction of each batch replaced by FGSM examples (default 0.5)")
     parser.add_argument("--out", default=None, help="run directory (checkpoint, metrics.json, plots)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
@@ -646,6 +696,7 @@ def cli_train(args) -> int:
         image=len(net.input_shape) == 3,
         binary_single_output=tuple(net.output_shape) == (1,),
         dtype=net.dtype,
+        normalize=getattr(args, "normalize", "standard"),
     )
     result = train(
         net, data,
@@ -654,6 +705,8 @@ def cli_train(args) -> int:
         early_stopping=getattr(args, "early_stopping", None), schedule=getattr(args, "schedule", "constant"),
         init=getattr(args, "init", "he"), out=args.out, resume=args.resume,
         progress=getattr(args, "progress", True),
+        augment=getattr(args, "augment", None), adversarial=getattr(args, "adversarial", None),
+        adversarial_ratio=getattr(args, "adversarial_ratio", 0.5),
     )
     print(result.summary())
     return 0
