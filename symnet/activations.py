@@ -11,7 +11,8 @@ from functools import cached_property, lru_cache
 
 import sympy as sp
 
-from .errors import NotDifferentiableError, SpecError
+from .budget import is_zero_almost_everywhere, require_size, short
+from .errors import FormulaError, NotDifferentiableError, SpecError
 from .formula import parse_formula
 from .functions import sigmoid, softplus
 
@@ -81,6 +82,8 @@ class Activation:
             raise NotDifferentiableError(
                 f"{self.where or 'activation'}: {self.name} has zero derivative almost everywhere "
                 "(and none at its jump), so no gradient flows through it; use sigmoid or relu instead")
+        if self.source is not None:
+            require_size(d, f"{self.where or 'activation'}: activation", self.source)
         return d
 
     def describe(self) -> str:
@@ -106,7 +109,7 @@ class Activation:
 def _derivative(expr: sp.Expr) -> sp.Expr | None:
     """SymPy's derivative, or None when it is zero almost everywhere (a step)."""
     d = sp.diff(expr, X)
-    if d.has(sp.DiracDelta) or (expr.has(X) and sp.simplify(d) == 0):
+    if expr.has(X) and is_zero_almost_everywhere(d, [X]):
         return None
     return d
 
@@ -131,7 +134,7 @@ def make_activation(spec, where: str = "") -> Activation:
             raise SpecError(f"{where}: an activation table needs a 'name' key")
         spec = params.pop("name")
     if not isinstance(spec, str):
-        raise SpecError(f"{where}: activation must be a name or a formula string, got {spec!r}")
+        raise SpecError(f"{where}: activation must be a name or a formula string, got {short(repr(spec))}")
     name = spec.strip()
     if name in VECTOR:
         return Activation("softmax", None, r"\operatorname{softmax}", where=where)
@@ -145,10 +148,13 @@ def make_activation(spec, where: str = "") -> Activation:
         return Activation(name, builder(X, **values), latex, tuple(values.items()), where=where)
     if name.isidentifier() and name != "x":
         known = ", ".join(sorted(list(BUILTIN) + list(VECTOR)))
-        raise SpecError(f"{where}: unknown activation {name!r} (known: {known}; or a formula in x such as 'x*tanh(x)')")
+        raise SpecError(f"{where}: unknown activation {short(name)} (known: {known}; or a formula in x such as 'x*tanh(x)')")
     if params:
         raise SpecError(f"{where}: a custom activation formula takes no parameters")
-    expr = stable_forms(parse_formula(name, ["x"]))
+    try:
+        expr = stable_forms(parse_formula(name, ["x"]))
+    except FormulaError as exc:
+        raise FormulaError(f"{where or 'activation'}: activation formula: {exc}") from None
     return Activation("custom", expr, "g", source=name, where=where)
 
 

@@ -1,5 +1,6 @@
 """The `symnet` command. Bad input prints one line and exits 2; a failed
 verification or gradient check exits 1."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,12 @@ from pathlib import Path
 from .errors import SymnetError
 
 EXIT_BAD_INPUT = 2
+DESCRIPTION = ("symnet: neural networks written as mathematics. From a network spec (TOML), derive the "
+               "backprop document, generate Numba training kernels, train, gradient-check and attack them; "
+               "verify hand-derived gradient formulas.")
+EPILOG = ("Bad input prints one line and exits 2; a failed verification or gradient check exits 1. "
+          "Kernels are cached in $SYMNET_CACHE (default ~/.cache/symnet/kernels). "
+          "`symnet COMMAND --help` describes each command.")
 
 
 def _summary(args):
@@ -31,6 +38,8 @@ def _graph(args):
 
 def _generate(args):
     from .codegen.generate import cli_generate
+    from .fileio import check_writable_dir
+    check_writable_dir(args.output, "-o")
     print(cli_generate(args.spec, args.output))
     return 0
 
@@ -41,7 +50,9 @@ def _demo(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="symnet", description=__doc__.splitlines()[0] if __doc__ else None)
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="symnet", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"symnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="print each layer's output shape and parameter count")
@@ -62,13 +73,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write the Numba training kernels of a network")
     p.add_argument("spec")
-    p.add_argument("-o", "--output", default="generated", help="output directory")
+    p.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
     p.set_defaults(run=_generate)
 
     _add_optional_commands(sub)
 
     p = sub.add_parser("demo", help="derive, generate and train the example networks")
-    p.add_argument("-o", "--output", default="symnet-demo", help="output directory")
+    p.add_argument("-o", "--output", default="symnet-demo", help="output folder (default: symnet-demo)")
     p.set_defaults(run=_demo)
     return parser
 

@@ -1,0 +1,103 @@
+"""Bounds on symbolic work over user-supplied math (custom activations and
+losses). SymPy's simplification can run for minutes on a short formula, so
+optional work (a simplification that only makes a result prettier or proves a
+derivative zero) runs under a size and a time budget and is skipped past it;
+required work (derivatives, printing) is refused past a size budget with a
+one-line error that names the formula."""
+from __future__ import annotations
+
+import signal
+import threading
+import time
+from contextlib import contextmanager
+
+import sympy as sp
+
+from .errors import FormulaError
+from .functions import sigmoid, softplus
+
+SECONDS = 2.0            # time for one optional simplification
+MAX_SIMPLIFY_OPS = 400   # larger expressions are not simplified at all
+MAX_OPS = 20000          # larger derivatives are refused (kernels and documents would be unusable)
+ECHO = 60                # characters of a formula quoted back in messages
+
+
+class _OutOfTime(BaseException):
+    """Raised by the timer inside SymPy; a BaseException so that SymPy's own
+    `except Exception` blocks cannot swallow it."""
+
+
+@contextmanager
+def _time_limit(seconds: float):
+    """Interrupt the block after `seconds` (main thread only: signals are
+    delivered there; elsewhere only the size budget applies)."""
+    if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
+        yield
+        return
+
+    def expire(signum, frame):
+        raise _OutOfTime
+
+    start = time.monotonic()
+    old_handler = signal.signal(signal.SIGALRM, expire)
+    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)   # re-fires until cancelled
+    try:
+        yield
+    finally:
+        signal.setitimer(signal.ITIMER_REAL, 0)
+        signal.signal(signal.SIGALRM, old_handler)
+        if outer:                       # an enclosing limit keeps running
+            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3))
+
+
+def optional(function, expr, fallback, seconds: float = SECONDS, max_ops: int = MAX_SIMPLIFY_OPS):
+    """function(expr), or `fallback` when expr is larger than `max_ops`
+    operations or the call takes longer than `seconds`."""
+    if sp.count_ops(expr) > max_ops:
+        return fallback
+    try:
+        with _time_limit(seconds):
+            return function(expr)
+    except _OutOfTime:
+        return fallback
+
+
+def short(text: str, limit: int = ECHO) -> str:
+    """A formula as quoted in messages: whole when short, else its start and length."""
+    text = " ".join(str(text).split())
+    if len(text) <= limit:
+        return repr(text)
+    return repr(text[:limit] + "...") + f" ({len(text)} characters)"
+
+
+def require_size(expr, what: str, formula: str, max_ops: int = MAX_OPS):
+    """Refuse an expression too large to print into a kernel or a document."""
+    ops = sp.count_ops(expr)
+    if ops > max_ops:
+        raise FormulaError(f"{what} {short(formula)} is too complex: its derivative has {ops} operations "
+                           f"(limit {max_ops}); simplify the formula")
+    return expr
+
+
+def is_zero_almost_everywhere(d, variables, points=(-2.3, -0.61, 0.37, 1.7, 2.9)) -> bool:
+    """True when the derivative d vanishes wherever it is defined (a step
+    function). Numeric samples decide the common case quickly; only a
+    derivative that is zero at every sample goes to a bounded simplify."""
+    if d.has(sp.DiracDelta) or d == 0:
+        return True
+    if not d.free_symbols & set(variables):
+        return False
+    # symnet's own functions written out, so that Float arguments evaluate at once
+    numeric = d.replace(sigmoid, lambda u: 1 / (1 + sp.exp(-u))).replace(softplus, lambda u: sp.log(1 + sp.exp(u)))
+    try:
+        with _time_limit(SECONDS):
+            for k in range(len(points)):
+                at = {v: sp.Float(points[(k + i) % len(points)], 20) for i, v in enumerate(variables)}
+                value = numeric.xreplace(at)
+                if not value.is_Number:
+                    value = sp.N(value, 15)
+                if value.is_number and value.is_finite and value != 0:
+                    return False
+    except _OutOfTime:
+        return False            # not proven zero: treat as a useful derivative
+    return optional(lambda e: sp.simplify(e) == 0, d, fallback=False)
