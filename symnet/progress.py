@@ -39,8 +39,10 @@ def status(message: str, stream=None, enabled: bool = True):
         stop.set()
         if ticker is not None:
             ticker.join()
-        end = f"done ({time.monotonic() - start:.1f} s)" if ok else "failed"
-        stream.write((f"\r{message}… " if tty else "  ") + end + "\n")
+        if ok:
+            stream.write((f"\r{message}… " if tty else "  ") + f"done ({time.monotonic() - start:.1f} s)\n")
+        elif tty:
+            stream.write("\n")           # the error goes on a line of its own
         stream.flush()
 
 
@@ -61,21 +63,23 @@ def compiled_kernel(net, out_dir=None, calls=("loss_and_grads", "forward_and_los
     from . import memory
     from .codegen.generate import default_cache_dir, generate, kernel_path
     from .errors import OutputError
+    from .fileio import check_writable_dir
 
     memory.require(net, batch_size)
+    try:
+        check_writable_dir(out_dir if out_dir is not None else default_cache_dir(), "kernel folder")
+    except OutputError as exc:
+        if out_dir is not None:
+            raise
+        raise OutputError(f"kernel cache {default_cache_dir()} (SYMNET_CACHE) is not usable: {exc}; "
+                          "set SYMNET_CACHE to a writable folder") from None
     path = kernel_path(net, out_dir)
     fresh = not is_compiled(path)
     what = (f"compiling kernels for {net.name} (first time; cached for later runs)" if fresh
             else f"loading the compiled kernels of {net.name}")
-    try:
-        with status(what, enabled=show and fresh):
-            kernel = generate(net, out_dir=out_dir)
-            _warm_up(kernel, net, calls, np)
-    except OutputError as exc:
-        if out_dir is not None:
-            raise
-        raise OutputError(f"kernel cache {default_cache_dir()} (SYMNET_CACHE) is not writable: {exc}; "
-                          "set SYMNET_CACHE to a writable folder") from None
+    with status(what, enabled=show and fresh):
+        kernel = generate(net, out_dir=out_dir)
+        _warm_up(kernel, net, calls, np)
     return kernel
 
 

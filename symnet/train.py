@@ -397,8 +397,6 @@ def _train(
     from .memory import require
 
     require(net, batch_size)
-    if kernel is None:
-        kernel = _default_kernel(net, batch_size=batch_size, show=progress)
 
     out = Path(out) if out is not None else None
     rng = np.random.default_rng(seed)
@@ -416,6 +414,8 @@ def _train(
     else:
         params = {k: _cast(v, dtype) for k, v in net.init_params(seed=seed, scheme=init).items()}
         params.update(net.init_state(dtype))   # batch norm's running statistics (updated by the kernel)
+    if kernel is None:          # after the checkpoint is read: a bad one fails before compiling
+        kernel = _default_kernel(net, batch_size=batch_size, show=progress)
 
     config = {"network": net.name, "fingerprint": net.fingerprint(), "data": data.name,
               "optimizer": opt.name, "lr": base_lr, "schedule": repr(sched), "batch_size": batch_size,
