@@ -363,3 +363,14 @@ def test_progress_status_line():
     lines = stream.getvalue().splitlines()
     assert lines[0] == "compiling kernels for lenet (first time; cached for later runs)…"
     assert lines[1].strip().startswith("done (")
+
+
+def test_readme_python_network_is_the_mlp_example():
+    import re
+    from pathlib import Path
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text()
+    call = re.search(r"net = (symnet\.Network\(.*?\))\n", readme, re.S).group(1)
+    net = eval(call, {"symnet": symnet})          # the README's own text, not user input
+    assert net.fingerprint() == symnet.load(root / "examples" / "mlp.toml").fingerprint()
+    assert "../shared/" not in readme and (root / "docs" / "design.md").is_file()
