@@ -25,8 +25,12 @@ def _summary(args):
 
 
 def _derive(args):
+    from .fileio import standard_stream
     from .render import cli_derive
-    print(cli_derive(args.spec, args.format, args.output))
+    sys.stdout.flush()
+    message = cli_derive(args.spec, args.format, args.output)
+    if args.output is None or standard_stream(args.output) is None:
+        print(message)              # "wrote FILE" (or the document itself for -o -)
     return 0
 
 

@@ -59,9 +59,31 @@ def check_writable_dir(path, what: str = "output folder") -> Path:
     return path
 
 
+def standard_stream(path) -> int | None:
+    """The descriptor a name such as /dev/stdout or /dev/fd/3 stands for, else None."""
+    text = os.path.normpath(str(path))
+    named = {"/dev/stdout": 1, "/dev/stderr": 2}
+    if text in named:
+        return named[text]
+    for prefix in ("/dev/fd/", "/proc/self/fd/"):
+        if text.startswith(prefix) and text[len(prefix):].isdigit():
+            return int(text[len(prefix):])
+    return None
+
+
 @contextmanager
 def atomic_file(path):
     """Yield a binary file handle; on success its bytes are at `path` whole."""
+    fd = standard_stream(path)
+    if fd is not None:
+        # Write where the descriptor points (a terminal, a pipe, a file the shell
+        # opened with > or >>) at its own offset, instead of replacing a file.
+        try:
+            with os.fdopen(os.dup(fd), "wb") as fh:
+                yield fh
+        except OSError as exc:
+            raise OutputError(f"cannot write {path}: {_reason(exc)}") from None
+        return
     target = Path(os.path.realpath(path))      # through symbolic links to the file they name
     try:
         st = os.stat(target)

@@ -374,3 +374,18 @@ def test_readme_python_network_is_the_mlp_example():
     net = eval(call, {"symnet": symnet})          # the README's own text, not user input
     assert net.fingerprint() == symnet.load(root / "examples" / "mlp.toml").fingerprint()
     assert "../shared/" not in readme and (root / "docs" / "design.md").is_file()
+
+
+def test_derive_to_dev_stdout(tmp_path, spec):
+    """`-o /dev/stdout` writes the document where stdout points, here a file the shell opened."""
+    import subprocess
+    import sys
+    out = tmp_path / "doc.md"
+    with open(out, "wb") as fh:
+        fh.write(b"first line\n")
+        fh.flush()
+        code = subprocess.run([sys.executable, "-m", "symnet", "derive", str(spec), "-o", "/dev/stdout"],
+                              stdout=fh, stderr=subprocess.PIPE, timeout=300).returncode
+    text = out.read_text()
+    assert code == 0 and text.startswith("first line\n") and "\\delta" in text and "wrote" not in text
+    assert stat.S_ISREG(os.stat(out).st_mode)
