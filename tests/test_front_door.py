@@ -389,3 +389,23 @@ def test_derive_to_dev_stdout(tmp_path, spec):
     text = out.read_text()
     assert code == 0 and text.startswith("first line\n") and "\\delta" in text and "wrote" not in text
     assert stat.S_ISREG(os.stat(out).st_mode)
+
+
+@pytest.mark.parametrize("loss", ["(yhat^2+yhat+1)^50/(yhat+1)^49 - y", "log(1+exp(yhat-y))^3/(1+(yhat-y)^2)^2"])
+def test_custom_loss_simplification_is_bounded(loss):
+    net = symnet.Network((3,), [symnet.Dense(2, "tanh"), symnet.Dense(1, "sigmoid")], loss=loss)
+    start = time.process_time()
+    symnet.derive(net)
+    assert time.process_time() - start < 15
+
+
+def test_train_cli_says_nothing_is_saved_and_refuses_lr_inf(tmp_path, capsys):
+    spec = tmp_path / "iris3.toml"
+    spec.write_text(TINY.replace("units = 1", "units = 3"))
+    import warnings
+    with warnings.catch_warnings():
+        warnings.simplefilter("error")          # no RuntimeWarning leaks out
+        code = main(["train", str(spec), "--data", "iris", "--lr", "inf"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 2 and err[0].startswith("note: no --out given, so nothing is saved")
+    assert err[1] == "symnet: error: lr=inf must be a finite number > 0 (e.g. 1e-3)" and len(err) == 2
