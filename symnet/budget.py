@@ -16,7 +16,7 @@ import sympy as sp
 from .errors import FormulaError
 from .functions import sigmoid, softplus
 
-SECONDS = 2.0            # time for one optional simplification
+SECONDS = 2.0            # CPU time for one optional simplification
 MAX_SIMPLIFY_OPS = 400   # larger expressions are not simplified at all
 MAX_OPS = 20000          # larger derivatives are refused (kernels and documents would be unusable)
 ECHO = 60                # characters of a formula quoted back in messages
@@ -29,8 +29,9 @@ class _OutOfTime(BaseException):
 
 @contextmanager
 def _time_limit(seconds: float):
-    """Interrupt the block after `seconds` (main thread only: signals are
-    delivered there; elsewhere only the size budget applies)."""
+    """Interrupt the block after `seconds` of this process's CPU time (so a
+    loaded machine does not shorten the budget). Main thread only: signals are
+    delivered there; elsewhere only the size budget applies."""
     if threading.current_thread() is not threading.main_thread() or not hasattr(signal, "setitimer"):
         yield
         return
@@ -38,16 +39,16 @@ def _time_limit(seconds: float):
     def expire(signum, frame):
         raise _OutOfTime
 
-    start = time.monotonic()
-    old_handler = signal.signal(signal.SIGALRM, expire)
-    outer, _ = signal.setitimer(signal.ITIMER_REAL, seconds, 0.05)   # re-fires until cancelled
+    start = time.process_time()
+    old_handler = signal.signal(signal.SIGPROF, expire)
+    outer, _ = signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)   # re-fires until cancelled
     try:
         yield
     finally:
-        signal.setitimer(signal.ITIMER_REAL, 0)
-        signal.signal(signal.SIGALRM, old_handler)
+        signal.setitimer(signal.ITIMER_PROF, 0)
+        signal.signal(signal.SIGPROF, old_handler)
         if outer:                       # an enclosing limit keeps running
-            signal.setitimer(signal.ITIMER_REAL, max(outer - (time.monotonic() - start), 1e-3))
+            signal.setitimer(signal.ITIMER_PROF, max(outer - (time.process_time() - start), 1e-3))
 
 
 def optional(function, expr, fallback, seconds: float = SECONDS, max_ops: int = MAX_SIMPLIFY_OPS):
@@ -101,3 +102,24 @@ def is_zero_almost_everywhere(d, variables, points=(-2.3, -0.61, 0.37, 1.7, 2.9)
     except _OutOfTime:
         return False            # not proven zero: treat as a useful derivative
     return optional(lambda e: sp.simplify(e) == 0, d, fallback=False)
+
+
+PRINT_SECONDS = 30.0     # CPU time to derive and print a kernel module (LeNet: about 2 s)
+
+
+@contextmanager
+def printing(net, seconds: float | None = None):
+    """Bound the derivation and printing of `net`'s kernels; past the limit,
+    one line naming the network's most complex custom formula."""
+    seconds = PRINT_SECONDS if seconds is None else seconds
+    try:
+        with _time_limit(seconds):
+            yield
+    except _OutOfTime:
+        formulas = [(len(a.source), f"{p.where}: activation {short(a.source)}") for p in net.placed
+                    if (a := getattr(p.layer, "activation", None)) is not None and a.source is not None]
+        if net.loss.source is not None:
+            formulas.append((len(net.loss.source), f"loss {short(net.loss.source)}"))
+        culprit = max(formulas)[1] if formulas else "its layers"
+        raise FormulaError(f"network {net.name}: its kernels could not be printed within {seconds:g} s; "
+                           f"{culprit} is too complex to print; simplify it") from None

@@ -41,10 +41,14 @@ def _graph(args):
 
 
 def _generate(args):
-    from .codegen.generate import cli_generate
+    from .budget import printing
+    from .codegen.generate import write
     from .fileio import check_writable_dir
+    from .spec import load
+    net = load(args.spec)
     check_writable_dir(args.output, "-o")
-    print(cli_generate(args.spec, args.output))
+    with printing(net):
+        print(write(net, args.output))
     return 0
 
 

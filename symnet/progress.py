@@ -61,7 +61,8 @@ def compiled_kernel(net, out_dir=None, calls=("loss_and_grads", "forward_and_los
     import numpy as np
 
     from . import memory
-    from .codegen.generate import default_cache_dir, generate, kernel_path
+    from .budget import printing
+    from .codegen.generate import default_cache_dir, generate, kernel_path, write
     from .errors import OutputError
     from .fileio import check_writable_dir
 
@@ -78,6 +79,8 @@ def compiled_kernel(net, out_dir=None, calls=("loss_and_grads", "forward_and_los
     what = (f"compiling kernels for {net.name} (first time; cached for later runs)" if fresh
             else f"loading the compiled kernels of {net.name}")
     with status(what, enabled=show and fresh):
+        with printing(net):
+            write(net, out_dir)
         kernel = generate(net, out_dir=out_dir)
         _warm_up(kernel, net, calls, np)
     return kernel

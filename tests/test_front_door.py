@@ -409,3 +409,15 @@ def test_train_cli_says_nothing_is_saved_and_refuses_lr_inf(tmp_path, capsys):
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 2 and err[0].startswith("note: no --out given, so nothing is saved")
     assert err[1] == "symnet: error: lr=inf must be a finite number > 0 (e.g. 1e-3)" and len(err) == 2
+
+
+def test_kernel_printing_is_bounded(tmp_path, capsys, monkeypatch):
+    """A formula that prints into an enormous kernel gets one line naming it, not a hang."""
+    monkeypatch.setattr(symnet.budget, "PRINT_SECONDS", 3.0)
+    deep = tmp_path / "deep.toml"
+    deep.write_text(TINY.replace('activation = "tanh"', f'activation = "{SLOW_BEFORE["tanh log exp nested 30"]}"'))
+    start = time.process_time()
+    line = one_line_exit_2(capsys, ["generate", str(deep), "-o", str(tmp_path / "gen")])
+    assert "layer 1 (dense): activation 'tanh(log(1+exp(" in line and "too complex to print" in line
+    assert time.process_time() - start < 30
+    assert not list((tmp_path / "gen").glob("*"))
