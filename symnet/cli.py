@@ -27,8 +27,10 @@ def _summary(args):
 def _derive(args):
     from .fileio import standard_stream
     from .render import cli_derive
+    from .progress import status
     sys.stdout.flush()
-    message = cli_derive(args.spec, args.format, args.output)
+    with status("deriving and typesetting the PDF with pdflatex", enabled=args.format == "pdf"):
+        message = cli_derive(args.spec, args.format, args.output)
     if args.output is None or standard_stream(args.output) is None:
         print(message)              # "wrote FILE" (or the document itself for -o -)
     return 0

@@ -22,7 +22,15 @@ TEMP_SUFFIX = ".tmp"
 
 
 def _umask() -> int:
-    mask = os.umask(0o022)
+    """The process umask, read without changing it where Linux tells it."""
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("Umask:"):
+                    return int(line.split()[1], 8)
+    except (OSError, ValueError, IndexError):
+        pass
+    mask = os.umask(0o022)          # elsewhere: set and restore
     os.umask(mask)
     return mask
 

@@ -61,7 +61,11 @@ def open_run(out):
     if out is None:
         yield None
         return
-    import fcntl
+    try:
+        import fcntl
+    except ImportError:             # not POSIX: no lock, the folder is still checked
+        yield check_writable_dir(out, "run folder")
+        return
 
     out = check_writable_dir(out, "run folder")
     lock_path = out / LOCK
