@@ -77,7 +77,11 @@ class Activation:
         """g'(x) as derived by SymPy; rejects functions useless for gradients."""
         if self.is_softmax:
             raise ValueError("softmax is a vector function; its Jacobian is derived in derive.py")
-        d = _derivative(self.expr)
+        try:
+            d = _derivative(self.expr)
+        except RecursionError:
+            raise FormulaError(f"{self.where or 'activation'}: activation {short(self.source or self.name)} "
+                               "nests too deeply for the derivation; nest it less deeply") from None
         if d is None:
             raise NotDifferentiableError(
                 f"{self.where or 'activation'}: {self.name} has zero derivative almost everywhere "
@@ -155,12 +159,33 @@ def make_activation(spec, where: str = "") -> Activation:
         expr = stable_forms(parse_formula(name, ["x"]))
     except FormulaError as exc:
         raise FormulaError(f"{where or 'activation'}: activation formula: {exc}") from None
+    except RecursionError:
+        raise FormulaError(f"{where or 'activation'}: activation {short(name)} nests too deeply; "
+                           "nest it less deeply") from None
     return Activation("custom", expr, "g", source=name, where=where)
+
+
+# Stable forms nest at most this deep: each prints its argument more than once,
+# so a kernel of deeply nested ones would grow exponentially with the depth.
+MAX_STABLE_NESTING = 4
 
 
 def stable_forms(expr: sp.Expr) -> sp.Expr:
     """Name log(1+exp(u)) and 1/(1+exp(-u)) as softplus and sigmoid (identities),
     so kernels print their overflow-free forms and derivatives stay finite."""
     w = sp.Wild("w")
-    expr = expr.replace(sp.log(sp.exp(w) + 1), lambda w: softplus(w))
-    return expr.replace(1 / (sp.exp(-w) + 1), lambda w: sigmoid(w))
+    expr = expr.replace(sp.log(sp.exp(w) + 1), lambda w: _named(softplus, w, sp.log(sp.exp(w) + 1)))
+    return expr.replace(1 / (sp.exp(-w) + 1), lambda w: _named(sigmoid, w, 1 / (sp.exp(-w) + 1)))
+
+
+def _named(function, arg, plain):
+    return function(arg) if _stable_depth(arg) < MAX_STABLE_NESTING else plain
+
+
+def _stable_depth(expr, memo=None) -> int:
+    """How deeply softplus and sigmoid nest in expr."""
+    memo = {} if memo is None else memo
+    if expr not in memo:
+        inner = max((_stable_depth(a, memo) for a in expr.args), default=0)
+        memo[expr] = inner + isinstance(expr, (softplus, sigmoid))
+    return memo[expr]

@@ -135,6 +135,10 @@ def main(argv=None) -> int:
         message = " ".join(str(exc).split())      # one line, always
         print(f"symnet: error: {message}", file=sys.stderr)
         return EXIT_BAD_INPUT
+    except RecursionError:          # SymPy's recursion on a deeply nested formula, wherever it happens
+        print("symnet: error: a formula nests too deeply for SymPy to process; nest it less deeply",
+              file=sys.stderr)
+        return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("symnet: interrupted", file=sys.stderr)
         return 130

@@ -79,8 +79,14 @@ def make_loss(spec) -> Loss:
         expr = parse_formula(name, ["yhat", "y"])
     except FormulaError as exc:
         raise FormulaError(f"loss formula: {exc}") from None
+    except RecursionError:
+        raise FormulaError(f"loss {short(name)} nests too deeply; nest it less deeply") from None
     if not expr.has(YHAT):
         raise SpecError(f"loss: the formula {short(name)} does not depend on yhat")
     loss = Loss("custom", "elementwise", expr, "custom loss", source=name)
-    loss.check_differentiable()
+    try:
+        loss.check_differentiable()
+    except RecursionError:
+        raise FormulaError(f"loss {short(name)} nests too deeply for the derivation; "
+                           "nest it less deeply") from None
     return loss
