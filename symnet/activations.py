@@ -11,7 +11,8 @@ from functools import cached_property, lru_cache
 
 import sympy as sp
 
-from .errors import NotDifferentiableError, SpecError
+from .budget import is_zero_almost_everywhere, require_size, short
+from .errors import FormulaError, NotDifferentiableError, SpecError
 from .formula import parse_formula
 from .functions import sigmoid, softplus
 
@@ -76,11 +77,17 @@ class Activation:
         """g'(x) as derived by SymPy; rejects functions useless for gradients."""
         if self.is_softmax:
             raise ValueError("softmax is a vector function; its Jacobian is derived in derive.py")
-        d = _derivative(self.expr)
+        try:
+            d = _derivative(self.expr)
+        except RecursionError:
+            raise FormulaError(f"{self.where or 'activation'}: activation {short(self.source or self.name)} "
+                               "nests too deeply for the derivation; nest it less deeply") from None
         if d is None:
             raise NotDifferentiableError(
                 f"{self.where or 'activation'}: {self.name} has zero derivative almost everywhere "
                 "(and none at its jump), so no gradient flows through it; use sigmoid or relu instead")
+        if self.source is not None:
+            require_size(d, f"{self.where or 'activation'}: activation", self.source)
         return d
 
     def describe(self) -> str:
@@ -106,7 +113,7 @@ class Activation:
 def _derivative(expr: sp.Expr) -> sp.Expr | None:
     """SymPy's derivative, or None when it is zero almost everywhere (a step)."""
     d = sp.diff(expr, X)
-    if d.has(sp.DiracDelta) or (expr.has(X) and sp.simplify(d) == 0):
+    if expr.has(X) and is_zero_almost_everywhere(d, [X]):
         return None
     return d
 
@@ -131,7 +138,7 @@ def make_activation(spec, where: str = "") -> Activation:
             raise SpecError(f"{where}: an activation table needs a 'name' key")
         spec = params.pop("name")
     if not isinstance(spec, str):
-        raise SpecError(f"{where}: activation must be a name or a formula string, got {spec!r}")
+        raise SpecError(f"{where}: activation must be a name or a formula string, got {short(repr(spec))}")
     name = spec.strip()
     if name in VECTOR:
         return Activation("softmax", None, r"\operatorname{softmax}", where=where)
@@ -145,16 +152,40 @@ def make_activation(spec, where: str = "") -> Activation:
         return Activation(name, builder(X, **values), latex, tuple(values.items()), where=where)
     if name.isidentifier() and name != "x":
         known = ", ".join(sorted(list(BUILTIN) + list(VECTOR)))
-        raise SpecError(f"{where}: unknown activation {name!r} (known: {known}; or a formula in x such as 'x*tanh(x)')")
+        raise SpecError(f"{where}: unknown activation {short(name)} (known: {known}; or a formula in x such as 'x*tanh(x)')")
     if params:
         raise SpecError(f"{where}: a custom activation formula takes no parameters")
-    expr = stable_forms(parse_formula(name, ["x"]))
+    try:
+        expr = stable_forms(parse_formula(name, ["x"]))
+    except FormulaError as exc:
+        raise FormulaError(f"{where or 'activation'}: activation formula: {exc}") from None
+    except RecursionError:
+        raise FormulaError(f"{where or 'activation'}: activation {short(name)} nests too deeply; "
+                           "nest it less deeply") from None
     return Activation("custom", expr, "g", source=name, where=where)
+
+
+# Stable forms nest at most this deep: each prints its argument more than once,
+# so a kernel of deeply nested ones would grow exponentially with the depth.
+MAX_STABLE_NESTING = 4
 
 
 def stable_forms(expr: sp.Expr) -> sp.Expr:
     """Name log(1+exp(u)) and 1/(1+exp(-u)) as softplus and sigmoid (identities),
     so kernels print their overflow-free forms and derivatives stay finite."""
     w = sp.Wild("w")
-    expr = expr.replace(sp.log(sp.exp(w) + 1), lambda w: softplus(w))
-    return expr.replace(1 / (sp.exp(-w) + 1), lambda w: sigmoid(w))
+    expr = expr.replace(sp.log(sp.exp(w) + 1), lambda w: _named(softplus, w, sp.log(sp.exp(w) + 1)))
+    return expr.replace(1 / (sp.exp(-w) + 1), lambda w: _named(sigmoid, w, 1 / (sp.exp(-w) + 1)))
+
+
+def _named(function, arg, plain):
+    return function(arg) if _stable_depth(arg) < MAX_STABLE_NESTING else plain
+
+
+def _stable_depth(expr, memo=None) -> int:
+    """How deeply softplus and sigmoid nest in expr."""
+    memo = {} if memo is None else memo
+    if expr not in memo:
+        inner = max((_stable_depth(a, memo) for a in expr.args), default=0)
+        memo[expr] = inner + isinstance(expr, (softplus, sigmoid))
+    return memo[expr]

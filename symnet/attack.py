@@ -379,7 +379,7 @@ def run_attack(spec, checkpoint, data=None, eps: float = 0.1, seed: int | None =
     eps_raw = eps * (np.asarray(hi) - np.asarray(lo)) if range_mode == "feature" else eps * (hi - lo)
 
     if kernel is None:
-        kernel = _default_kernel(net)
+        kernel = _default_kernel(net, calls=("forward_and_loss", "loss_and_input_grad"), batch_size=batch_size)
     _input_grad_function(kernel)
     params = {k: np.ascontiguousarray(v, dtype=dtype) for k, v in ck.params.items()}
     loss_name = net.loss.name

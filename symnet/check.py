@@ -44,9 +44,9 @@ def random_batch(net: Network, batch: int, rng) -> tuple[np.ndarray, np.ndarray]
 
 def gradient_check(net: Network, seed: int = 0, batch: int = 4, max_entries: int = 40, kernel=None):
     """Check each parameter's gradient at up to `max_entries` entries."""
-    from .codegen import generate
+    from .progress import compiled_kernel
     net64 = float64_copy(net)
-    kernel = kernel or generate(net64)
+    kernel = kernel or compiled_kernel(net64, calls=("loss_and_grads",), batch_size=batch)
     rng = np.random.default_rng(seed)
     params = net64.init_params(seed=seed, scheme="xavier")
     params = {k: v + rng.normal(scale=0.1, size=v.shape) for k, v in params.items()}   # nonzero biases

@@ -1,5 +1,6 @@
 """The `symnet` command. Bad input prints one line and exits 2; a failed
 verification or gradient check exits 1."""
+
 from __future__ import annotations
 
 import argparse
@@ -9,6 +10,12 @@ from pathlib import Path
 from .errors import SymnetError
 
 EXIT_BAD_INPUT = 2
+DESCRIPTION = ("symnet: neural networks written as mathematics. From a network spec (TOML), derive the "
+               "backprop document, generate Numba training kernels, train, gradient-check and attack them; "
+               "verify hand-derived gradient formulas.")
+EPILOG = ("Bad input prints one line and exits 2; a failed verification or gradient check exits 1. "
+          "Kernels are cached in $SYMNET_CACHE (default ~/.cache/symnet/kernels). "
+          "`symnet COMMAND --help` describes each command.")
 
 
 def _summary(args):
@@ -18,8 +25,14 @@ def _summary(args):
 
 
 def _derive(args):
+    from .fileio import standard_stream
     from .render import cli_derive
-    print(cli_derive(args.spec, args.format, args.output))
+    from .progress import status
+    sys.stdout.flush()
+    with status("deriving and typesetting the PDF with pdflatex", enabled=args.format == "pdf"):
+        message = cli_derive(args.spec, args.format, args.output)
+    if args.output is None or standard_stream(args.output) is None:
+        print(message)              # "wrote FILE" (or the document itself for -o -)
     return 0
 
 
@@ -30,8 +43,14 @@ def _graph(args):
 
 
 def _generate(args):
-    from .codegen.generate import cli_generate
-    print(cli_generate(args.spec, args.output))
+    from .budget import printing
+    from .codegen.generate import write
+    from .fileio import check_writable_dir
+    from .spec import load
+    net = load(args.spec)
+    check_writable_dir(args.output, "-o")
+    with printing(net):
+        print(write(net, args.output))
     return 0
 
 
@@ -41,7 +60,9 @@ def _demo(args):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="symnet", description=__doc__.splitlines()[0] if __doc__ else None)
+    from . import __version__
+    parser = argparse.ArgumentParser(prog="symnet", description=DESCRIPTION, epilog=EPILOG)
+    parser.add_argument("--version", action="version", version=f"symnet {__version__}")
     sub = parser.add_subparsers(dest="command", required=True)
 
     p = sub.add_parser("summary", help="print each layer's output shape and parameter count")
@@ -65,14 +86,14 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("generate", help="write the Numba training kernels of a network")
     p.add_argument("spec")
-    p.add_argument("-o", "--output", default="generated", help="output directory")
+    p.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
     p.set_defaults(run=_generate)
 
     _add_optional_commands(sub)
     _add_lecture_commands(sub)
 
     p = sub.add_parser("demo", help="derive, generate and train the example networks")
-    p.add_argument("-o", "--output", default="symnet-demo", help="output directory")
+    p.add_argument("-o", "--output", default="symnet-demo", help="output folder (default: symnet-demo)")
     p.set_defaults(run=_demo)
     return parser
 
@@ -131,6 +152,10 @@ def main(argv=None) -> int:
     except SymnetError as exc:
         message = " ".join(str(exc).split())      # one line, always
         print(f"symnet: error: {message}", file=sys.stderr)
+        return EXIT_BAD_INPUT
+    except RecursionError:          # SymPy's recursion on a deeply nested formula, wherever it happens
+        print("symnet: error: a formula nests too deeply for SymPy to process; nest it less deeply",
+              file=sys.stderr)
         return EXIT_BAD_INPUT
     except KeyboardInterrupt:
         print("symnet: interrupted", file=sys.stderr)

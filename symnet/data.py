@@ -4,6 +4,7 @@ normalisation fitted on the training split, and mini-batch indices."""
 from __future__ import annotations
 
 import os
+import zipfile
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -121,8 +122,12 @@ def _read_npz(path: str):
             X, y = f["X"], f["y"]
     except DataError:
         raise
-    except (OSError, ValueError) as e:
-        raise DataError(f"{path}: not a readable .npz file ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        # numpy's own text advises allow_pickle for any non-archive: never pass that on.
+        why = "empty file" if os.path.getsize(path) == 0 else "not a NumPy .npz archive of arrays X and y"
+        if isinstance(e, OSError) and e.strerror:
+            why = e.strerror
+        raise DataError(f"{path}: cannot read it ({why}; write one with numpy.savez(path, X=X, y=y))") from None
     if not np.issubdtype(X.dtype, np.number) or np.iscomplexobj(X):
         raise DataError(f"{path}: 'X' must be numeric, got dtype {X.dtype}")
     return X.astype(float), y

@@ -7,13 +7,12 @@ import time
 from importlib import resources
 from pathlib import Path
 
-from .spec import load
+from .fileio import check_writable_dir
+from .spec import load, load_with_settings
 
 DOCUMENTED = ("mlp", "logistic", "lenet", "digits_cnn")
 GENERATED = ("mlp", "logistic", "tiny", "digits_mlp", "lenet", "digits_cnn")
-TRAINED = "digits_cnn"
-# Hyperparameters of the demo run (docs/performance.md has the accuracy over seeds).
-TRAINING = {"optimizer": "adam", "lr": 3e-3, "batch_size": 32, "epochs": 40, "seed": 0}
+TRAINED = "digits_cnn"      # with its spec's [train] settings (docs/performance.md: accuracy over seeds)
 
 
 def example_specs() -> dict[str, Path]:
@@ -24,7 +23,7 @@ def example_specs() -> dict[str, Path]:
 
 def run_demo(out: Path) -> int:
     from .render import write_document
-    out.mkdir(parents=True, exist_ok=True)
+    check_writable_dir(out, "-o")
     specs = example_specs()
     nets = {name: load(specs[name]) for name in DOCUMENTED + GENERATED if name in specs}
     print(f"symnet demo: writing to {out}/")
@@ -41,33 +40,24 @@ def run_demo(out: Path) -> int:
         print("  (no PDF: install pdflatex, e.g. the Debian packages texlive-latex-base "
               "texlive-latex-recommended latexmk)")
 
-    from .codegen import generate
+    from .codegen.generate import write
     for name in GENERATED:
-        net = nets[name]
         start = time.perf_counter()
-        kernel = generate(net, out_dir=out / "generated")
-        print(f"  kernels of {name}: {kernel.path} ({time.perf_counter() - start:.1f} s)")
+        path = write(nets[name], out_dir=out / "generated")
+        print(f"  kernels of {name}: {path} ({time.perf_counter() - start:.1f} s)")
 
     from .data import load_dataset
-    from .train import train
-    net = nets[TRAINED]
-    data = load_dataset("digits", seed=TRAINING["seed"], input_shape=net.input_shape)
+    from .progress import compiled_kernel
+    from .train import DEFAULTS, train
+    net, settings = load_with_settings(specs[TRAINED])
+    training = {k: settings.get(k, DEFAULTS[k]) for k in ("optimizer", "lr", "batch_size", "epochs", "seed")}
+    data = load_dataset("digits", seed=training["seed"], input_shape=net.input_shape)
     run_dir = out / "runs" / TRAINED
-    kernel = generate(net, out_dir=out / "generated")
-    start = time.perf_counter()
-    _compile(kernel, net, data)
-    print(f"  compiled the kernels of {TRAINED} ({time.perf_counter() - start:.1f} s; cached for later runs)")
+    kernel = compiled_kernel(net, batch_size=training["batch_size"])   # the cache train and check use
     print(f"  training {TRAINED} on the scikit-learn digits (1x8x8 images) ...")
     start = time.perf_counter()
-    result = train(net, data, kernel=kernel, out=run_dir, progress=False, **TRAINING)
+    result = train(net, data, kernel=kernel, out=run_dir, progress=False, **training)
     print(f"  {TRAINED}: test accuracy {result.test_accuracy:.4f} after {result.epochs_run} epochs "
           f"({time.perf_counter() - start:.1f} s of training); run directory {run_dir}")
     return 0
 
-
-def _compile(kernel, net, data):
-    """Call each kernel function once, so training time is training, not JIT compiling."""
-    params = net.init_params(seed=0)
-    X, Y = data.X_train[:2].astype(net.dtype), data.Y_train[:2].astype(net.dtype)
-    kernel.loss_and_grads(params, X, Y)
-    kernel.forward_and_loss(params, X, Y)

@@ -32,3 +32,7 @@ class TrainingError(SymnetError):
 
 class RenderError(SymnetError):
     """A document could not be produced (for example no TeX engine for PDF)."""
+
+
+class OutputError(SymnetError):
+    """An output file or folder cannot be written (read-only, a file in the way, a folder named as a file)."""

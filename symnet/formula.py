@@ -14,6 +14,7 @@ from dataclasses import dataclass
 
 import sympy as sp
 
+from .budget import short
 from .errors import FormulaError
 from .functions import FUNCTIONS, CONSTANTS
 
@@ -44,7 +45,7 @@ def tokenize(text: str) -> list[Token]:
     while pos < len(text):
         m = _TOKEN.match(text, pos)
         if not m:
-            raise FormulaError(f"unexpected character {text[pos]!r} at column {pos + 1} of {text!r}")
+            raise FormulaError(f"unexpected character {text[pos]!r} at column {pos + 1} of {short(text)}")
         if m.lastgroup != "space":
             tokens.append(Token(m.lastgroup, m.group(), pos))
         pos = m.end()
@@ -81,7 +82,7 @@ class _Parser:
 
     def fail(self, message: str, tok: Token | None = None) -> FormulaError:
         tok = tok or self.tok
-        return FormulaError(f"{message} at column {tok.pos + 1} of {self.text!r}")
+        return FormulaError(f"{message} at column {tok.pos + 1} of {short(self.text)}")
 
     def expect(self, text: str) -> Token:
         if self.tok.text != text:
@@ -102,7 +103,7 @@ class _Parser:
             raise FormulaError("formula is empty")
         expr = self.sum()
         if self.tok.kind != "end":
-            raise self.fail(f"unexpected {self.tok.text!r}")
+            raise self.fail(f"unexpected {short(self.tok.text)}")
         return expr
 
     def sum(self) -> sp.Expr:

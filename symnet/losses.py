@@ -12,7 +12,8 @@ from dataclasses import dataclass
 
 import sympy as sp
 
-from .errors import NotDifferentiableError, SpecError
+from .budget import is_zero_almost_everywhere, require_size, short
+from .errors import FormulaError, NotDifferentiableError, SpecError
 from .formula import parse_formula
 
 YHAT = sp.Symbol("yhat", real=True)
@@ -50,7 +51,9 @@ class Loss:
 
     def check_differentiable(self):
         d = sp.diff(self.expr, YHAT)
-        if d.has(sp.DiracDelta) or (self.expr.has(YHAT) and sp.simplify(d) == 0):
+        if self.source is not None:
+            require_size(d, "loss", self.source)
+        if self.expr.has(YHAT) and is_zero_almost_everywhere(d, [YHAT, Y]):
             raise NotDifferentiableError(
                 f"loss {self.name!r}: its derivative with respect to yhat is zero almost everywhere, "
                 "so backprop cannot learn from it")
@@ -60,7 +63,7 @@ def make_loss(spec) -> Loss:
     if isinstance(spec, Loss):
         return spec
     if not isinstance(spec, str):
-        raise SpecError(f"loss: must be a name or a formula in yhat and y, got {spec!r}")
+        raise SpecError(f"loss: must be a name or a formula in yhat and y, got {short(repr(spec))}")
     name = spec.strip()
     if name in REJECTED:
         raise NotDifferentiableError(f"loss {name!r}: {REJECTED[name]}")
@@ -71,10 +74,19 @@ def make_loss(spec) -> Loss:
         return Loss(name, "categorical", None, CATEGORICAL[name])
     if name.isidentifier():
         known = ", ".join(sorted(list(ELEMENTWISE) + list(CATEGORICAL)))
-        raise SpecError(f"loss: unknown loss {name!r} (known: {known}; or a formula in yhat and y)")
-    expr = parse_formula(name, ["yhat", "y"])
+        raise SpecError(f"loss: unknown loss {short(name)} (known: {known}; or a formula in yhat and y)")
+    try:
+        expr = parse_formula(name, ["yhat", "y"])
+    except FormulaError as exc:
+        raise FormulaError(f"loss formula: {exc}") from None
+    except RecursionError:
+        raise FormulaError(f"loss {short(name)} nests too deeply; nest it less deeply") from None
     if not expr.has(YHAT):
-        raise SpecError(f"loss: the formula {name!r} does not depend on yhat")
+        raise SpecError(f"loss: the formula {short(name)} does not depend on yhat")
     loss = Loss("custom", "elementwise", expr, "custom loss", source=name)
-    loss.check_differentiable()
+    try:
+        loss.check_differentiable()
+    except RecursionError:
+        raise FormulaError(f"loss {short(name)} nests too deeply for the derivation; "
+                           "nest it less deeply") from None
     return loss

@@ -11,25 +11,32 @@ Layout of ``out/``::
     confusion_matrix.png test confusion matrix
     roc.png              test ROC curve (two-class tasks only)
 
-Every file is written atomically: to a temporary file in the same directory,
-then ``os.replace`` onto its name, so an interrupted run never leaves a
-half-written checkpoint behind. Plots use matplotlib's Agg canvas directly
+Every file is written atomically (:mod:`symnet.fileio`), so an interrupted
+run never leaves a half-written checkpoint behind. A training holds the run
+folder's lock file ``.lock`` (an advisory ``flock``, released by the kernel
+when the process ends, even by SIGKILL): a second training into the same
+folder is refused while the first runs, and a new holder sweeps the temp
+files an interrupted write left. Plots use matplotlib's Agg canvas directly
 (no pyplot, no global backend switch).
 """
 
 from __future__ import annotations
 
 import json
-
-from .fileio import atomic_file
+import os
+import zipfile
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
+
+from .fileio import atomic_file, check_writable_dir, sweep_temp_files
 
 import numpy as np
 
 from .errors import TrainingError
 
 CHECKPOINT = "checkpoint.npz"
+LOCK = ".lock"
 METRICS = "metrics.json"
 OPT_PREFIX = "opt."
 BEST_PREFIX = "best."
@@ -40,6 +47,45 @@ NORM_STD = "norm.std"
 NUMBERING = "layer"
 # Keys of a checkpoint that are not parameters.
 _RESERVED = ("epoch", "rng", "meta", NORM_MEAN, NORM_STD)
+
+
+# --------------------------------------------------------------------------
+# The run folder: one writer at a time
+
+
+@contextmanager
+def open_run(out):
+    """Hold run folder ``out`` for one training: create it, prove it is
+    writable, take its lock (or fail with one line naming the folder), and
+    remove stale temp files. ``out=None`` holds nothing."""
+    if out is None:
+        yield None
+        return
+    try:
+        import fcntl
+    except ImportError:             # not POSIX: no lock, the folder is still checked
+        yield check_writable_dir(out, "run folder")
+        return
+
+    out = check_writable_dir(out, "run folder")
+    lock_path = out / LOCK
+    try:
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o666)
+    except OSError as exc:
+        raise TrainingError(f"run folder {out}: cannot create its lock file ({exc.strerror})") from None
+    try:
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            holder = os.pread(fd, 64, 0).decode("ascii", "replace").strip() or "another process"
+            raise TrainingError(f"run folder {out} is in use by a training still running (pid {holder}); "
+                                "wait for it, stop it, or give another --out") from None
+        os.ftruncate(fd, 0)
+        os.pwrite(fd, str(os.getpid()).encode(), 0)
+        sweep_temp_files(out)
+        yield out
+    finally:
+        os.close(fd)            # releases the lock
 
 
 # --------------------------------------------------------------------------
@@ -119,6 +165,11 @@ def save_checkpoint(
     return path
 
 
+def _first_line(exc) -> str:
+    text = str(exc).strip().splitlines()
+    return (text[0] if text else type(exc).__name__)[:200]
+
+
 def _rename(key: str, legacy_names: dict) -> str:
     """'W3' or 'm.W3' -> today's name of that parameter (the last dotted part)."""
     head, _, name = key.rpartition(".")
@@ -140,12 +191,16 @@ def load_checkpoint(out, legacy_names: dict | None = None) -> Checkpoint:
     try:
         with np.load(path, allow_pickle=False) as f:
             data = {k: f[k] for k in f.files}
-    except (OSError, ValueError) as e:
-        raise TrainingError(f"{path}: not a readable checkpoint ({e})") from None
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, KeyError) as e:
+        raise TrainingError(f"{path}: not a readable checkpoint ({_first_line(e)}); "
+                            "it may be truncated: train again without --resume") from None
     if "epoch" not in data:
         raise TrainingError(f"{path}: not a symnet checkpoint (no 'epoch' entry)")
     meta_text = str(data["meta"]) if "meta" in data else "{}"
-    meta = json.loads(meta_text)
+    try:
+        meta = json.loads(meta_text)
+    except ValueError:
+        raise TrainingError(f"{path}: not a symnet checkpoint (its 'meta' entry is not JSON)") from None
     if legacy_names and meta.get("numbering") != NUMBERING:
         data = {_rename(k, legacy_names): v for k, v in data.items()}
     params, opt, best = {}, {}, {}

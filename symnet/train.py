@@ -238,6 +238,11 @@ class TrainResult:
     stopped_early: bool = False
     out: Path | None = None
 
+    def __repr__(self):
+        acc = "" if self.test_accuracy is None else f", test_accuracy={self.test_accuracy:.4f}"
+        return (f"TrainResult(epochs_run={self.epochs_run}{acc}, params=[{', '.join(self.params)}]"
+                + (f", out={str(self.out)!r}" if self.out is not None else "") + ")")
+
     @property
     def test_accuracy(self):
         return None if self.test is None else self.test.get("accuracy")
@@ -299,18 +304,11 @@ def _check_data(net, data):
         raise DataError(f"data {data.name}: the training split is empty")
 
 
-def _default_kernel(net):
-    import importlib
+def _default_kernel(net, calls=("loss_and_grads", "forward_and_loss"), batch_size: int = 64, show: bool = True):
+    """The network's kernels from the shared cache, compiled (saying so the first time)."""
+    from .progress import compiled_kernel
 
-    try:
-        codegen = importlib.import_module("symnet.codegen")
-        gen = getattr(codegen, "generate", None)
-        if gen is None or not callable(gen):  # the package may not re-export it
-            gen = importlib.import_module("symnet.codegen.generate").generate
-    except (ImportError, AttributeError) as e:  # pragma: no cover - depends on the codegen module
-        raise TrainingError(f"network {net.name}: no training kernel (symnet.codegen is unavailable: {e}); "
-                            "pass kernel=...") from None
-    return gen(net)
+    return compiled_kernel(net, calls=calls, batch_size=batch_size, show=show)
 
 
 def with_dropout(net, rate: float):
@@ -342,7 +340,23 @@ def _cast(a, dtype):
 # Training
 
 
-def train(
+# Divergence: a step's loss above this multiple of the first step's loss.
+EXPLODED = 1e6
+
+
+def train(net, data, *, out=None, resume: bool = False, **options) -> TrainResult:
+    """Train ``net`` on ``data``; see :func:`_train` for the options. With a
+    run folder ``out``, the folder is held (its lock, see
+    :func:`symnet.runs.open_run`) from before the first epoch to the end."""
+    from .runs import open_run
+
+    if resume and out is None:
+        raise TrainingError("resume needs a run directory (out=..., --out DIR)")
+    with open_run(out):
+        return _train(net, data, out=out, resume=resume, **options)
+
+
+def _train(
     net,
     data,
     *,
@@ -389,8 +403,8 @@ def train(
             raise TrainingError("early_stopping needs a validation split, but the data set has none")
     if max_norm is not None and not (math.isfinite(max_norm) and max_norm > 0):
         raise TrainingError(f"max_norm={max_norm!r} must be a number > 0")
-    if resume and out is None:
-        raise TrainingError("resume needs a run directory (out=..., --out DIR)")
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)) or not (math.isfinite(lr) and lr > 0):
+        raise TrainingError(f"lr={lr!r} must be a finite number > 0 (e.g. 1e-3)")
     reg = Regularizer(l2=l2, l1=l1)
     _check_data(net, data)
     from .augment import augment as augment_batch, check_input, parse_kinds
@@ -406,8 +420,9 @@ def train(
     opt = optimizer if isinstance(optimizer, Optimizer) else make_optimizer(optimizer, lr, **(optimizer_options or {}))
     sched = schedule if isinstance(schedule, Schedule) else make_schedule(schedule, lr, **(schedule_options or {}))
     base_lr = sched.lr0
-    if kernel is None:
-        kernel = _default_kernel(net)
+    from .memory import require
+
+    require(net, batch_size)
     adv = None
     if adversarial is not None:
         from .adversarial import AdversarialMixer
@@ -422,9 +437,15 @@ def train(
 
     if resume:
         start_epoch, params, history, best, stopped_early = _restore(out, net, data, opt, rng, dtype)
+        if start_epoch >= epochs:
+            raise TrainingError(f"{out}: the checkpoint has already trained {start_epoch} epoch(s) and "
+                                f"--epochs {epochs} asks for no more; give --epochs above {start_epoch} "
+                                "to continue")
     else:
         params = {k: _cast(v, dtype) for k, v in net.init_params(seed=seed, scheme=init).items()}
         params.update(net.init_state(dtype))   # batch norm's running statistics (updated by the kernel)
+    if kernel is None:          # after the checkpoint is read: a bad one fails before compiling
+        kernel = _default_kernel(net, batch_size=batch_size, show=progress)
 
     config = {"network": net.name, "fingerprint": net.fingerprint(), "data": data.name,
               "optimizer": opt.name, "lr": base_lr, "schedule": repr(sched), "batch_size": batch_size,
@@ -442,6 +463,7 @@ def train(
     n_batches = math.ceil(n / batch_size)
     step = opt.t
     epoch = start_epoch
+    first_loss = None
     for epoch in range(start_epoch, epochs):
         if stopped_early:
             break
@@ -463,12 +485,11 @@ def train(
             step += 1
             pen = reg.penalty(params) if reg else 0.0
             objective = loss + pen
-            if not math.isfinite(objective):
+            first_loss = abs(objective) if first_loss is None else first_loss
+            if not math.isfinite(objective) or abs(objective) > EXPLODED * max(first_loss, 1e-12):
                 if bar is not None:
                     bar.close()
-                what = "nan" if math.isnan(objective) else "inf"
-                raise TrainingError(f"step {step} (epoch {epoch + 1}): loss became {what}; "
-                                    f"try a lower learning rate, e.g. --lr {base_lr / 10:g}")
+                raise _diverged(kernel, net, params, xb, objective, first_loss, step, epoch, base_lr)
             grad_meter.add(grads)
             if reg:
                 grads = reg.add_grads(params, grads)
@@ -531,6 +552,34 @@ def train(
     if out is not None:
         _write_run(out, result, config, data, test_outputs, net, X_te)
     return result
+
+
+def _diverged(kernel, net, params, xb, objective, first_loss, step, epoch, lr) -> TrainingError:
+    """The error for a loss that became NaN, infinite or exploded: a NaN at
+    finite network outputs comes from the loss's own formula (e.g. log of a
+    non-positive number), anything else from too large a step."""
+    where = f"epoch {epoch + 1}, step {step}"
+    if math.isnan(objective) and _has_domain(net.loss.expr):
+        outputs = np.asarray(kernel.forward(params, xb))
+        if np.all(np.isfinite(outputs)):
+            formula = net.loss.source or net.loss.name
+            return TrainingError(
+                f"{where}: the loss {formula!r} is NaN at finite network outputs (in "
+                f"[{outputs.min():.3g}, {outputs.max():.3g}]): the formula is undefined there, e.g. the log "
+                "of a non-positive number; use an output activation whose values it accepts (sigmoid for "
+                "log(yhat)) or a built-in loss such as bce")
+    what = ("nan" if math.isnan(objective) else "inf") if not math.isfinite(objective) else \
+        f"{objective:.3g}, over {EXPLODED:g} x its first value {first_loss:.3g}"
+    return TrainingError(f"{where}: training diverged, the loss became {what}; "
+                         f"try a lower learning rate, e.g. --lr {lr / 10:g}")
+
+
+def _has_domain(expr) -> bool:
+    """Whether a loss formula is undefined somewhere on the reals (log, a root)."""
+    import sympy as sp
+
+    return expr is not None and (expr.has(sp.log) or any(
+        not p.exp.is_integer for p in expr.atoms(sp.Pow)))
 
 
 def _bar(total, epoch, epochs, show):
@@ -647,25 +696,42 @@ def _write_run(out, result: TrainResult, config, data, test_outputs, net=None, X
 # Command line
 
 
+# The defaults of `symnet train`; a spec's [train] table overrides them and
+# command-line flags override both.
+DEFAULTS = {"optimizer": "adam", "lr": 1e-3, "batch_size": 64, "epochs": 20, "seed": 0, "l2": 0.0, "l1": 0.0,
+            "max_norm": None, "early_stopping": None, "schedule": "constant", "init": "he", "dropout": 0.0}
+
+
 def add_train_arguments(parser):
-    """Add ``symnet train``'s options to an argparse (sub)parser."""
+    """Add ``symnet train``'s options to an argparse (sub)parser. Options left
+    out take the spec's [train] value, else the default shown."""
+    parser.description = ("Train a network on a data set with its generated kernels. Settings come from the "
+                          "command line, else the spec's [train] table, else the defaults shown.")
+    d = DEFAULTS
     parser.add_argument("spec", help="network spec file (.toml)")
     parser.add_argument("--data", default="digits",
-                        help="digits, breast_cancer, iris, or a .npz (X, y) / .csv (label last) file")
-    parser.add_argument("--optimizer", default="adam", help="sgd, momentum, rmsprop, adam, adagrad")
-    parser.add_argument("--lr", type=float, default=1e-3, help="learning rate (default 1e-3)")
-    parser.add_argument("--batch-size", type=int, default=64, help="mini-batch size (>= n: full batch)")
-    parser.add_argument("--epochs", type=int, default=20)
-    parser.add_argument("--seed", type=int, default=0, help="seed of the split, init and mini-batches")
-    parser.add_argument("--l2", type=float, default=0.0, help="L2 penalty lambda*||W||^2")
-    parser.add_argument("--l1", type=float, default=0.0, help="L1 penalty lambda*|W|")
-    parser.add_argument("--max-norm", type=float, default=None, help="bound c on each weight row's norm")
+                        help="digits, breast_cancer, iris, or a .npz (X, y) / .csv (label last) file "
+                             "(default: digits)")
+    parser.add_argument("--optimizer", default=None,
+                        help=f"sgd, momentum, rmsprop, adam, adagrad (default: {d['optimizer']})")
+    parser.add_argument("--lr", type=float, default=None, help=f"learning rate (default: {d['lr']:g})")
+    parser.add_argument("--batch-size", type=int, default=None,
+                        help=f"mini-batch size; >= n is full batch (default: {d['batch_size']})")
+    parser.add_argument("--epochs", type=int, default=None, help=f"epochs in all, counting resumed ones "
+                                                                 f"(default: {d['epochs']})")
+    parser.add_argument("--seed", type=int, default=None,
+                        help=f"seed of the split, init and mini-batches (default: {d['seed']})")
+    parser.add_argument("--l2", type=float, default=None, help="L2 penalty lambda*||W||^2 (default: 0)")
+    parser.add_argument("--l1", type=float, default=None, help="L1 penalty lambda*|W| (default: 0)")
+    parser.add_argument("--max-norm", type=float, default=None, help="bound c on each weight row's norm "
+                                                                     "(default: none)")
     parser.add_argument("--early-stopping", type=int, default=None, metavar="PATIENCE",
-                        help="stop after this many epochs without a better validation loss")
-    parser.add_argument("--schedule", default="constant", help="constant, step, exponential, inverse_time")
-    parser.add_argument("--init", default="he", help="weight initialisation scheme (default he)")
-    parser.add_argument("--dropout", type=float, default=0.0,
-                        help="inverted dropout after every hidden dense layer with this rate (default 0: none)")
+                        help="stop after this many epochs without a better validation loss (default: off)")
+    parser.add_argument("--schedule", default=None,
+                        help=f"constant, step, exponential, inverse_time (default: {d['schedule']})")
+    parser.add_argument("--init", default=None, help=f"weight initialisation scheme (default: {d['init']})")
+    parser.add_argument("--dropout", type=float, default=None,
+                        help="inverted dropout after every hidden dense layer with this rate (default: 0, none)")
     parser.add_argument("--normalize", default="standard", choices=("standard", "minmax", "none"),
                         help="inputs: (x - mean) / std, min-max to [-1, 1], or as they are (fitted on train)")
     parser.add_argument("--augment", default=None, metavar="KINDS",
@@ -674,10 +740,21 @@ def add_train_arguments(parser):
                         help="FGSM adversarial training: eps as a fraction of the raw data range")
     parser.add_argument("--adversarial-ratio", type=float, default=0.5, metavar="R",
                         help="fraction of each batch replaced by FGSM examples (default 0.5)")
-    parser.add_argument("--out", default=None, help="run directory (checkpoint, metrics.json, plots)")
+    parser.add_argument("--out", default=None,
+                        help="run folder for the checkpoint, metrics.json and plots (default: none, "
+                             "nothing is saved)")
     parser.add_argument("--resume", action="store_true", help="continue from --out's checkpoint")
     parser.add_argument("--no-progress", dest="progress", action="store_false", help="no progress output")
     return parser
+
+
+def settings_from(args, spec_settings: dict) -> dict:
+    """Each setting from the command line, else the spec's [train] table, else DEFAULTS."""
+    out = {}
+    for key, default in DEFAULTS.items():
+        flag = getattr(args, key, None)
+        out[key] = flag if flag is not None else spec_settings.get(key, default)
+    return out
 
 
 def cli_train(args) -> int:
@@ -687,24 +764,32 @@ def cli_train(args) -> int:
     SymnetError subclasses propagate for the CLI to print on one line.
     """
     from .data import load_dataset
-    from .spec import load
+    from .spec import load_with_settings
 
-    net = with_dropout(load(args.spec), float(getattr(args, "dropout", 0.0) or 0.0))
+    net, spec_settings = load_with_settings(args.spec)
+    s = settings_from(args, spec_settings)
+    net = with_dropout(net, float(s["dropout"]))
+    if args.out is None and args.resume:
+        raise TrainingError("--resume needs --out DIR, the run folder to continue")
     data = load_dataset(
         args.data,
-        seed=args.seed,
+        seed=s["seed"],
         image=len(net.input_shape) == 3,
         binary_single_output=tuple(net.output_shape) == (1,),
         dtype=net.dtype,
         normalize=getattr(args, "normalize", "standard"),
     )
+    progress = getattr(args, "progress", True)
+    if args.out is None and progress:
+        print("note: no --out given, so nothing is saved (give --out DIR for the checkpoint, metrics and plots)",
+              file=sys.stderr)
     result = train(
         net, data,
-        optimizer=args.optimizer, lr=args.lr, batch_size=args.batch_size, epochs=args.epochs,
-        seed=args.seed, l2=args.l2, l1=getattr(args, "l1", 0.0), max_norm=getattr(args, "max_norm", None),
-        early_stopping=getattr(args, "early_stopping", None), schedule=getattr(args, "schedule", "constant"),
-        init=getattr(args, "init", "he"), out=args.out, resume=args.resume,
-        progress=getattr(args, "progress", True),
+        optimizer=s["optimizer"], lr=s["lr"], batch_size=s["batch_size"], epochs=s["epochs"],
+        seed=s["seed"], l2=s["l2"], l1=s["l1"], max_norm=s["max_norm"],
+        early_stopping=s["early_stopping"], schedule=s["schedule"],
+        init=s["init"], out=args.out, resume=args.resume,
+        progress=progress,
         augment=getattr(args, "augment", None), adversarial=getattr(args, "adversarial", None),
         adversarial_ratio=getattr(args, "adversarial_ratio", 0.5),
     )

@@ -263,7 +263,7 @@ def test_cli_with_stand_in(fake_run, tmp_path, monkeypatch, capsys):
 
     assert load(spec).fingerprint() == net.fingerprint()
 
-    monkeypatch.setattr(symnet.train, "_default_kernel", lambda net: FakeKernel())
+    monkeypatch.setattr(symnet.train, "_default_kernel", lambda net, **kw: FakeKernel())
     report_path = tmp_path / "reports" / "fgsm.json"
     assert main(["attack", str(spec), "--checkpoint", str(out), "--data", "digits", "--eps", "0.1",
                  "--out", str(report_path)]) == 0

@@ -48,10 +48,10 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_is_rejected_quickly(text):
-    start = time.perf_counter()
+    start = time.process_time()          # CPU time: a loaded machine does not fail it
     with pytest.raises(FormulaError):
         parse_formula(text, ["x"])
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 def test_errors_give_the_column():
@@ -61,12 +61,12 @@ def test_errors_give_the_column():
         parse_formula("x*q", ["x"])
 
 
-@settings(max_examples=300, deadline=1000)
+@settings(max_examples=300, deadline=None)
 @given(st.text(alphabet="x0123456789.+-*/^()e ,abcdefghijklmnopqrstuvwyz_'[]{}\\", max_size=60))
 def test_random_text_parses_or_raises_formula_error(text):
-    start = time.perf_counter()
+    start = time.process_time()
     try:
         parse_formula(text, ["x"])
     except FormulaError:
         pass
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0

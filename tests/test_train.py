@@ -180,14 +180,15 @@ def test_nan_loss_message(iris):
     net = iris_net()
     with pytest.raises(TrainingError) as e:
         run(net, iris, kernel=NaNAfter(net, 3), lr=1e-3, batch_size=16, epochs=2)
-    assert str(e.value) == "step 3 (epoch 1): loss became nan; try a lower learning rate, e.g. --lr 0.0001"
+    assert str(e.value) == ("epoch 1, step 3: training diverged, the loss became nan; "
+                            "try a lower learning rate, e.g. --lr 0.0001")
     assert isinstance(e.value, SymnetError)
 
 
 @pytest.mark.filterwarnings("ignore::RuntimeWarning")
 def test_nan_from_divergence(iris):
     net = Network(input=[4], layers=[Dense(8, "tanh"), Dense(3)], loss="mse", name="diverge")
-    with pytest.raises(TrainingError, match=r"^step \d+ \(epoch \d+\): loss became (nan|inf); .*--lr 10$"):
+    with pytest.raises(TrainingError, match=r"^epoch \d+, step \d+: training diverged, the loss became .*; .*--lr 10$"):
         run(net, iris, optimizer="sgd", lr=100.0, batch_size=8, epochs=50)
 
 

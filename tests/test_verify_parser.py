@@ -359,13 +359,13 @@ HOSTILE = [
 
 @pytest.mark.parametrize("text", HOSTILE)
 def test_hostile_text_fails_fast(text):
-    start = time.perf_counter()
+    start = time.process_time()          # CPU time: a loaded machine does not fail it
     try:
         parsed = parse_formula(text)
         resolve(parsed, SYMBOLS, layer=2)
     except FormulaError:
         pass
-    assert time.perf_counter() - start < 1.0
+    assert time.process_time() - start < 1.0
 
 
 def test_deep_but_legal_nesting_parses():

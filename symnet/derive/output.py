@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import sympy as sp
 
+from ..budget import optional
 from ..functions import sigmoid, softplus
 from ..losses import YHAT, Y as LOSS_Y
 from .core import A, I, J, K, N_OUT, P, Y, Z, OutputMath, Step
@@ -11,8 +12,8 @@ from .notation import indexed
 
 
 def _simplify(expr: sp.Expr) -> sp.Expr:
-    # Large expressions (custom losses) simplify slowly and gain little.
-    return sp.simplify(expr) if sp.count_ops(expr) < 80 else expr
+    # Custom losses can simplify for minutes and gain little: bounded (symnet.budget).
+    return optional(sp.simplify, expr, fallback=expr, max_ops=80)
 
 
 def _stable_loss(expr: sp.Expr) -> sp.Expr:
@@ -28,8 +29,8 @@ def in_terms_of_a(expr: sp.Expr, g: sp.Expr) -> sp.Expr | None:
     if g == Z:
         return expr.subs(Z, A)
     if isinstance(g, sp.Function) and g.args == (Z,):
-        rewritten = sp.factor(expr.subs(g, A))
-        return rewritten if not rewritten.has(Z) else None
+        rewritten = optional(sp.factor, expr.subs(g, A), fallback=None)
+        return rewritten if rewritten is not None and not rewritten.has(Z) else None
     return None
 
 
