@@ -91,7 +91,7 @@ def test_transfer_attack_uses_the_source_models_examples(runs):
 
 def test_cli_arguments(runs, monkeypatch, capsys):
     base, _ = runs
-    monkeypatch.setattr("symnet.train._default_kernel", lambda n: Softmax())
+    monkeypatch.setattr("symnet.train._default_kernel", lambda n, **kw: Softmax())
     spec = base / "net.toml"
     spec.write_text('name = "digits_logistic"\ninput = [64]\nloss = "softmax_cross_entropy"\ndtype = "float64"\n'
                     '[[layers]]\ntype = "dense"\nunits = 10\n')
