@@ -66,8 +66,12 @@ def test_gradient_table_has_every_parameter_and_x(docs, name, fmt):
 
 def test_output_error_softmax_and_bce(docs):
     assert r"\delta^{(2)}_{i} = p^{(2)}_{i} - y_{i}" in docs["mlp"]["tex"]
-    assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in docs["logistic"]["tex"]
-    assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in docs["logistic"]["md"]
+    for fmt in ("tex", "md"):
+        text = docs["logistic"][fmt]
+        assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in text
+        # the steps a student needs: sigma' through a, then the cancellation, then n = 1
+        assert r"\frac{\partial a^{(2)}_{i}}{\partial z^{(2)}_{i}} = a^{(2)}_{i} \left(1 - a^{(2)}_{i}\right)" in text
+        assert r"\delta^{(2)}_{i} = a^{(2)}_{i} - y_{i}" in text
 
 
 def test_printer_notation():
@@ -78,7 +82,12 @@ def test_printer_notation():
     assert latex(sp.IndexedBase("W^{(2)}")[k, i]) == "W^{(2)}_{ki}"
     assert latex(sp.Derivative(ell, z[i])) == r"\frac{\partial \ell}{\partial z^{(2)}_{i}}"
     x = sp.Symbol("x", real=True)
-    assert latex(sp.Piecewise((x, x > 0), (0, True))) == r"\begin{cases} x & \text{if } x > 0 \\ 0 & \text{otherwise} \end{cases}"
+    # textbook notation: indicators, not cases or Heaviside
+    assert latex(sp.Piecewise((x, x > 0), (0, True))) == r"x \mathbb{1}\left[x > 0\right]"
+    assert latex(sp.Heaviside(x)) == r"\mathbb{1}\left[x > 0\right]"
+    assert latex(sp.KroneckerDelta(i, k)) == r"\mathbb{1}\left[i = k\right]"
+    assert latex(sp.Symbol("z^{(1)}_{i}") ** 2) == r"\left(z^{(1)}_{i}\right)^{2}"       # no double superscript
+    assert latex(2 * sp.Symbol("a") - 2 * sp.Symbol("y")) == r"2 \left(a - y\right)"
     A, B = sp.MatrixSymbol("A", 2, 2), sp.MatrixSymbol("B", 2, 2)
     assert latex(sp.HadamardProduct(A, B)) == r"A \odot B"
     assert latex(sp.MatrixSymbol("W^{(2)}", 2, 2).T) == r"\left(W^{(2)}\right)^{T}"
@@ -87,17 +96,13 @@ def test_printer_notation():
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_markdown_is_github_friendly(docs, name):
     md = docs[name]["md"]
-    lines = md.splitlines()
-    assert sum(line.count("$$") for line in lines) % 2 == 0
-    assert all(line == "$$" for line in lines if "$$" in line)        # display blocks on their own lines
-    blocks = re.findall(r"^\$\$\n(.*?)\n\$\$$", md, flags=re.S | re.M)
+    assert "$$" not in md                        # display math in ```math fences (tests/test_documents.py)
+    blocks = re.findall(r"^```math\n(.*?)\n```$", md, flags=re.S | re.M)
     assert blocks
     for block in blocks:
-        assert "\n" not in block                                      # one equation per block
-        assert r"\begin{align" not in block and r"\operatorname" not in block
-    # inline math in text and tables is balanced too
-    for line in lines:
-        if "$$" not in line:
+        assert r"\operatorname" not in block
+    for line in md.splitlines():
+        if not line.startswith("```") and line not in blocks:
             assert line.count("$") % 2 == 0, line
 
 
@@ -105,7 +110,8 @@ def test_latex_document_structure(docs):
     tex = docs["mlp"]["tex"]
     assert tex.startswith("%") and r"\documentclass" in tex and tex.rstrip().endswith(r"\end{document}")
     used = set(re.findall(r"\\usepackage(?:\[[^]]*\])?\{([^}]*)\}", tex))
-    assert used <= {"geometry", "amsmath,amssymb", "booktabs"}
+    assert used <= {"geometry", "fontenc", "lmodern", "amsmath,amssymb", "booktabs,longtable,array"}
+    assert r"\usepackage[T1]{fontenc}" in tex
     assert "203,530" in tex                                           # parameter count
 
 

@@ -276,8 +276,11 @@ def maxpool_backward(placed, ctx, upstream):
     steps = []
     up = _upstream_below(placed, ctx, upstream, steps)
     xs, dmax = max_derivative(2)
-    steps += [Step(sp.Derivative(sp.Max(*xs), xs[0]), dmax,
-                  "by SymPy, for a 2x2 window: 1 where x_1 is the maximum, 0 elsewhere", "element", l)]
+    # SymPy leaves the value at a tie open; symnet (like PyTorch) routes it to the first maximum.
+    first_max = dmax.replace(lambda e: isinstance(e, sp.Heaviside), lambda e: sp.Heaviside(e.args[0], 1))
+    steps += [Step(sp.Derivative(sp.Max(*xs), xs[0]), first_max,
+                  "for a 2x2 window: 1 where x_1 is the maximum, 0 elsewhere; at a tie the first "
+                  "maximum in row-major order takes the gradient (as PyTorch)", "element", l)]
     r, t = indexed("r", l), indexed("t", l)
     Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)
     ho, wo = placed.out_shape[1], placed.out_shape[2]

@@ -1,0 +1,138 @@
+"""Documents a lecturer can hand out: the PDF builds for every built-in
+activation, loss and layer kind and for custom formulas with powers, roots and
+nesting; its log has no overfull box beyond OVERFULL_TOLERANCE_PT; no raw SymPy
+output (Piecewise, Heaviside, theta, wedge chains) and no escaped math in prose
+reaches a document; every parameter's superscript is its layer's number; the
+Markdown follows the rules that survive a code host's Markdown pass.
+
+Compile time: one document holds every activation and layer kind (one pdflatex
+run); the losses need one small document each.
+"""
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import symnet
+from symnet import AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Network, Softmax
+from symnet.activations import BUILTIN
+from symnet.render import build_pdf, overfull_pt, to_latex, to_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+HAVE_PDFLATEX = shutil.which("pdflatex") is not None
+OVERFULL_TOLERANCE_PT = 2.0      # the measure: pdflatex's "Overfull \hbox (X pt too wide)" lines
+CUSTOM = ["x^2", "x^3 + x", "sqrt(1+x^2)", "x*tanh(log(1+exp(x)))", "exp(-x^2/2)/(1+x^2)", "1/(1+x^2)^(3/2)"]
+BUILTIN_ACTS = [a for a in BUILTIN if a not in ("step", "linear")]
+LOSSES = ["mse", "l1", "bce", "hinge", "softmax_cross_entropy", "cross_entropy", "(yhat - y)^4 + log(1 + (yhat - y)^2)"]
+
+
+def zoo():
+    """Every layer kind (conv stride 2 padding 1, overlapping pools, flatten, batch
+    norm after conv and after dense, dropout) and every activation, one network."""
+    acts = [{"name": "leaky_relu", "slope": 0.1} if a == "leaky_relu" else a for a in BUILTIN_ACTS] + CUSTOM
+    layers = [Conv2D(2, 3, stride=2, padding=1, activation="relu"), BatchNorm(activation="tanh"),
+              MaxPool2D(2, stride=1), AvgPool2D(2, stride=1), Flatten(), Dense(4), BatchNorm(activation="sigmoid"),
+              Dropout(0.3)]
+    layers += [Dense(3, activation=a) for a in acts] + [Dense(1, activation="sigmoid")]
+    return Network(input=(1, 9, 9), layers=layers, loss="bce", name="zoo")
+
+
+def loss_net(loss):
+    layers = [Dense(3, activation="tanh")]
+    if loss == "cross_entropy":
+        layers += [Dense(3), Softmax()]
+    elif loss == "softmax_cross_entropy":
+        layers += [Dense(3)]
+    else:
+        layers += [Dense(2, activation="sigmoid" if loss == "bce" else None)]
+    return Network(input=(4,), layers=layers, loss=loss, name="loss_net")
+
+
+@pytest.fixture(scope="module")
+def documents():
+    nets = {"zoo": zoo(), **{f"loss {name}": loss_net(name) for name in LOSSES}}
+    for name in ("mlp", "logistic", "lenet", "digits_cnn"):
+        nets[name] = symnet.load(ROOT / "examples" / f"{name}.toml")
+    out = {}
+    for key, net in nets.items():
+        d = symnet.derive(net)
+        out[key] = {"net": net, "d": d, "tex": to_latex(d), "md": to_markdown(d)}
+    return out
+
+
+def _prose(tex: str) -> str:
+    """The text outside math: inline $...$, display environments and \\texttt removed."""
+    tex = re.sub(r"\\begin\{(equation|multline)\*\}.*?\\end\{\1\*\}", " ", tex, flags=re.S)
+    tex = re.sub(r"\$[^$]*\$", " ", tex)
+    return tex
+
+
+@pytest.mark.skipif(not HAVE_PDFLATEX, reason="pdflatex is not installed (Debian: texlive-latex-base)")
+@pytest.mark.parametrize("key", ["zoo"] + [f"loss {name}" for name in LOSSES])
+def test_pdf_builds_without_overfull_boxes(documents, key):
+    pdf, log = build_pdf(documents[key]["tex"])
+    assert pdf.startswith(b"%PDF")
+    too_wide = [x for x in overfull_pt(log) if x > OVERFULL_TOLERANCE_PT]
+    assert not too_wide, f"{key}: overfull boxes of {too_wide} pt"
+    assert "T1/" in log or "ec" in log          # T1 font encoding: < and > print as themselves
+
+
+def test_overfull_measure_reads_pdflatex_logs():
+    log = ("Overfull \\hbox (398.2pt too wide) in paragraph at lines 3--9\n"
+           "Underfull \\hbox (badness 10000)\nOverfull \\vbox (12.5pt too high) has occurred\n")
+    assert overfull_pt(log) == [398.2, 12.5]
+
+
+FORBIDDEN = ["Piecewise", "Heaviside", r"\theta\left(", r"\wedge", r"\begin{cases}", "KroneckerDelta",
+             r"\operatorname{Max}", "sympy"]
+
+
+@pytest.mark.parametrize("fmt", ["tex", "md"])
+def test_no_raw_sympy_in_documents(documents, fmt):
+    for key, doc in documents.items():
+        text = doc[fmt]
+        for token in FORBIDDEN:
+            assert token not in text, f"{key} ({fmt}): {token!r}"
+
+
+def test_no_escaped_math_in_prose(documents):
+    for key, doc in documents.items():
+        prose = _prose(doc["tex"])
+        # an escaped underscore is fine inside a name (log\_sigmoid), not before math (W\_\{f, a\_(c)
+        bad = re.findall(r".{0,20}(?:\\_(?![A-Za-z])|(?<![A-Za-z])\\_).{0,20}", prose)
+        assert not bad, f"{key}: {bad[:3]}"
+
+
+def test_parameter_superscripts_are_their_layers(documents):
+    for key, doc in documents.items():
+        net = doc["net"]
+        owners = {p.position for p in net.placed if p.params}
+        for text in (doc["tex"], doc["md"]):
+            for sym, l in re.findall(r"(W|b|\\gamma|\\beta)\^\{\((\d+)\)\}", text):
+                assert int(l) in owners, f"{key}: {sym}^({l}) but layer {l} has no parameters"
+            # z^(l) = W^(k) a^(l-1) + b^(k) has k = l
+            for l, k in re.findall(r"z\^\{\((\d+)\)\}(?:_\{[a-z]+\})? = [^\n]*?W\^\{\((\d+)\)\}", text):
+                assert l == k, f"{key}: z^({l}) computed with W^({k})"
+
+
+@pytest.mark.parametrize("key", ["zoo", "lenet", "loss bce"])
+def test_markdown_survives_code_hosts(documents, key):
+    md = documents[key]["md"]
+    assert "$$" not in md                                   # display math only in ```math fences
+    lines = md.splitlines()
+    fences = [k for k, line in enumerate(lines) if line.startswith("```")]
+    assert len(fences) % 2 == 0 and fences
+    for start, end in zip(fences[::2], fences[1::2]):
+        assert lines[start] == "```math" and lines[end] == "```"
+        assert start == 0 or lines[start - 1] == "", f"no blank line before the block at line {start + 1}"
+        assert end + 1 == len(lines) or lines[end + 1] == "", f"no blank line after the block at line {end + 1}"
+        body = lines[start + 1:end]
+        assert all(len(line) <= 300 for line in body), max(body, key=len)[:80]
+    inside = set()
+    for start, end in zip(fences[::2], fences[1::2]):
+        inside.update(range(start, end + 1))
+    for k, line in enumerate(lines):
+        if k not in inside:
+            assert line.count("$") % 2 == 0, line              # inline math balanced
+            assert len(line) <= 400 or line.startswith("|"), line[:80]
