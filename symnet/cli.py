@@ -19,7 +19,7 @@ def _summary(args):
 
 def _derive(args):
     from .render import cli_derive
-    print(cli_derive(args.spec, args.format, args.output))
+    print(cli_derive(args.spec, args.format, args.output, args.sections, args.example))
     return 0
 
 
@@ -50,8 +50,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("derive", help="write the backprop derivation document")
     p.add_argument("spec")
-    p.add_argument("--format", choices=("tex", "md", "pdf"), default="md")
+    p.add_argument("--format", choices=("tex", "md", "pdf", "html"), default="md")
     p.add_argument("-o", "--output", help="output path (default: <name>.<format>)")
+    p.add_argument("--sections", help="comma-separated parts to print, in the document's order: notation, "
+                   "network, forward, loss, recursion, backward, gradients, batch, example, updates (default: all)")
+    p.add_argument("--example", action=argparse.BooleanOptionalAction, default=None,
+                   help="the worked numeric example with central differences (default: on for dense "
+                        "networks of at most 1,000 parameters)")
     p.set_defaults(run=_derive)
 
     p = sub.add_parser("graph", help="computational-graph walkthrough of a formula")

@@ -136,3 +136,69 @@ def test_markdown_survives_code_hosts(documents, key):
         if k not in inside:
             assert line.count("$") % 2 == 0, line              # inline math balanced
             assert len(line) <= 400 or line.startswith("|"), line[:80]
+
+
+# ---------------------------------------------------------------- textbook forms, chosen by rule
+def _md(net):
+    return to_markdown(symnet.derive(net), example=False)
+
+
+def test_textbook_forms_of_activations_and_losses():
+    tanh_mse = _md(Network(input=(2,), layers=[Dense(3, activation="tanh"), Dense(1)], loss="mse"))
+    assert r"\tanh'\left(z^{(1)}_{i}\right) = 1 - \left(a^{(1)}_{i}\right)^{2}" in tanh_mse       # not (a+1)(1-a)
+    assert r"\delta^{(2)}_{i} = \frac{2 \left(a^{(2)}_{i} - y_{i}\right)}{n}" in tanh_mse          # not (2a - 2y)/n
+    assert r"\delta^{(2)}_{i} = 2 \left(a^{(2)}_{i} - y_{i}\right)" in tanh_mse                    # n = 1
+    assert r"\mathrm{id}'" not in tanh_mse                                                        # identity: no g'
+    drop = _md(Network(input=(4,), layers=[Dense(5, activation="relu"), Dropout(0.3), Dense(2)], loss="mse"))
+    assert r"a^{(2)}_{i} = \frac{\xi_{i} a^{(1)}_{i}}{1 - p}" in drop and "p = 0.3" in drop
+    assert r"\mathrm{ReLU}'(z) = \mathbb{1}\left[z > 0\right]" in drop
+
+
+def test_pooling_and_strided_conv_in_indicators(documents):
+    md = documents["zoo"]["md"]
+    assert r"\mathbb{1}\left[x_{1} \geq \max\left(x_{2}, x_{3}, x_{4}\right)\right]" in md      # tie: first maximum
+    assert r"\mathbb{1}\left[i = r^{(3)}_{cpq},\ j = t^{(3)}_{cpq}\right]" in md                 # routed to argmax
+    assert r"0 \le i - p \le 1,\ 0 \le j - q \le 1" in md                                           # avg pool window
+    assert r"2 \mid \left(u - m\right)" in md                                                       # stride divides
+
+
+def test_lecture_structure(documents):
+    md = documents["logistic"]["md"]
+    order = ["## Notation", "## The network", "## Forward pass", "## Loss and output error",
+             "## Backpropagation in general", "## Backward pass, layer 2", "## Gradients",
+             "## The batch average in both conventions", "## A worked numeric example", "## Parameter updates"]
+    positions = [md.index(h) for h in order]
+    assert positions == sorted(positions)
+    assert r"l = L-1, \dots, 1" in md and "O(L)" in md                         # general recursion, cost
+    assert r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}" in md                  # the columns convention too
+    assert r"(n^{(2)} \times 1) (1 \times n^{(1)})" in md                       # shapes under dW = delta a^T
+    lenet = documents["lenet"]["md"]
+    for op in ("cross-correlation", "full convolution", "flipped kernel", "routing", "reshape"):
+        assert f"**{op}**" in lenet                                             # operators defined once
+
+
+def test_worked_example_matches_central_differences():
+    from symnet.render.example import compute
+    d = symnet.derive(loss_net("bce"))
+    num = compute(d, seed=3)
+    assert len(num["checks"]) >= 12
+    for name, index, g, fd in num["checks"]:
+        assert abs(g - fd) <= 1e-7 * max(1.0, abs(g)), (name, index, g, fd)
+
+
+def test_cli_derive_sections_example_and_html(tmp_path, capsys):
+    from symnet.cli import main
+    spec = str(ROOT / "examples" / "logistic.toml")
+    assert main(["derive", spec, "--format", "md", "-o", "-", "--sections", "loss,gradients"]) == 0
+    out = capsys.readouterr().out
+    assert "## Loss and output error" in out and "## Gradients" in out
+    assert "## Notation" not in out and "## Parameter updates" not in out and "worked numeric" not in out
+    assert main(["derive", spec, "--format", "md", "-o", "-", "--no-example"]) == 0
+    assert "worked numeric" not in capsys.readouterr().out
+    assert main(["derive", spec, "--format", "html", "-o", str(tmp_path / "l.html")]) == 0
+    assert (tmp_path / "l.html").read_text().startswith("<!DOCTYPE html>")
+    capsys.readouterr()
+    assert main(["derive", spec, "--sections", "loss,nonsense"]) == 2
+    assert "unknown section 'nonsense'" in capsys.readouterr().err
+    assert main(["derive", str(ROOT / "examples" / "lenet.toml"), "--example", "-o", str(tmp_path / "x.md")]) == 2
+    assert "covers dense and softmax layers only, not layer 1" in capsys.readouterr().err

@@ -21,7 +21,7 @@ from symnet.render import (cli_derive, compile_pdf, latex, to_latex, to_latex_fr
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ("mlp", "logistic")
-DOC_EXAMPLES = EXAMPLES + ("lenet", "digits_cnn")   # documents in docs/ kept in line with the code
+DOC_EXAMPLES = tuple(sorted(p.stem for p in (ROOT / "examples").glob("*.toml")))   # every example in docs/
 HAVE_PDFLATEX = shutil.which("pdflatex") is not None
 
 
@@ -47,7 +47,7 @@ def test_delta_recursion_and_weight_gradient(docs, name, fmt):
     assert r"\frac{\partial \ell}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^{T}" in text
     assert r"\frac{\partial \ell}{\partial W^{(1)}} = \delta^{(1)} \left(a^{(0)}\right)^{T}" in text
     for heading in ("Forward pass", "Loss and output error", "Backward pass, layer 2",
-                    "Backward pass, layer 1", "Batch average"):
+                    "Backward pass, layer 1", "The batch average in both conventions"):
         assert heading in text
 
 
@@ -56,7 +56,8 @@ def test_delta_recursion_and_weight_gradient(docs, name, fmt):
 def test_gradient_table_has_every_parameter_and_x(docs, name, fmt):
     d, text = docs[name]["d"], docs[name][fmt]
     assert set(d.gradients) == {"W1", "b1", "W2", "b2", "x"}
-    table = text[text.rindex("Gradients"):]
+    start = text.index("## Gradients\n" if fmt == "md" else r"\section{Gradients}")
+    table = text[start:text.index("## The batch average" if fmt == "md" else r"\section{The batch average")]
     for g in d.gradients.values():
         for step in (g.element, g.matrix, g.batch):
             assert latex(step.rhs) in table, (g.name, step.form)
@@ -147,7 +148,7 @@ def test_write_document_is_atomic_and_checks_format(docs, tmp_path):
     assert path.read_text() == docs["logistic"]["md"]
     assert [p.name for p in path.parent.iterdir()] == ["logistic.md"]   # no temp files left
     with pytest.raises(RenderError):
-        write_document(d, "html", tmp_path / "x.html")
+        write_document(d, "docx", tmp_path / "x.docx")
 
 
 def test_cli_derive(tmp_path):
@@ -168,6 +169,21 @@ def test_docs_are_up_to_date(docs, name, fmt):
     assert path.exists(), f"{path} is missing: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
     assert path.read_text(encoding="utf-8") == fresh, \
         f"{path} is stale: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
+
+
+@pytest.mark.parametrize("name", DOC_EXAMPLES)
+def test_docs_show_the_first_page_of_each_pdf(docs, name, tmp_path):
+    """docs/<name>.png: the PDF's first page, so a reader sees it without building
+    (rewritten with SYMNET_UPDATE_DOCS=1 where pdflatex and pdftoppm exist)."""
+    png = ROOT / "docs" / f"{name}.png"
+    if os.environ.get("SYMNET_UPDATE_DOCS") == "1" and HAVE_PDFLATEX and shutil.which("pdftoppm"):
+        import subprocess
+        pdf = write_document(docs[name]["d"], "pdf", tmp_path / f"{name}.pdf")
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                        str(tmp_path / name)], check=True)
+        png.write_bytes((tmp_path / f"{name}.png").read_bytes())
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", \
+        f"{png} is missing: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
 
 
 def test_long_equation_is_split_and_still_compiles(tmp_path):

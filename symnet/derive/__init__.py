@@ -120,7 +120,7 @@ def _shape_steps(net) -> list[Step]:
             sym = "%s^{(%d)}" % (name.rstrip("0123456789"), p.trainable_index)
             symbolic = ""
             if p.layer.type == "dense" and name.startswith("W"):
-                symbolic = r"(n^{[%d]}, n^{[%d]}) = " % (p.position, p.position - 1)
+                symbolic = r"(n^{(%d)}, n^{(%d)}) = " % (p.position, p.position - 1)
             steps.append(Step(sym, symbolic + str(shape), f"parameter {name}", "shape", p.position))
         steps.append(Step("a^{(%d)}" % p.position, str(p.out_shape), f"output of {p.where}", "shape", p.position))
     return steps

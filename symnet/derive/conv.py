@@ -122,7 +122,7 @@ def _sym(text: str) -> sp.Symbol:
 
 def _mat(text: str, l: int) -> sp.MatrixSymbol:
     """A matrix-form quantity of layer l's output, named by its LaTeX, shaped like
-    the dense layers' columns (n^{[l]}, 1) so the driver's Hadamard step accepts it."""
+    the dense layers' columns (n^{(l)}, 1) so the driver's Hadamard step accepts it."""
     return sp.MatrixSymbol(text, dim(l), 1)
 
 

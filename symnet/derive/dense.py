@@ -102,7 +102,7 @@ def delta_steps(l: int, act_name: str, am, upstream: dict, index=None) -> list[S
                 Step(column(r"\delta", l), upstream["matrix"], "matrix form", "matrix", l)]
     zs, a_l = sp.Symbol("z", real=True), indexed("a", l)[index]
     steps = [Step(sp.Function("%s'" % act_name)(zs), am.dg.subs(x, zs),
-                  "derivative of $%s$, differentiated by SymPy" % act_name, "element", l)]
+                  "derivative of $%s$ (SymPy differentiates its formula)" % act_name, "element", l)]
     if am.dg_in_a is not None:
         steps.append(Step(sp.Function("%s'" % act_name)(z_i), lecture_form(am.dg_in_a).subs(sp.Symbol("a", real=True), a_l),
                           r"the same, written through $a = %s(z)$" % act_name, "element", l))

@@ -72,7 +72,7 @@ def elementwise_output(loss, act_math, layer: int, n_out: int | None = None) -> 
             dg_a = dg
             steps.append(Step(sp.Derivative(aL, zL), dg, "the activation's derivative", "element", layer))
         steps.append(Step(dl, sp.Mul(dl_da, dg_a, evaluate=False), "substitute both", "element", layer))
-    if not identity or final != dl_da.subs({A: aL, Z: zL}):
+    if not identity or sp.simplify(final - dl_da) != 0:
         steps.append(Step(dl, final, "simplify" + ("" if identity else ": common factors cancel"), "element", layer))
     if n_out == 1:
         steps.append(Step(dl, final.subs(N_OUT, 1), "this network has a single output unit: $n = 1$",

@@ -22,7 +22,7 @@ from . import lecture
 from .notation import Indicator, textbook
 from .printer import _PRINTER, SymnetLatexPrinter, latex
 
-FORMATS = ("tex", "md", "pdf")
+FORMATS = ("tex", "md", "pdf", "html")
 PDF_TIMEOUT_S = 120
 LONG_LINE = 70           # printed characters beyond which an equation is split
 LONG_SOURCE = 250        # source characters beyond which too (Markdown lines stay short)
@@ -342,7 +342,7 @@ def context(d, parts=None, example=None) -> dict:
     return {
         "parts": parts, "section_parts": section_parts,
         "notation": notation, "operators": operators, "recursion": rec, "conventions": conv,
-        "notation_intro_tex": why_tex(lecture.NOTATION_INTRO), "notation_intro_md": why_md(lecture.NOTATION_INTRO),
+        "notation_intro": lecture.NOTATION_INTRO, "notation_intro_tex": why_tex(lecture.NOTATION_INTRO), "notation_intro_md": why_md(lecture.NOTATION_INTRO),
         "example": example,
         "updates": update_rows(),
         "name": net.name, "name_tex": tex_escape(net.name), "name_md": md_escape(net.name),
@@ -392,19 +392,42 @@ def _environment():
                               autoescape=False)
 
 
-def _render(template: str, d, parts=None, example=None) -> str:
-    return _environment().get_template(template).render(**context(d, parts, example))
+def options(d, sections=None, example=None) -> tuple[tuple, dict | None]:
+    """The parts to print (all by default; `sections` names some) and the worked
+    example's tables: `example` True forces it, False leaves it out, None prints
+    it where example.default_on says (small dense networks)."""
+    from . import example as worked
+    if sections is None:
+        parts = PARTS
+    else:
+        names = [s.strip() for s in (sections.split(",") if isinstance(sections, str) else sections) if s.strip()]
+        unknown = [n for n in names if n not in PARTS]
+        if unknown or not names:
+            raise RenderError(f"--sections: unknown section {', '.join(map(repr, unknown)) or '(none given)'} "
+                              f"(known: {', '.join(PARTS)})")
+        parts = tuple(p for p in PARTS if p in names)
+    if example is None:
+        example = worked.default_on(d.network)
+    tables = worked.tables(d) if example and "example" in parts else None
+    return parts, tables
 
 
-def to_latex(d, parts=None, example=None) -> str:
-    """The derivation as a complete LaTeX document (article, amsmath, amssymb)."""
-    return _render("derivation.tex.jinja", d, parts, example)
+def _render(template: str, d, sections=None, example=None) -> str:
+    parts, tables = options(d, sections, example)
+    return _environment().get_template(template).render(**context(d, parts, tables))
 
 
-def to_markdown(d, parts=None, example=None) -> str:
+def to_latex(d, sections=None, example=None) -> str:
+    """The derivation as a complete LaTeX document (article, amsmath, amssymb).
+    `sections`: which parts (see PARTS); `example`: the worked numeric example
+    (None: where the network is small enough)."""
+    return _render("derivation.tex.jinja", d, sections, example)
+
+
+def to_markdown(d, sections=None, example=None) -> str:
     """The derivation in Markdown: display math in ```math fences (they survive
     the Markdown pass of GitHub and GitLab), one equation per fence."""
-    return _render("derivation.md.jinja", d, parts, example)
+    return _render("derivation.md.jinja", d, sections, example)
 
 
 def to_latex_fragment(d) -> str:
@@ -478,17 +501,23 @@ def build_pdf(tex: str, timeout: float = PDF_TIMEOUT_S) -> tuple[bytes, str]:
         return pdf.read_bytes(), log_path.read_text(errors="replace") if log_path.exists() else ""
 
 
-def write_document(d, fmt: str, path) -> Path:
-    """Write the derivation as tex, md or pdf to `path`, atomically."""
+def document(d, fmt: str, sections=None, example=None) -> bytes:
+    """The derivation as tex, md, html or pdf bytes."""
     if fmt not in FORMATS:
         raise RenderError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "html":
+        from .html import to_html
+        return to_html(d, sections, example).encode("utf-8")
+    if fmt == "md":
+        return to_markdown(d, sections, example).encode("utf-8")
+    tex = to_latex(d, sections, example)
+    return tex.encode("utf-8") if fmt == "tex" else compile_pdf(tex)
+
+
+def write_document(d, fmt: str, path, sections=None, example=None) -> Path:
+    """Write the derivation as tex, md, html or pdf to `path`, atomically."""
+    data = document(d, fmt, sections, example)
     path = Path(path)
-    if fmt == "tex":
-        data = to_latex(d).encode("utf-8")
-    elif fmt == "md":
-        data = to_markdown(d).encode("utf-8")
-    else:
-        data = compile_pdf(to_latex(d))
     try:
         write_atomic(path, data)
     except OSError as exc:
@@ -496,22 +525,20 @@ def write_document(d, fmt: str, path) -> Path:
     return path
 
 
-def cli_derive(spec_path, fmt: str = "md", out_path=None) -> str:
-    """`symnet derive SPEC --format FMT -o OUT`: writes the document (default
-    <name>.<fmt>; "-" prints tex/md to stdout) and returns the text to print."""
+def cli_derive(spec_path, fmt: str = "md", out_path=None, sections=None, example=None) -> str:
+    """`symnet derive SPEC --format FMT -o OUT [--sections A,B] [--example|--no-example]`:
+    writes the document (default <name>.<fmt>; "-" prints tex/md/html to stdout)
+    and returns the text to print."""
     from ..derive import derive
     from ..spec import load
     d = derive(load(spec_path))
     if out_path == "-":
         if fmt == "pdf":
             raise RenderError("a PDF cannot be printed to the terminal; give -o FILE.pdf")
-        if fmt not in FORMATS:
-            raise RenderError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-        return (to_latex(d) if fmt == "tex" else to_markdown(d)).rstrip("\n")
-    path = write_document(d, fmt, out_path or f"{d.network.name}.{fmt}")
+        return document(d, fmt, sections, example).decode("utf-8").rstrip("\n")
+    path = write_document(d, fmt, out_path or f"{d.network.name}.{fmt}", sections, example)
     return f"wrote {path}"
 
 
-__all__ = ["SymnetLatexPrinter", "latex", "to_latex", "to_markdown", "to_latex_fragment",
-           "write_document", "compile_pdf", "cli_derive"]
-
+__all__ = ["SymnetLatexPrinter", "latex", "to_latex", "to_markdown", "to_latex_fragment", "document",
+           "write_document", "compile_pdf", "build_pdf", "overfull_pt", "cli_derive", "options", "PARTS"]

@@ -56,7 +56,7 @@ def notation_rows(net, d) -> list[dict]:
                      "(dense: $W$ is $n^{(l)} \\times n^{(l-1)}$, as PyTorch; conv: filters $\\times$ channels "
                      "$\\times k \\times k$)", "shape": "see the network table"})
     if "dense" in kinds:
-        rows.append({"symbol": r"n^{[l]}", "meaning": "number of units of layer l", "shape": "scalar"})
+        rows.append({"symbol": r"n^{(l)}", "meaning": "number of units of layer l", "shape": "scalar"})
     if "batchnorm" in kinds:
         rows.append({"symbol": r"\gamma^{(l)}, \beta^{(l)}", "meaning": "batch norm's scale and shift",
                      "shape": "one per channel"})
@@ -73,15 +73,15 @@ def notation_rows(net, d) -> list[dict]:
     ]
     if "dense" in kinds:
         rows.append({"symbol": r"A^{(l)}, \Delta^{(l)}", "meaning": "batch matrices: one example per row",
-                     "shape": r"$m \times n^{[l]}$"})
+                     "shape": r"$m \times n^{(l)}$"})
     if kinds & {"conv2d", "maxpool2d", "avgpool2d"}:
         rows.append({"symbol": r"f, c, i, j", "meaning": "filter (output channel), input channel, row, column; "
                      "conv and pooling indices count from 0", "shape": "indices"})
         rows.append({"symbol": r"\bar a^{(l)}", "meaning": r"gradient arriving at a layer's output, "
                      r"$\partial \ell / \partial a^{(l)}$, where the layer has no activation", "shape": "as $a^{(l)}$"})
     if "dropout" in kinds:
-        rows.append({"symbol": r"p, m_i", "meaning": "dropout rate and the mask entry (1 = kept); the mask is "
-                     "written $m_i$ with an index, never alone", "shape": "scalar; as the layer's input"})
+        rows.append({"symbol": r"p, \xi_i", "meaning": "dropout rate and the mask entry (1 = kept)",
+                     "shape": "scalar; as the layer's input"})
     return rows
 
 
@@ -115,7 +115,7 @@ def recursion() -> dict:
 
 def conventions() -> dict:
     paras = [
-        r"symnet stores a batch of $m$ examples as rows: $A^{(l)}$ is $m \times n^{[l]}$, as NumPy and PyTorch do. "
+        r"symnet stores a batch of $m$ examples as rows: $A^{(l)}$ is $m \times n^{(l)}$, as NumPy and PyTorch do. "
         r"Many courses store examples as columns ($A^{[l]}$ is $n^{[l]} \times m$, $dZ^{[l]}$ the errors). "
         r"Both give the same numbers, transposed:",
     ]

@@ -96,7 +96,9 @@ class SymnetLatexPrinter(LatexPrinter):
         if isinstance(expr, AppliedUndef):
             name = expr.func.__name__
             args = ", ".join(self._print(a) for a in expr.args)
-            tex = r"%s\left(%s\right)" % (name if ("\\" in name or "'" in name) else self._hprint_Function(name), args)
+            head = name if ("\\" in name or "'" in name) else self._hprint_Function(name)
+            plain = all(isinstance(a, sp.Symbol) for a in expr.args)      # g'(z), no stretchy brackets
+            tex = (r"%s(%s)" if plain else r"%s\left(%s\right)") % (head, args)
             return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
         return super()._print_Function(expr, exp=exp)
 
