@@ -202,3 +202,14 @@ def test_cli_derive_sections_example_and_html(tmp_path, capsys):
     assert "unknown section 'nonsense'" in capsys.readouterr().err
     assert main(["derive", str(ROOT / "examples" / "lenet.toml"), "--example", "-o", str(tmp_path / "x.md")]) == 2
     assert "covers dense and softmax layers only, not layer 1" in capsys.readouterr().err
+
+
+def test_average_pooling_floor_and_running_statistics_as_updates(documents):
+    net = Network(input=(1, 4, 4), layers=[Conv2D(2, 3, padding=1, activation="relu"), AvgPool2D(2), Flatten(),
+                                           Dense(1)], loss="mse")
+    md = _md(net)
+    # non-overlapping windows: the one window of (i, j), derived from the indicator form
+    assert (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{\bar{a}^{(2)}_{c,\left\lfloor{\frac{i}{2}}"
+            r"\right\rfloor,\left\lfloor{\frac{j}{2}}\right\rfloor}}{4}") in md
+    zoo = documents["zoo"]["md"]
+    assert r"\mu^{(2)}_{\text{run},c} \leftarrow" in zoo and r"\mu^{(2)}_{\text{run},c} =" not in zoo

@@ -106,6 +106,7 @@ class Equation:
     why: str                      # raw justification text
     lines: list[str] = field(default_factory=list)   # rhs split for multline*, when long
     shape_note: str = ""          # (rows x cols) of a matrix product's factors
+    rel: str = "="                # \leftarrow for an update (the left side occurs on the right)
 
     @property
     def long(self) -> bool:
@@ -113,7 +114,7 @@ class Equation:
 
     @property
     def tex(self) -> str:
-        return "%s = %s" % (self.lhs, self.rhs)
+        return "%s %s %s" % (self.lhs, self.rel, self.rhs)
 
 
 @dataclass
@@ -122,9 +123,18 @@ class Section:
     equations: list[Equation]
 
 
+def _relation(step) -> str:
+    """An equation whose left side occurs on its right is an update (running
+    statistics): written with an arrow, not as a self-referencing equation."""
+    lhs, rhs = step.lhs, step.rhs
+    if isinstance(lhs, sp.Symbol) and isinstance(rhs, sp.Basic) and lhs in rhs.free_symbols:
+        return r"\leftarrow"
+    return "="
+
+
 def _equation(step) -> Equation:
     lhs, rhs = latex(step.lhs), latex(step.rhs)
-    eq = Equation(lhs, rhs, step.why)
+    eq = Equation(lhs, rhs, step.why, rel=_relation(step))
     eq.lines = _split_long(eq, step.rhs)
     eq.shape_note = _shape_note(step)
     return eq
