@@ -377,7 +377,7 @@ def flatten_backward(placed, ctx, upstream):
         el = up.xreplace({I: (C_ * h + I) * w + J + 1})
     steps = [Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), el, "flatten is a reshape: each entry moves, its "
                   "gradient moves back", "element", l)]
-    mx = _mat(r"\operatorname{reshape}_{%s}\left(%s\right)" % ("x".join(map(str, placed.in_shape)),
+    mx = _mat(r"\operatorname{reshape}_{%s}\left(%s\right)" % (r" \times ".join(map(str, placed.in_shape)),
                                                             _upstream_matrix(placed, upstream)), l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), mx, "matrix form", "matrix", l))
     return steps, {"element": el, "matrix": mx, "batch": _sym(r"\operatorname{reshape}\ \text{per example}")}
