@@ -213,3 +213,11 @@ def test_average_pooling_floor_and_running_statistics_as_updates(documents):
             r"\right\rfloor,\left\lfloor{\frac{j}{2}}\right\rfloor}}{4}") in md
     zoo = documents["zoo"]["md"]
     assert r"\mu^{(2)}_{\text{run},c} \leftarrow" in zoo and r"\mu^{(2)}_{\text{run},c} =" not in zoo
+
+
+def test_html_of_every_layer_kind_is_all_mathml(documents):
+    from symnet.render import to_html
+    page = to_html(documents["zoo"]["d"])
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.S))
+    assert page.count("<math") > 500
+    assert not re.findall(r".{20}\\[A-Za-z]+.{20}", text)        # every LaTeX command became MathML
