@@ -30,7 +30,7 @@ def _derive(args):
     from .progress import status
     sys.stdout.flush()
     with status("deriving and typesetting the PDF with pdflatex", enabled=args.format == "pdf"):
-        message = cli_derive(args.spec, args.format, args.output)
+        message = cli_derive(args.spec, args.format, args.output, args.sections, args.example)
     if args.output is None or standard_stream(args.output) is None:
         print(message)              # "wrote FILE" (or the document itself for -o -)
     return 0
@@ -71,8 +71,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("derive", help="write the backprop derivation document")
     p.add_argument("spec")
-    p.add_argument("--format", choices=("tex", "md", "pdf"), default="md")
+    p.add_argument("--format", choices=("tex", "md", "pdf", "html"), default="md")
     p.add_argument("-o", "--output", help="output path (default: <name>.<format>)")
+    p.add_argument("--sections", help="comma-separated parts to print, in the document's order: notation, "
+                   "network, forward, loss, recursion, backward, gradients, batch, example, updates (default: all)")
+    p.add_argument("--example", action=argparse.BooleanOptionalAction, default=None,
+                   help="the worked numeric example with central differences (default: on for dense "
+                        "networks of at most 1,000 parameters)")
     p.set_defaults(run=_derive)
 
     p = sub.add_parser("graph", help="computational-graph walkthrough of a formula")

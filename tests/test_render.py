@@ -21,7 +21,7 @@ from symnet.render import (cli_derive, compile_pdf, latex, to_latex, to_latex_fr
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ("mlp", "logistic")
-DOC_EXAMPLES = EXAMPLES + ("lenet", "digits_cnn")   # documents in docs/ kept in line with the code
+DOC_EXAMPLES = tuple(sorted(p.stem for p in (ROOT / "examples").glob("*.toml")))   # every example in docs/
 HAVE_PDFLATEX = shutil.which("pdflatex") is not None
 
 
@@ -47,7 +47,7 @@ def test_delta_recursion_and_weight_gradient(docs, name, fmt):
     assert r"\frac{\partial \ell}{\partial W^{(2)}} = \delta^{(2)} \left(a^{(1)}\right)^{T}" in text
     assert r"\frac{\partial \ell}{\partial W^{(1)}} = \delta^{(1)} \left(a^{(0)}\right)^{T}" in text
     for heading in ("Forward pass", "Loss and output error", "Backward pass, layer 2",
-                    "Backward pass, layer 1", "Batch average"):
+                    "Backward pass, layer 1", "The batch average in both conventions"):
         assert heading in text
 
 
@@ -56,7 +56,8 @@ def test_delta_recursion_and_weight_gradient(docs, name, fmt):
 def test_gradient_table_has_every_parameter_and_x(docs, name, fmt):
     d, text = docs[name]["d"], docs[name][fmt]
     assert set(d.gradients) == {"W1", "b1", "W2", "b2", "x"}
-    table = text[text.rindex("Gradients"):]
+    start = text.index("## Gradients\n" if fmt == "md" else r"\section{Gradients}")
+    table = text[start:text.index("## The batch average" if fmt == "md" else r"\section{The batch average")]
     for g in d.gradients.values():
         for step in (g.element, g.matrix, g.batch):
             assert latex(step.rhs) in table, (g.name, step.form)
@@ -66,8 +67,12 @@ def test_gradient_table_has_every_parameter_and_x(docs, name, fmt):
 
 def test_output_error_softmax_and_bce(docs):
     assert r"\delta^{(2)}_{i} = p^{(2)}_{i} - y_{i}" in docs["mlp"]["tex"]
-    assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in docs["logistic"]["tex"]
-    assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in docs["logistic"]["md"]
+    for fmt in ("tex", "md"):
+        text = docs["logistic"][fmt]
+        assert r"\delta^{(2)}_{i} = \frac{a^{(2)}_{i} - y_{i}}{n}" in text
+        # the steps a student needs: sigma' through a, then the cancellation, then n = 1
+        assert r"\frac{\partial a^{(2)}_{i}}{\partial z^{(2)}_{i}} = a^{(2)}_{i} \left(1 - a^{(2)}_{i}\right)" in text
+        assert r"\delta^{(2)}_{i} = a^{(2)}_{i} - y_{i}" in text
 
 
 def test_printer_notation():
@@ -78,7 +83,12 @@ def test_printer_notation():
     assert latex(sp.IndexedBase("W^{(2)}")[k, i]) == "W^{(2)}_{ki}"
     assert latex(sp.Derivative(ell, z[i])) == r"\frac{\partial \ell}{\partial z^{(2)}_{i}}"
     x = sp.Symbol("x", real=True)
-    assert latex(sp.Piecewise((x, x > 0), (0, True))) == r"\begin{cases} x & \text{if } x > 0 \\ 0 & \text{otherwise} \end{cases}"
+    # textbook notation: indicators, not cases or Heaviside
+    assert latex(sp.Piecewise((x, x > 0), (0, True))) == r"x \mathbb{1}\left[x > 0\right]"
+    assert latex(sp.Heaviside(x)) == r"\mathbb{1}\left[x > 0\right]"
+    assert latex(sp.KroneckerDelta(i, k)) == r"\mathbb{1}\left[i = k\right]"
+    assert latex(sp.Symbol("z^{(1)}_{i}") ** 2) == r"\left(z^{(1)}_{i}\right)^{2}"       # no double superscript
+    assert latex(2 * sp.Symbol("a") - 2 * sp.Symbol("y")) == r"2 \left(a - y\right)"
     A, B = sp.MatrixSymbol("A", 2, 2), sp.MatrixSymbol("B", 2, 2)
     assert latex(sp.HadamardProduct(A, B)) == r"A \odot B"
     assert latex(sp.MatrixSymbol("W^{(2)}", 2, 2).T) == r"\left(W^{(2)}\right)^{T}"
@@ -87,17 +97,13 @@ def test_printer_notation():
 @pytest.mark.parametrize("name", EXAMPLES)
 def test_markdown_is_github_friendly(docs, name):
     md = docs[name]["md"]
-    lines = md.splitlines()
-    assert sum(line.count("$$") for line in lines) % 2 == 0
-    assert all(line == "$$" for line in lines if "$$" in line)        # display blocks on their own lines
-    blocks = re.findall(r"^\$\$\n(.*?)\n\$\$$", md, flags=re.S | re.M)
+    assert "$$" not in md                        # display math in ```math fences (tests/test_documents.py)
+    blocks = re.findall(r"^```math\n(.*?)\n```$", md, flags=re.S | re.M)
     assert blocks
     for block in blocks:
-        assert "\n" not in block                                      # one equation per block
-        assert r"\begin{align" not in block and r"\operatorname" not in block
-    # inline math in text and tables is balanced too
-    for line in lines:
-        if "$$" not in line:
+        assert r"\operatorname" not in block
+    for line in md.splitlines():
+        if not line.startswith("```") and line not in blocks:
             assert line.count("$") % 2 == 0, line
 
 
@@ -105,7 +111,8 @@ def test_latex_document_structure(docs):
     tex = docs["mlp"]["tex"]
     assert tex.startswith("%") and r"\documentclass" in tex and tex.rstrip().endswith(r"\end{document}")
     used = set(re.findall(r"\\usepackage(?:\[[^]]*\])?\{([^}]*)\}", tex))
-    assert used <= {"geometry", "amsmath,amssymb", "booktabs"}
+    assert used <= {"geometry", "fontenc", "lmodern", "amsmath,amssymb", "booktabs,longtable,array"}
+    assert r"\usepackage[T1]{fontenc}" in tex
     assert "203,530" in tex                                           # parameter count
 
 
@@ -141,7 +148,7 @@ def test_write_document_is_atomic_and_checks_format(docs, tmp_path):
     assert path.read_text() == docs["logistic"]["md"]
     assert [p.name for p in path.parent.iterdir()] == ["logistic.md"]   # no temp files left
     with pytest.raises(RenderError):
-        write_document(d, "html", tmp_path / "x.html")
+        write_document(d, "docx", tmp_path / "x.docx")
 
 
 def test_cli_derive(tmp_path):
@@ -162,6 +169,21 @@ def test_docs_are_up_to_date(docs, name, fmt):
     assert path.exists(), f"{path} is missing: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
     assert path.read_text(encoding="utf-8") == fresh, \
         f"{path} is stale: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
+
+
+@pytest.mark.parametrize("name", DOC_EXAMPLES)
+def test_docs_show_the_first_page_of_each_pdf(docs, name, tmp_path):
+    """docs/<name>.png: the PDF's first page, so a reader sees it without building
+    (rewritten with SYMNET_UPDATE_DOCS=1 where pdflatex and pdftoppm exist)."""
+    png = ROOT / "docs" / f"{name}.png"
+    if os.environ.get("SYMNET_UPDATE_DOCS") == "1" and HAVE_PDFLATEX and shutil.which("pdftoppm"):
+        import subprocess
+        pdf = write_document(docs[name]["d"], "pdf", tmp_path / f"{name}.pdf")
+        subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(pdf),
+                        str(tmp_path / name)], check=True)
+        png.write_bytes((tmp_path / f"{name}.png").read_bytes())
+    assert png.exists() and png.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n", \
+        f"{png} is missing: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
 
 
 def test_long_equation_is_split_and_still_compiles(tmp_path):

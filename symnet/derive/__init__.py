@@ -7,6 +7,7 @@ delta^(l) = g'(z^(l)) (.) (upstream) for every layer with an activation.
 """
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Callable
@@ -119,7 +120,7 @@ def _shape_steps(net) -> list[Step]:
             sym = "%s^{(%d)}" % (name.rstrip("0123456789"), p.trainable_index)
             symbolic = ""
             if p.layer.type == "dense" and name.startswith("W"):
-                symbolic = r"(n^{[%d]}, n^{[%d]}) = " % (p.position, p.position - 1)
+                symbolic = r"(n^{(%d)}, n^{(%d)}) = " % (p.position, p.position - 1)
             steps.append(Step(sym, symbolic + str(shape), f"parameter {name}", "shape", p.position))
         steps.append(Step("a^{(%d)}" % p.position, str(p.out_shape), f"output of {p.where}", "shape", p.position))
     return steps
@@ -143,7 +144,7 @@ def derive(net) -> Derivation:
         if not _rule(out).has_preactivation:
             raise SpecError(f"{out.where}: the last layer before the loss must have an activation (dense or conv)")
         act_math = ctx.activation_math(out)
-        output, steps = elementwise_output(net.loss, act_math, L)
+        output, steps = elementwise_output(net.loss, act_math, L, math.prod(out.out_shape))
         d.activations[L] = act_math
     d.output = output
     d.steps += steps
@@ -156,8 +157,7 @@ def derive(net) -> Derivation:
         if rule.has_preactivation and upstream is not None:
             am = ctx.activation_math(p)
             d.activations[p.position] = am
-            dg_doc = am.dg_in_a.subs(A, sp.Symbol("a")) if am.dg_in_a is not None else am.dg
-            d.steps += dense.delta_steps(p.position, _gname(p), dg_doc, upstream, _element_index(p))
+            d.steps += dense.delta_steps(p.position, _gname(p), am, upstream, _element_index(p))
         steps, upstream = rule.backward(p, ctx, upstream)
         d.steps += steps
 

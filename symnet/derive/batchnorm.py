@@ -341,7 +341,7 @@ def batchnorm_backward(placed, ctx, upstream):
     steps = []
     # Parameter gradients first (each a Gradient, like dense and conv).
     g_el = Step(_dcal(gk + "_{c}"), doc(g["dgamma"]),
-                r"chain rule, $\sum_k \delta_k \partial z_k / \partial \gamma$ by SymPy. Batch normalisation "
+                r"chain rule, $\sum_k \delta_k \partial z_k / \partial \gamma$. Batch normalisation "
                 r"couples the examples, so its gradients are of the summed loss $\mathcal{L} = \sum_e \ell_e = m L$, "
                 r"whose gradient at $z_j$ is $\delta^{(%d)}_j$" % l, "element", l)
     b_el = Step(_dcal(bk + "_{c}"), doc(g["dbeta"]), r"chain rule: $\beta_c$ is added to every $z_j$ of channel c",
@@ -366,7 +366,7 @@ def batchnorm_backward(placed, ctx, upstream):
     steps.append(Step(_dcal(var_tex), doc(g["dvar"]),
                       r"substitute $x_k - \mu = \hat x_k \sqrt{\sigma^2 + \epsilon}$", "element", l))
     steps.append(Step(sp.Derivative(_sym(var_tex), _sym(r"\mu_{c}")), doc(g["dvar_dmu_raw"]),
-                      r"by SymPy, from the definition of $\sigma^2$", "element", l))
+                      r"differentiate the definition of $\sigma^2$", "element", l))
     steps.append(Step(sp.Derivative(_sym(var_tex), _sym(r"\mu_{c}")), doc(g["dvar_dmu"]),
                       r"since $\sum_j x_j = m \mu$, from the definition of $\mu$", "element", l))
     steps.append(Step(_dcal(r"\mu_{c}"), doc(g["dmu"]),
@@ -379,14 +379,14 @@ def batchnorm_backward(placed, ctx, upstream):
                       "element", l))
     for key, q in inner.items():
         steps.append(Step(sp.Derivative(q, xi), doc(g["local"][key]),
-                          "by SymPy, from the definition of %s" % {"xhat": r"$\hat x$", "var": r"$\sigma^2$",
+                          "differentiate the definition of %s" % {"xhat": r"$\hat x$", "var": r"$\sigma^2$",
                                                                     "mu": r"$\mu$"}[key], "element", l))
     steps.append(Step(_dcal("x_{i}"), doc(g["dx_expanded"]),
                       r"insert the three gradients and substitute $x_k - \mu = \hat x_k \sqrt{\sigma^2 + \epsilon}$",
                       "element", l))
     dx = doc(g["dx"])
     steps.append(Step(_dcal("x_{i}"), dx,
-                      r"collected by SymPy; the sums are $\partial \mathcal{L} / \partial \beta_c$ and "
+                      r"collect the terms; the sums are $\partial \mathcal{L} / \partial \beta_c$ and "
                       r"$\partial \mathcal{L} / \partial \gamma_c$", "element", l))
     running = {MU: _sym(r"\mu^{(%d)}_{\text{run},c}" % k), VAR: _sym(r"\sigma^{2\,(%d)}_{\text{run},c}" % k)}
     steps.append(Step(_sym(r"\left.\frac{\partial \mathcal{L}}{\partial x_{i}}\right|_{\text{evaluation}}"),

@@ -122,7 +122,7 @@ def _sym(text: str) -> sp.Symbol:
 
 def _mat(text: str, l: int) -> sp.MatrixSymbol:
     """A matrix-form quantity of layer l's output, named by its LaTeX, shaped like
-    the dense layers' columns (n^{[l]}, 1) so the driver's Hadamard step accepts it."""
+    the dense layers' columns (n^{(l)}, 1) so the driver's Hadamard step accepts it."""
     return sp.MatrixSymbol(text, dim(l), 1)
 
 
@@ -276,8 +276,11 @@ def maxpool_backward(placed, ctx, upstream):
     steps = []
     up = _upstream_below(placed, ctx, upstream, steps)
     xs, dmax = max_derivative(2)
-    steps += [Step(sp.Derivative(sp.Max(*xs), xs[0]), dmax,
-                  "by SymPy, for a 2x2 window: 1 where x_1 is the maximum, 0 elsewhere", "element", l)]
+    # SymPy leaves the value at a tie open; symnet (like PyTorch) routes it to the first maximum.
+    first_max = dmax.replace(lambda e: isinstance(e, sp.Heaviside), lambda e: sp.Heaviside(e.args[0], 1))
+    steps += [Step(sp.Derivative(sp.Max(*xs), xs[0]), first_max,
+                  "for a 2x2 window: 1 where x_1 is the maximum, 0 elsewhere; at a tie the first "
+                  "maximum in row-major order takes the gradient (as PyTorch)", "element", l)]
     r, t = indexed("r", l), indexed("t", l)
     Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)
     ho, wo = placed.out_shape[1], placed.out_shape[2]
@@ -308,7 +311,7 @@ def avgpool_backward(placed, ctx, upstream):
     names = {S: layer.stride, KH: layer.size, KW: layer.size, HO: ho, WO: wo}
     steps += [Step(sp.Derivative(indexed("a", l)[C_, I, J], _below(placed)[C_, U, V]),
                   g["dzdx"].xreplace(names).xreplace({_x: _below(placed)}),
-                  "by SymPy: 1/(k k) inside the window, 0 outside", "element", l)]
+                  "differentiate the definition: 1/(k k) inside the window, 0 outside", "element", l)]
     Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)
     dx = g["dx"].xreplace(names)
     summand = dx.function.xreplace({I: Pq, J: Qq}).xreplace({U: I, V: J}).xreplace({_d: up})
@@ -316,10 +319,29 @@ def avgpool_backward(placed, ctx, upstream):
     steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), spread,
                       "chain rule: each window spreads its gradient evenly, delta/(k k); overlapping windows add",
                       "element", l))
+    if layer.stride == layer.size:
+        steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), _one_window(summand, Pq, Qq, layer.size, placed.in_shape),
+                          "windows do not overlap (stride = size): input (i, j) lies in exactly one window, "
+                          "the one at $p = \\lfloor i/k \\rfloor$, $q = \\lfloor j/k \\rfloor$", "element", l))
     matrix = _mat(r"\operatorname{spread}_{%d}\left(%s\right) / %d" % (layer.size, _upstream_matrix(placed, upstream),
                                                                     layer.size * layer.size), l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form", "matrix", l))
     return steps, {"element": spread, "matrix": matrix, "batch": _sym(r"\text{per example, as above}")}
+
+
+def _one_window(summand, p, q, k: int, in_shape):
+    """The summand at the one window that holds (i, j), p = floor(i/k), q = floor(j/k):
+    checked to be the only p (and q) whose window condition holds, for every row (column)."""
+    factors = [f for f in sp.Mul.make_args(summand) if isinstance(f, sp.Piecewise)]
+    cond = sp.And(*[f.args[0][1] for f in factors])
+    value = summand.replace(lambda e: isinstance(e, sp.Piecewise), lambda e: e.args[0][0])
+    for n, (var, idx) in zip(in_shape[1:], ((p, I), (q, J))):
+        for x in range(n):
+            holds = [pv for pv in range(n // k + 1)
+                     if cond.xreplace({var: pv, idx: x}).xreplace({p: 0, q: 0, I: 0, J: 0}) is sp.true]
+            if holds != [x // k]:     # pragma: no cover - a SymPy change would show here
+                raise AssertionError(f"avgpool: the windows of {x} are {holds}, not floor({x}/{k})")
+    return value.xreplace({p: sp.floor(I / k), q: sp.floor(J / k)})
 
 
 def _upstream_matrix(placed, upstream):
@@ -355,7 +377,7 @@ def flatten_backward(placed, ctx, upstream):
         el = up.xreplace({I: (C_ * h + I) * w + J + 1})
     steps = [Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), el, "flatten is a reshape: each entry moves, its "
                   "gradient moves back", "element", l)]
-    mx = _mat(r"\operatorname{reshape}_{%s}\left(%s\right)" % ("x".join(map(str, placed.in_shape)),
+    mx = _mat(r"\operatorname{reshape}_{%s}\left(%s\right)" % (r" \times ".join(map(str, placed.in_shape)),
                                                             _upstream_matrix(placed, upstream)), l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), mx, "matrix form", "matrix", l))
     return steps, {"element": el, "matrix": mx, "batch": _sym(r"\operatorname{reshape}\ \text{per example}")}

@@ -94,6 +94,10 @@ class Derivation:
         from ..render import to_markdown
         return to_markdown(self)
 
+    def _repr_html_(self) -> str:
+        from ..render import html_fragment
+        return html_fragment(self)
+
     def _repr_latex_(self) -> str:
         from ..render import to_latex_fragment
         return to_latex_fragment(self)

@@ -86,15 +86,29 @@ def backward(placed, l: int, ctx) -> tuple[list[Step], dict]:
     return steps, {"element": input_element, "matrix": input_matrix, "batch": Dm * Wm / m}
 
 
-def delta_steps(l: int, act_name: str, dg_latex, upstream: dict, index=None) -> list[Step]:
-    """delta^(l) = g'(z^(l)) (.) upstream: the lectures' recursion. `index`: the
-    element's indices, (i,) for a vector, (c, i, j) for a feature map."""
+def delta_steps(l: int, act_name: str, am, upstream: dict, index=None) -> list[Step]:
+    """delta^(l) = g'(z^(l)) (.) upstream: the lectures' recursion, after the
+    activation's derivative (in z, and through a = g(z) where SymPy can write it
+    so). `index`: the element's indices, (i,) for a vector, (c, i, j) for a feature
+    map. An identity layer has no g' factor."""
+    from .output import lecture_form
     index = index if index is not None else (I,)
     z_i = indexed("z", l)[index]
     d_i = indexed(r"\delta", l)[index]
+    x = sp.Symbol("x", real=True)
+    if am.g == x:
+        return [Step(d_i, upstream["element"], r"no activation ($a = z$): the error is the gradient arriving "
+                     "from above", "element", l),
+                Step(column(r"\delta", l), upstream["matrix"], "matrix form", "matrix", l)]
+    zs, a_l = sp.Symbol("z", real=True), indexed("a", l)[index]
+    steps = [Step(sp.Function("%s'" % act_name)(zs), am.dg.subs(x, zs),
+                  "derivative of $%s$ (SymPy differentiates its formula)" % act_name, "element", l)]
+    if am.dg_in_a is not None:
+        steps.append(Step(sp.Function("%s'" % act_name)(z_i), lecture_form(am.dg_in_a).subs(sp.Symbol("a", real=True), a_l),
+                          r"the same, written through $a = %s(z)$" % act_name, "element", l))
     gprime = sp.Function(r"%s'" % act_name)(z_i)
-    steps = [Step(d_i, sp.Mul(gprime, upstream["element"], evaluate=False), "chain rule through a = g(z)", "element", l)]
+    steps.append(Step(d_i, sp.Mul(gprime, upstream["element"], evaluate=False), "chain rule through $a = g(z)$",
+                      "element", l))
     steps.append(Step(column(r"\delta", l), sp.HadamardProduct(elementwise(act_name + "'", l), upstream["matrix"]),
                       "matrix form (element-wise product)", "matrix", l))
-    steps.append(Step(sp.Symbol("%s'(x)" % act_name), dg_latex, "derivative of %s, by SymPy" % act_name, "element", l))
     return steps

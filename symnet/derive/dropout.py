@@ -1,5 +1,5 @@
 """Inverted dropout, derived like every layer: the forward map in training is
-a_i = m_i a_i^(l-1) / (1 - p) with m_i in {0, 1} kept with probability 1 - p,
+a_i = xi_i a_i^(l-1) / (1 - p) with the mask xi_i in {0, 1} (1 with probability 1 - p),
 and SymPy differentiates it for the backward step. At evaluation a = a^(l-1).
 """
 from __future__ import annotations
@@ -9,21 +9,19 @@ import sympy as sp
 from .core import I, Step
 from .notation import dim, indexed
 
-MASK = sp.IndexedBase("m", real=True)
-
-
-def _rate(placed):
-    return sp.nsimplify(placed.layer.rate)
+MASK = sp.IndexedBase(r"\xi", real=True)     # not m: m is the batch size
+RATE = sp.Symbol("p", positive=True)          # the document keeps p a symbol: 1/(1 - p), not 10/7
 
 
 def _forward_expr(placed):
-    return MASK[I] * indexed("a", placed.position - 1)[I] / (1 - _rate(placed))
+    return MASK[I] * indexed("a", placed.position - 1)[I] / (1 - RATE)
 
 
 def dropout_forward(placed, ctx):
     l = placed.position
     return [Step(indexed("a", l)[I], _forward_expr(placed),
-                 f"inverted dropout in training: m_i = 1 with probability {1 - placed.layer.rate:g}, else 0; "
+                 f"inverted dropout in training with rate $p = {placed.layer.rate:g}$: the mask entry "
+                 f"$\\xi_i = 1$ with probability $1 - p = {1 - placed.layer.rate:g}$, else 0; "
                  "at evaluation the layer is the identity", "forward", l)]
 
 
@@ -36,7 +34,7 @@ def dropout_backward(placed, ctx, upstream):
     steps = [Step(sp.Symbol(name), el, "chain rule: the kept entries pass the gradient, scaled", "element", l)]
     above = r"\delta^{(%d)}" % l if upstream is None else sp.latex(upstream["matrix"])
     # A column like the dense layers' quantities, so the delta step below can multiply by g'.
-    mx = sp.MatrixSymbol(r"%s\, m \odot %s" % (sp.latex(1 / (1 - _rate(placed))), above), dim(l - 1), 1)
+    mx = sp.MatrixSymbol(r"\frac{1}{1 - p}\, \xi \odot %s" % above, dim(l - 1), 1)
     steps.append(Step(sp.Symbol(r"\frac{\partial \ell}{\partial a^{(%d)}}" % (l - 1)), mx, "matrix form", "matrix", l))
     return steps, {"element": el, "matrix": mx, "batch": sp.Symbol(r"M \odot \text{(the same, per example)}")}
 

@@ -19,8 +19,8 @@ def indexed(base: str, l) -> sp.IndexedBase:
 
 @lru_cache(maxsize=None)
 def dim(l) -> sp.Symbol:
-    """n^{[l]}: the width of layer l (symbolic, so cost does not grow with width)."""
-    return sp.Symbol("n^{[%s]}" % l, integer=True, positive=True)
+    """n^{(l)}: the width of layer l (symbolic, so cost does not grow with width)."""
+    return sp.Symbol("n^{(%s)}" % l, integer=True, positive=True)
 
 
 @lru_cache(maxsize=None)
@@ -29,12 +29,12 @@ def matrix(base: str, l, rows, cols) -> sp.MatrixSymbol:
 
 
 def column(base: str, l) -> sp.MatrixSymbol:
-    """A per-example column vector of layer l, shape (n^{[l]}, 1)."""
+    """A per-example column vector of layer l, shape (n^{(l)}, 1)."""
     return matrix(base, l, dim(l), 1)
 
 
 def batch_matrix(base: str, l, m) -> sp.MatrixSymbol:
-    """The batch of row vectors, shape (m, n^{[l]})."""
+    """The batch of row vectors, shape (m, n^{(l)})."""
     return sp.MatrixSymbol("%s^%s" % (base.upper() if len(base) == 1 else base, sup(l)), m, dim(l))
 
 

@@ -34,23 +34,50 @@ def in_terms_of_a(expr: sp.Expr, g: sp.Expr) -> sp.Expr | None:
     return None
 
 
-def elementwise_output(loss, act_math, layer: int) -> tuple[OutputMath, list[Step]]:
+def lecture_form(expr: sp.Expr) -> sp.Expr:
+    """The shorter of the factored and the expanded form (a(1 - a) for sigma',
+    1 - a^2 for tanh'); the factored one at a tie."""
+    factored, expanded = sp.factor(expr), sp.expand(expr)
+    return expanded if sp.count_ops(expanded) + 1 < sp.count_ops(factored) else factored
+
+
+def elementwise_output(loss, act_math, layer: int, n_out: int | None = None) -> tuple[OutputMath, list[Step]]:
     g = act_math.g.subs(sp.Symbol("x", real=True), Z)
     per_element = loss.expr.subs({YHAT: g, LOSS_Y: Y})
     delta = _simplify(sp.diff(per_element, Z)) / N_OUT
     delta_in_a = in_terms_of_a(delta, g)
-    zL, aL, yv, dl = (indexed(s, layer)[I] for s in ("z", "a", "y", r"\delta"))
+    zL, aL, dl = (indexed(s, layer)[I] for s in ("z", "a", r"\delta"))
     yv = sp.IndexedBase("y", real=True)[I]
     ell = sp.Symbol(r"\ell", real=True)
     loss_in_a = loss.expr.subs({YHAT: aL, LOSS_Y: yv})
+    identity = g == Z
+    dl_da = lecture_form(sp.diff(loss_in_a, aL)) / N_OUT
+    final = (delta_in_a if delta_in_a is not None else delta).subs({A: aL, Z: zL, Y: yv})
     steps = [
         Step(ell, sp.Sum(loss_in_a, (I, 1, N_OUT)) / N_OUT, f"definition of the {loss.title}, mean over the n outputs", "loss"),
         Step(dl, sp.Derivative(ell, zL), "definition of the output error", "element", layer),
-        Step(sp.Derivative(ell, zL), sp.Derivative(ell, aL) * sp.Derivative(aL, zL), "chain rule", "element", layer),
-        Step(dl, sp.diff(loss_in_a, aL) / N_OUT * sp.Symbol(r"g'\left(z^{(%d)}_{i}\right)" % layer), "derivative of the loss", "element", layer),
-        Step(dl, (delta_in_a if delta_in_a is not None else delta).subs({A: aL, Z: zL, Y: yv}),
-             "simplified by SymPy", "element", layer),
     ]
+    if identity:
+        steps.append(Step(dl, sp.Derivative(ell, aL), r"no activation: $a = z$", "element", layer))
+        steps.append(Step(dl, dl_da, "differentiate the loss", "element", layer))
+    else:
+        steps.append(Step(dl, sp.Derivative(ell, aL) * sp.Derivative(aL, zL), "chain rule through $a = g(z)$",
+                          "element", layer))
+        steps.append(Step(sp.Derivative(ell, aL), dl_da, "differentiate the loss", "element", layer))
+        dg = act_math.dg.subs(sp.Symbol("x", real=True), zL)
+        if act_math.dg_in_a is not None:
+            dg_a = lecture_form(act_math.dg_in_a).subs(A, aL)
+            steps.append(Step(sp.Derivative(aL, zL), dg_a, r"the activation's derivative, written through $a = g(z)$",
+                              "element", layer))
+        else:
+            dg_a = dg
+            steps.append(Step(sp.Derivative(aL, zL), dg, "the activation's derivative", "element", layer))
+        steps.append(Step(dl, sp.Mul(dl_da, dg_a, evaluate=False), "substitute both", "element", layer))
+    if not identity or sp.simplify(final - dl_da) != 0:
+        steps.append(Step(dl, final, "simplify" + ("" if identity else ": common factors cancel"), "element", layer))
+    if n_out == 1:
+        steps.append(Step(dl, final.subs(N_OUT, 1), "this network has a single output unit: $n = 1$",
+                          "element", layer))
     out = OutputMath("elementwise", _stable_loss(per_element), delta, delta_in_a, act_math)
     return out, steps
 

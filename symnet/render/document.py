@@ -6,7 +6,6 @@ LatexPrinter subclass with `_print_X` overrides only); the Jinja templates in
 """
 from __future__ import annotations
 
-from .fileio import write_atomic
 
 import re
 import shutil
@@ -16,235 +15,20 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 import sympy as sp
-from sympy.core.function import AppliedUndef
-from sympy.printing.latex import LatexPrinter
-from sympy.printing.precedence import PRECEDENCE
 
-from .errors import RenderError
+from ..errors import RenderError
+from ..fileio import write_atomic
+from . import lecture
+from .notation import Indicator, textbook
+from .printer import _PRINTER, SymnetLatexPrinter, latex
 
-FORMATS = ("tex", "md", "pdf")
+FORMATS = ("tex", "md", "pdf", "html")
 PDF_TIMEOUT_S = 120
 LONG_LINE = 70           # printed characters beyond which an equation is split
+LONG_SOURCE = 250        # source characters beyond which too (Markdown lines stay short)
 _INSTALL_HINT = ("PDF needs pdflatex: install the Debian packages texlive-latex-base "
                  "texlive-latex-recommended latexmk")
 
-
-# --------------------------------------------------------------------------- printer
-
-def _is_simple(expr) -> bool:
-    """Atoms a lecture writes without brackets after a function name (log p_k)."""
-    return isinstance(expr, (sp.Symbol, sp.Indexed, sp.MatrixSymbol)) or (expr.is_Number and expr >= 0)
-
-
-class SymnetLatexPrinter(LatexPrinter):
-    """LaTeX in the lectures' notation: z^{(2)}_{i}, W^{(2)}_{ki}, \\odot,
-    (W^{(2)})^{T}, partial derivatives, piecewise functions as cases."""
-
-    printmethod = "_latex"
-
-    def __init__(self, settings=None):
-        settings = dict(settings or {})
-        settings.setdefault("mul_symbol", None)
-        super().__init__(settings)
-
-    # -- indexed quantities
-    def _print_Indexed(self, expr):
-        base = self._print(expr.base)
-        indices = [self._print(i) for i in expr.indices]
-        joined = "".join(indices) if all(len(i) == 1 for i in indices) else ",".join(indices)
-        return "%s_{%s}" % (base, joined)
-
-    def _print_IndexedBase(self, expr):
-        return self._print(expr.label)
-
-    def _print_Symbol(self, expr, style="plain"):
-        name = expr.name
-        if "\\" in name or "{" in name:     # already LaTeX (derivation names)
-            return name
-        return super()._print_Symbol(expr, style=style)
-
-    def _print_MatrixSymbol(self, expr):
-        name = expr.name
-        if "\\" in name or "{" in name:
-            return name
-        return super()._print_MatrixSymbol(expr)
-
-    # -- matrices
-    def _print_HadamardProduct(self, expr):
-        return r" \odot ".join(self.parenthesize(a, PRECEDENCE["Pow"], strict=True) for a in expr.args)
-
-    def _print_Transpose(self, expr):
-        arg = expr.arg
-        inner = self._print(arg)
-        if isinstance(arg, sp.MatrixSymbol) and ("^" in arg.name or "\\" in arg.name) or not isinstance(arg, sp.MatrixSymbol):
-            return r"\left(%s\right)^{T}" % inner
-        return "%s^{T}" % inner
-
-    # -- calculus
-    def _print_Derivative(self, expr):
-        (var, count), = expr.variable_count if len(expr.variable_count) == 1 else [(None, None)]
-        if var is None:
-            return super()._print_Derivative(expr)
-        power = "" if count == 1 else "^{%s}" % count
-        numer = expr.expr
-        wrt = self._print(var)
-        if _is_simple(numer):
-            return r"\frac{\partial%s %s}{\partial %s%s}" % (power, self._print(numer), wrt, power)
-        return r"\frac{\partial%s}{\partial %s%s} \left(%s\right)" % (power, wrt, power, self._print(numer))
-
-    def _print_Piecewise(self, expr):
-        rows = []
-        for e, c in expr.args:
-            if c == sp.true:
-                rows.append(r"%s & \text{otherwise}" % self._print(e))
-            else:
-                rows.append(r"%s & \text{if } %s" % (self._print(e), self._print(c)))
-        return r"\begin{cases} %s \end{cases}" % r" \\ ".join(rows)
-
-    def _print_Sum(self, expr):
-        tex = ""
-        for var, lo, hi in reversed(expr.limits):
-            tex += r"\sum_{%s=%s}^{%s} " % (self._print(var), self._print(lo), self._print(hi))
-        body = expr.function
-        inner = self._print(body)
-        if body.is_Add or body.could_extract_minus_sign():
-            inner = r"\left(%s\right)" % inner
-        return tex + inner
-
-    # -- functions
-    def _print_Function(self, expr, exp=None):
-        if isinstance(expr, AppliedUndef):
-            name = expr.func.__name__
-            args = ", ".join(self._print(a) for a in expr.args)
-            tex = r"%s\left(%s\right)" % (name if ("\\" in name or "'" in name) else self._hprint_Function(name), args)
-            return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
-        return super()._print_Function(expr, exp=exp)
-
-    def _function_call(self, name, arg, exp=None):
-        head = name if exp is None else "%s^{%s}" % (name, exp)
-        if _is_simple(arg):
-            return r"%s %s" % (head, self._print(arg))
-        return r"%s\left(%s\right)" % (head, self._print(arg))
-
-    def _print_log(self, expr, exp=None):
-        return self._function_call(r"\log", expr.args[0], exp)
-
-    def _print_tanh(self, expr, exp=None):
-        return self._function_call(r"\tanh", expr.args[0], exp)
-
-    def _print_sinh(self, expr, exp=None):
-        return self._function_call(r"\sinh", expr.args[0], exp)
-
-    def _print_cosh(self, expr, exp=None):
-        return self._function_call(r"\cosh", expr.args[0], exp)
-
-    def _print_sin(self, expr, exp=None):
-        return self._function_call(r"\sin", expr.args[0], exp)
-
-    def _print_cos(self, expr, exp=None):
-        return self._function_call(r"\cos", expr.args[0], exp)
-
-    def _print_Max(self, expr, exp=None):
-        tex = r"\max\left(%s\right)" % ", ".join(self._print(a) for a in expr.args)
-        return tex if exp is None else r"%s^{%s}" % (tex, exp)
-
-    def _print_Min(self, expr, exp=None):
-        tex = r"\min\left(%s\right)" % ", ".join(self._print(a) for a in expr.args)
-        return tex if exp is None else r"%s^{%s}" % (tex, exp)
-
-    def _print_Heaviside(self, expr, exp=None):
-        tex = r"H\left(%s\right)" % self._print(expr.args[0])
-        return tex if exp is None else r"%s^{%s}" % (tex, exp)
-
-    # -- sums and products in the lectures' order
-    @staticmethod
-    def _term_rank(term) -> tuple:
-        # positive terms first; within them sums before the rest (sum_j W_ij a_j + b_i)
-        return (bool(term.could_extract_minus_sign()), not term.has(sp.Sum))
-
-    def _print_Add(self, expr, order=None):
-        terms = sorted(self._as_ordered_terms(expr, order=order), key=self._term_rank)
-        tex = ""
-        for i, term in enumerate(terms):
-            if i == 0:
-                pass
-            elif term.could_extract_minus_sign():
-                tex += " - "
-                term = -term
-            else:
-                tex += " + "
-            term_tex = self._print(term)
-            if self._needs_add_brackets(term):
-                term_tex = r"\left(%s\right)" % term_tex
-            tex += term_tex
-        return tex
-
-    @staticmethod
-    def _factor_rank(factor) -> tuple:
-        # matrices before vectors (W_ij a_j), plain factors before brackets,
-        # functions and sums last (y_k log p_k, g'(z_i) sum_k ...)
-        base = factor.base if factor.is_Pow else factor
-        if isinstance(base, sp.Indexed):
-            return (0, -len(base.indices))
-        if isinstance(base, sp.Symbol):
-            return (0, 0)
-        if factor.is_Add:
-            return (1, 0)
-        if isinstance(factor, sp.Sum):
-            return (3, 0)
-        return (2, 0)
-
-    def _print_Mul(self, expr):
-        if not isinstance(expr, sp.Mul) or not expr.is_commutative:
-            return super()._print_Mul(expr)
-        args = expr.args
-        if args and (args[0] is sp.S.One or any(isinstance(a, sp.Number) for a in args[1:])):
-            return super()._print_Mul(expr)     # deliberately unevaluated
-        coeff, factors = expr.as_coeff_mul()
-        factors = list(factors)
-        # -(u - v) w  ->  (v - u) w: a lecture writes a - y, not -(-a + y)
-        if coeff == -1:
-            numer = [f for f in factors if not (f.is_Pow and f.exp.is_negative)]
-            for k, f in enumerate(factors):
-                if f.is_Add and (len(numer) == 1 or any(t.is_Number and t.is_negative for t in f.args)):
-                    factors[k] = sp.Add(*[-t for t in f.args])
-                    coeff = sp.S.One
-                    break
-        numer = [f for f in factors if not (f.is_Pow and f.exp.is_negative)]
-        denom = [1 / f for f in factors if f.is_Pow and f.exp.is_negative]
-        if denom and any(f.has(sp.Sum) for f in numer) and not any(f.has(sp.Sum) for f in denom):
-            # (1/n) sum_i ..., the way a mean is written
-            sign = "- " if coeff.is_negative else ""
-            c = abs(coeff)
-            head = r"\frac{%s}{%s}" % (self._print(c.p), self._print(sp.Mul(c.q, *denom)))
-            return sign + head + " " + self._print(sp.Mul(*numer)) if len(numer) != 1 or not numer[0].is_Add \
-                else sign + head + r" \left(%s\right)" % self._print(numer[0])
-        if any(f.is_Pow and f.exp.is_negative for f in factors) or coeff.is_Rational and not coeff.is_Integer:
-            if coeff == expr.as_coeff_mul()[0]:
-                return super()._print_Mul(expr)
-            return super()._print_Mul(sp.Mul(coeff, *factors, evaluate=False) if coeff != 1
-                                      else sp.Mul(*factors, evaluate=False))
-        factors.sort(key=self._factor_rank)
-        tex = ""
-        if coeff.is_negative:
-            tex, coeff = "- ", -coeff
-        parts = [] if coeff == 1 else [self._print(coeff)]
-        for k, f in enumerate(factors):
-            ft = self._print(f)
-            if self._needs_mul_brackets(f, first=(k == 0 and not parts), last=(k == len(factors) - 1)):
-                ft = r"\left(%s\right)" % ft
-            parts.append(ft)
-        return tex + " ".join(parts)
-
-
-_PRINTER = SymnetLatexPrinter()
-
-
-def latex(obj) -> str:
-    """LaTeX of a SymPy object in symnet's notation; strings are LaTeX already."""
-    if isinstance(obj, str):
-        return obj
-    return _PRINTER.doprint(obj)
 
 
 # --------------------------------------------------------------------------- text helpers
@@ -262,7 +46,7 @@ def md_escape(text: str) -> str:
     return re.sub(r"([\\`*_|<>\[\]])", r"\\\1", str(text))
 
 
-_SUBSCRIPT = re.compile(r"(?<![\\A-Za-z])([A-Za-z])_([A-Za-z0-9]+)\b")
+_SUBSCRIPT = re.compile(r"(?<![\\A-Za-z])([A-Za-z])_(\{[^{}]*\}|\([^()]*\)|[A-Za-z0-9]+\b)")
 _COMMAND = re.compile(r"(\\[A-Za-z]+(?:\{[^{}]*\})*'?(?:\([a-z]\))?"
                       r"|\b[A-Za-z] = [A-Za-z]+'?\([A-Za-z]\))")
 
@@ -282,7 +66,7 @@ def _mathify(text: str) -> list[tuple[bool, str]]:
             pos = 0
             for m in _SUBSCRIPT.finditer(sub):
                 pieces.append((False, sub[pos:m.start()]))
-                pieces.append((True, "%s_{%s}" % (m.group(1), m.group(2))))
+                pieces.append((True, "%s_{%s}" % (m.group(1), m.group(2).strip("{}()"))))
                 pos = m.end()
             pieces.append((False, sub[pos:]))
     return [(is_math, p) for is_math, p in pieces if p]
@@ -300,6 +84,14 @@ def _sentence(text: str) -> str:
     return text[:1].upper() + text[1:] + ("" if text.endswith(".") else ".")
 
 
+def md_block(tex: str, lines: list[str]) -> str:
+    """The body of a ```math fence: one line, or a long equation's lines in an
+    aligned block (each line short)."""
+    if not lines:
+        return md_math(tex)
+    return "\\begin{aligned}\n" + " \\\\\n".join("& " + md_math(x) for x in lines) + "\n\\end{aligned}"
+
+
 def md_math(tex: str) -> str:
     """Display math that GitHub's renderer accepts."""
     return re.sub(r"\\operatorname\{([^{}]*)\}", r"\\mathrm{\1}", tex)
@@ -313,14 +105,16 @@ class Equation:
     rhs: str
     why: str                      # raw justification text
     lines: list[str] = field(default_factory=list)   # rhs split for multline*, when long
+    shape_note: str = ""          # (rows x cols) of a matrix product's factors
+    rel: str = "="                # \leftarrow for an update (the left side occurs on the right)
 
     @property
     def long(self) -> bool:
-        return _visual_width(self.tex) > LONG_LINE
+        return _visual_width(self.tex) > LONG_LINE or len(self.tex) > LONG_SOURCE
 
     @property
     def tex(self) -> str:
-        return "%s = %s" % (self.lhs, self.rhs)
+        return "%s %s %s" % (self.lhs, self.rel, self.rhs)
 
 
 @dataclass
@@ -329,11 +123,20 @@ class Section:
     equations: list[Equation]
 
 
+def _relation(step) -> str:
+    """An equation whose left side occurs on its right is an update (running
+    statistics): written with an arrow, not as a self-referencing equation."""
+    lhs, rhs = step.lhs, step.rhs
+    if isinstance(lhs, sp.Symbol) and isinstance(rhs, sp.Basic) and lhs in rhs.free_symbols:
+        return r"\leftarrow"
+    return "="
+
+
 def _equation(step) -> Equation:
     lhs, rhs = latex(step.lhs), latex(step.rhs)
-    eq = Equation(lhs, rhs, step.why)
-    if eq.long and isinstance(step.rhs, sp.Add):
-        eq.lines = _split_add(step.rhs, lhs)
+    eq = Equation(lhs, rhs, step.why, rel=_relation(step))
+    eq.lines = _split_long(eq, step.rhs)
+    eq.shape_note = _shape_note(step)
     return eq
 
 
@@ -359,7 +162,7 @@ def _split_add(expr: sp.Add, lhs: str) -> list[str]:
         if _PRINTER._needs_add_brackets(term):
             t = r"\left(%s\right)" % t
         piece = sign + t
-        if k > 0 and _visual_width(current + piece) > LONG_LINE:
+        if k > 0 and (_visual_width(current + piece) > LONG_LINE or len(current + piece) > LONG_SOURCE):
             lines.append(current.rstrip())
             current = ""
         current += piece + " "
@@ -434,6 +237,7 @@ def gradient_rows(d) -> list[dict]:
     rows = []
     for name, g in d.gradients.items():
         rows.append({"name": name, "shape": _shape_text(g.shape),
+                     "element_expr": g.element.rhs, "matrix_expr": g.matrix.rhs, "batch_expr": g.batch.rhs,
                      "element_lhs": latex(g.element.lhs), "element": latex(g.element.rhs),
                      "matrix_lhs": latex(g.matrix.lhs), "matrix": latex(g.matrix.rhs),
                      "batch_lhs": latex(g.batch.lhs), "batch": latex(g.batch.rhs)})
@@ -450,19 +254,67 @@ def _output_summary(d) -> str:
     return ""
 
 
-def context(d) -> dict:
+PARTS = ("notation", "network", "forward", "loss", "recursion", "backward", "gradients", "batch",
+         "example", "updates")
+
+
+def _section_part(title: str) -> str:
+    return {"Forward pass": "forward", "Loss and output error": "loss",
+            "Batch average": "batch"}.get(title, "backward")
+
+
+def _shape_note(step) -> str:
+    """(rows x cols) of each factor of a matrix product, for the line under it."""
+    rhs = step.rhs
+    if isinstance(rhs, sp.MatMul) and step.form == "matrix":
+        factors = [f for f in rhs.args if hasattr(f, "shape")]
+        return " ".join(r"(%s \times %s)" % (latex(f.shape[0]), latex(f.shape[1])) for f in factors)
+    return ""
+
+
+def _form(lhs: str, rhs_expr) -> dict:
+    rhs = latex(rhs_expr)
+    eq = Equation(lhs, rhs, "")
+    lines = _split_long(eq, rhs_expr)
+    return {"tex": eq.tex, "lines": lines, "md": md_math(eq.tex), "md_block": md_block(eq.tex, lines)}
+
+
+def _split_long(eq: "Equation", rhs_expr) -> list[str]:
+    """A long equation over several lines: at the terms of a sum, else the
+    left side on one line and '= right side' on the next."""
+    if not eq.long:
+        return []
+    expr = textbook(rhs_expr)
+    if isinstance(expr, sp.Add):
+        return _split_add(expr, eq.lhs)
+    # a sum (or product) whose summand carries an indicator: the indicator on its own line
+    body, limits = (expr.function, expr.limits) if isinstance(expr, sp.Sum) else (expr, None)
+    inds = [f for f in sp.Mul.make_args(body) if isinstance(f, Indicator)]
+    if len(inds) == 1 and isinstance(body, sp.Mul):
+        rest = body / inds[0]
+        head = latex(sp.Sum(rest, *limits) if limits else rest)
+        return [eq.lhs, "= " + head, r"\quad \cdot " + latex(inds[0])]
+    return [eq.lhs, "= " + eq.rhs]
+
+
+def context(d, parts=None, example=None) -> dict:
     net = d.network
+    parts = tuple(parts) if parts is not None else PARTS
     secs = sections(d)
+    section_parts: dict[str, list] = {}
     for sec in secs:
         for eq in sec.equations:
             eq.why_tex = why_tex(_sentence(eq.why))
             eq.why_md = why_md(_sentence(eq.why))
             eq.md = md_math(eq.tex)
+            eq.md_block = md_block(eq.tex, eq.lines)
+        section_parts.setdefault(_section_part(sec.title), []).append(sec)
     grads = gradient_rows(d)
     for g in grads:
         for key in ("element", "matrix", "batch"):
             g[key + "_md"] = md_math(g[key])
             g[key + "_lhs_md"] = md_math(g[key + "_lhs"])
+        g["forms"] = [_form(g[key + "_lhs"], g[key + "_expr"]) for key in ("element", "matrix", "batch")]
     shapes = shape_rows(d)
     for r in shapes:
         r["note_tex"], r["note_md"] = tex_escape(r["note"]), md_escape(r["note"])
@@ -470,9 +322,38 @@ def context(d) -> dict:
     layers = layer_rows(net)
     for r in layers:
         for key in ("kind", "params"):
-            r[key + "_tex"], r[key + "_md"] = tex_escape(r[key]), md_escape(r[key])
+            # long custom formulas may break after an operator
+            r[key + "_tex"] = re.sub(r"([(+*/,-])", r"\1\\allowbreak{}", tex_escape(r[key]))
+            r[key + "_md"] = md_escape(r[key])
     output = _output_summary(d)
+    notation = lecture.notation_rows(net, d)
+    for r in notation:
+        r["meaning_tex"], r["meaning_md"] = why_tex(r["meaning"]), why_md(r["meaning"])
+        r["shape_tex"], r["shape_md"] = why_tex(r["shape"]), why_md(r["shape"])
+        r["symbol_md"] = md_math(r["symbol"])
+    all_math = [eq.tex for sec in secs for eq in sec.equations] + [f["tex"] for g in grads for f in g["forms"]]
+    operators = lecture.operators_used(all_math)
+    for op in operators:
+        op["name_tex"], op["name_md"] = tex_escape(op["name"]), md_escape(op["name"])
+        op["text_tex"], op["text_md"] = why_tex(op["text"]), why_md(op["text"])
+    rec = lecture.recursion()
+    rec["paras_tex"] = [why_tex(p) for p in rec["paras"]]
+    rec["paras_md"] = [why_md(p) for p in rec["paras"]]
+    rec["algorithm_tex"] = [why_tex(p) for p in rec["algorithm"]]
+    rec["algorithm_md"] = [why_md(p) for p in rec["algorithm"]]
+    rec["cost_tex"], rec["cost_md"] = why_tex(rec["cost"]), why_md(rec["cost"])
+    rec["equations_md"] = [md_math(e) for e in rec["equations"]]
+    conv = lecture.conventions()
+    conv["paras_tex"] = [why_tex(p) for p in conv["paras"]]
+    conv["paras_md"] = [why_md(p) for p in conv["paras"]]
+    for r in conv["rows"]:
+        r["what_tex"], r["what_md"] = tex_escape(r["what"]), md_escape(r["what"])
+        r["rows_md"], r["columns_md"] = md_math(r["rows"]), md_math(r["columns"])
     return {
+        "parts": parts, "section_parts": section_parts,
+        "notation": notation, "operators": operators, "recursion": rec, "conventions": conv,
+        "notation_intro": lecture.NOTATION_INTRO, "notation_intro_tex": why_tex(lecture.NOTATION_INTRO), "notation_intro_md": why_md(lecture.NOTATION_INTRO),
+        "example": example,
         "updates": update_rows(),
         "name": net.name, "name_tex": tex_escape(net.name), "name_md": md_escape(net.name),
         "loss_tex": tex_escape(net.loss.title), "loss_md": md_escape(net.loss.title),
@@ -485,7 +366,7 @@ def context(d) -> dict:
 def update_rows() -> list[dict]:
     """The optimisers' and learning-rate schedules' update rules (from symnet.optim),
     for the document's last section: training uses these on the gradients above."""
-    from .optim import OPTIMIZERS, SCHEDULES
+    from ..optim import OPTIMIZERS, SCHEDULES
     def first_line(cls):
         return ((cls.__doc__ or "").strip().splitlines() or [""])[0]
     rows = [{"name": name, "doc": first_line(cls), "equations": cls.update_equations()}
@@ -507,7 +388,7 @@ def _template_text(name: str) -> str:
         return files("symnet.templates").joinpath(name).read_text(encoding="utf-8")
     except (ModuleNotFoundError, FileNotFoundError):
         # a source checkout that is not installed: templates/ beside symnet/
-        path = Path(__file__).resolve().parent.parent / "templates" / name
+        path = Path(__file__).resolve().parents[2] / "templates" / name
         try:
             return path.read_text(encoding="utf-8")
         except FileNotFoundError:
@@ -521,18 +402,42 @@ def _environment():
                               autoescape=False)
 
 
-def _render(template: str, d) -> str:
-    return _environment().get_template(template).render(**context(d))
+def options(d, sections=None, example=None) -> tuple[tuple, dict | None]:
+    """The parts to print (all by default; `sections` names some) and the worked
+    example's tables: `example` True forces it, False leaves it out, None prints
+    it where example.default_on says (small dense networks)."""
+    from . import example as worked
+    if sections is None:
+        parts = PARTS
+    else:
+        names = [s.strip() for s in (sections.split(",") if isinstance(sections, str) else sections) if s.strip()]
+        unknown = [n for n in names if n not in PARTS]
+        if unknown or not names:
+            raise RenderError(f"--sections: unknown section {', '.join(map(repr, unknown)) or '(none given)'} "
+                              f"(known: {', '.join(PARTS)})")
+        parts = tuple(p for p in PARTS if p in names)
+    if example is None:
+        example = worked.default_on(d.network)
+    tables = worked.tables(d) if example and "example" in parts else None
+    return parts, tables
 
 
-def to_latex(d) -> str:
-    """The derivation as a complete LaTeX document (article, amsmath, amssymb)."""
-    return _render("derivation.tex.jinja", d)
+def _render(template: str, d, sections=None, example=None) -> str:
+    parts, tables = options(d, sections, example)
+    return _environment().get_template(template).render(**context(d, parts, tables))
 
 
-def to_markdown(d) -> str:
-    """The derivation in Markdown with one equation per $$ block (renders on GitHub)."""
-    return _render("derivation.md.jinja", d)
+def to_latex(d, sections=None, example=None) -> str:
+    """The derivation as a complete LaTeX document (article, amsmath, amssymb).
+    `sections`: which parts (see PARTS); `example`: the worked numeric example
+    (None: where the network is small enough)."""
+    return _render("derivation.tex.jinja", d, sections, example)
+
+
+def to_markdown(d, sections=None, example=None) -> str:
+    """The derivation in Markdown: display math in ```math fences (they survive
+    the Markdown pass of GitHub and GitLab), one equation per fence."""
+    return _render("derivation.md.jinja", d, sections, example)
 
 
 def to_latex_fragment(d) -> str:
@@ -566,6 +471,19 @@ def _first_error(log: str) -> str:
 
 def compile_pdf(tex: str, timeout: float = PDF_TIMEOUT_S) -> bytes:
     """Compile LaTeX source to PDF bytes in a temporary directory."""
+    return build_pdf(tex, timeout)[0]
+
+
+_OVERFULL = re.compile(r"^Overfull \\[hv]box \(([0-9.]+)pt too (?:wide|high)\)", re.M)
+
+
+def overfull_pt(log: str) -> list[float]:
+    """How far each overfull box of a pdflatex log sticks out, in points."""
+    return [float(x) for x in _OVERFULL.findall(log)]
+
+
+def build_pdf(tex: str, timeout: float = PDF_TIMEOUT_S) -> tuple[bytes, str]:
+    """Compile LaTeX source in a temporary directory: (PDF bytes, the log)."""
     latexmk, pdflatex = shutil.which("latexmk"), shutil.which("pdflatex")
     if pdflatex is None:
         raise RenderError(_INSTALL_HINT)
@@ -577,6 +495,7 @@ def compile_pdf(tex: str, timeout: float = PDF_TIMEOUT_S) -> bytes:
             cmds = [[latexmk, "-pdf", "-quiet", *flags, src.name]]
         else:
             cmds = [[pdflatex, *flags, src.name]] * 2      # twice: references settle
+        log_path = Path(tmp) / "derivation.log"
         for cmd in cmds:
             try:
                 subprocess.run(cmd, cwd=tmp, stdin=subprocess.DEVNULL, stdout=subprocess.PIPE,
@@ -584,26 +503,31 @@ def compile_pdf(tex: str, timeout: float = PDF_TIMEOUT_S) -> bytes:
             except subprocess.TimeoutExpired:
                 raise RenderError(f"pdflatex did not finish within {timeout:g} s") from None
             except subprocess.CalledProcessError:
-                log_path = Path(tmp) / "derivation.log"
                 log = log_path.read_text(errors="replace") if log_path.exists() else ""
                 raise RenderError(f"pdflatex failed: {_first_error(log)}") from None
         pdf = Path(tmp) / "derivation.pdf"
         if not pdf.exists():
             raise RenderError("pdflatex produced no PDF")
-        return pdf.read_bytes()
+        return pdf.read_bytes(), log_path.read_text(errors="replace") if log_path.exists() else ""
 
 
-def write_document(d, fmt: str, path) -> Path:
-    """Write the derivation as tex, md or pdf to `path`, atomically."""
+def document(d, fmt: str, sections=None, example=None) -> bytes:
+    """The derivation as tex, md, html or pdf bytes."""
     if fmt not in FORMATS:
         raise RenderError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
+    if fmt == "html":
+        from .html import to_html
+        return to_html(d, sections, example).encode("utf-8")
+    if fmt == "md":
+        return to_markdown(d, sections, example).encode("utf-8")
+    tex = to_latex(d, sections, example)
+    return tex.encode("utf-8") if fmt == "tex" else compile_pdf(tex)
+
+
+def write_document(d, fmt: str, path, sections=None, example=None) -> Path:
+    """Write the derivation as tex, md, html or pdf to `path`, atomically."""
+    data = document(d, fmt, sections, example)
     path = Path(path)
-    if fmt == "tex":
-        data = to_latex(d).encode("utf-8")
-    elif fmt == "md":
-        data = to_markdown(d).encode("utf-8")
-    else:
-        data = compile_pdf(to_latex(d))
     try:
         write_atomic(path, data)
     except OSError as exc:
@@ -611,21 +535,20 @@ def write_document(d, fmt: str, path) -> Path:
     return path
 
 
-def cli_derive(spec_path, fmt: str = "md", out_path=None) -> str:
-    """`symnet derive SPEC --format FMT -o OUT`: writes the document (default
-    <name>.<fmt>; "-" prints tex/md to stdout) and returns the text to print."""
-    from .derive import derive
-    from .spec import load
+def cli_derive(spec_path, fmt: str = "md", out_path=None, sections=None, example=None) -> str:
+    """`symnet derive SPEC --format FMT -o OUT [--sections A,B] [--example|--no-example]`:
+    writes the document (default <name>.<fmt>; "-" prints tex/md/html to stdout)
+    and returns the text to print."""
+    from ..derive import derive
+    from ..spec import load
     d = derive(load(spec_path))
     if out_path == "-":
         if fmt == "pdf":
             raise RenderError("a PDF cannot be printed to the terminal; give -o FILE.pdf")
-        if fmt not in FORMATS:
-            raise RenderError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
-        return (to_latex(d) if fmt == "tex" else to_markdown(d)).rstrip("\n")
-    path = write_document(d, fmt, out_path or f"{d.network.name}.{fmt}")
+        return document(d, fmt, sections, example).decode("utf-8").rstrip("\n")
+    path = write_document(d, fmt, out_path or f"{d.network.name}.{fmt}", sections, example)
     return f"wrote {path}"
 
 
-__all__ = ["SymnetLatexPrinter", "latex", "to_latex", "to_markdown", "to_latex_fragment",
-           "write_document", "compile_pdf", "cli_derive"]
+__all__ = ["SymnetLatexPrinter", "latex", "to_latex", "to_markdown", "to_latex_fragment", "document",
+           "write_document", "compile_pdf", "build_pdf", "overfull_pt", "cli_derive", "options", "PARTS"]

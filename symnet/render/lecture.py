@@ -1,0 +1,135 @@
+"""The lecture's frame around a derivation: the notation table, the general
+recursion with its algorithm box, the batch average in both conventions and
+the operators the document uses. Prose here mixes text and `$math$`; the
+document module turns it into LaTeX or Markdown."""
+from __future__ import annotations
+
+# Operators a document may use, defined once (shown when a step uses them).
+OPERATORS = {
+    r"\mathbb{1}": (r"indicator", r"$\mathbb{1}[c] = 1$ where the condition $c$ holds and $0$ elsewhere; "
+                    r"a comma inside the brackets joins two conditions (both hold); $s \mid e$: $s$ divides $e$."),
+    r"\star": ("cross-correlation", r"$(W \star a)_{f,i,j} = \sum_{c,m,n} W_{f,c,m,n}\, a_{c,\, s i + m,\, s j + n}$ "
+               r"(stride $s$), what deep-learning libraries call convolution."),
+    r"\operatorname{full}": ("full convolution", r"$\operatorname{full}(\delta) \ast K$ pads $\delta$ with $k - 1$ zeros "
+                             r"on every side and convolves it with $K$: every kernel position that touched an input "
+                             r"sends its gradient back."),
+    r"\operatorname{rot180}": ("flipped kernel", r"$\operatorname{rot180}(W)_{f,c,m,n} = W_{f,c,k-1-m,k-1-n}$: "
+                               r"the kernel turned by 180 degrees."),
+    r"\uparrow": ("dilation", r"$\delta\uparrow_s$ inserts $s - 1$ zeros between neighbouring entries of $\delta$ "
+                  r"(undoes a stride $s$)."),
+    r"\operatorname{crop}": ("cropping", r"$\operatorname{crop}_p(G)$ removes $p$ rows and columns on every side "
+                             r"(undoes a zero padding $p$)."),
+    r"\operatorname{route}": ("routing", r"$\operatorname{route}_{\operatorname{argmax}}(G)$ puts each window's gradient "
+                              r"at the position of its maximum and zeros elsewhere (overlapping windows add)."),
+    r"\operatorname{spread}": ("spreading", r"$\operatorname{spread}_k(G)$ copies each window's gradient to all "
+                               r"$k \times k$ positions of the window (overlapping windows add)."),
+    r"\operatorname{reshape}": ("reshape", r"$\operatorname{reshape}_{C \times H \times W}(g)$ puts the entries of "
+                                r"a vector back into a $C \times H \times W$ array in C, H, W order."),
+    r"\odot": ("element-wise product", r"$(u \odot v)_i = u_i v_i$ (Hadamard product)."),
+}
+
+
+def operators_used(texts) -> list[dict]:
+    """The operators that occur in the document's math, in the table's order."""
+    joined = "\n".join(texts)
+    return [{"name": name, "text": text} for key, (name, text) in OPERATORS.items() if key in joined]
+
+
+def notation_rows(net, d) -> list[dict]:
+    """Every symbol with its meaning and shape (one meaning per symbol)."""
+    L = max((p.position for p in net.placed), default=0)
+    kinds = {p.layer.type for p in net.placed}
+    rows = [
+        {"symbol": r"x = a^{(0)}", "meaning": "one input example", "shape": str(tuple(net.input_shape))},
+        {"symbol": r"l", "meaning": f"layer number, counting every layer from 1 to L = {L}; "
+                                    "layer l owns every quantity with superscript (l)", "shape": "scalar"},
+        {"symbol": r"z^{(l)}", "meaning": "pre-activation of layer l (before its activation)",
+         "shape": "as the layer's output"},
+        {"symbol": r"a^{(l)}", "meaning": "output (activation) of layer l; $a^{(L)}$ is the prediction",
+         "shape": "as the layer's output"},
+        {"symbol": r"\delta^{(l)}", "meaning": r"error of layer l: $\partial \ell / \partial z^{(l)}$",
+         "shape": "as $z^{(l)}$"},
+        {"symbol": r"g, g'", "meaning": "a layer's activation function and its derivative", "shape": "element-wise"},
+    ]
+    if kinds & {"dense", "conv2d"}:
+        rows.append({"symbol": r"W^{(l)}, b^{(l)}", "meaning": "weights and biases of layer l "
+                     "(dense: $W$ is $n^{(l)} \\times n^{(l-1)}$, as PyTorch; conv: filters $\\times$ channels "
+                     "$\\times k \\times k$)", "shape": "see the network table"})
+    if "dense" in kinds:
+        rows.append({"symbol": r"n^{(l)}", "meaning": "number of units of layer l", "shape": "scalar"})
+    if "batchnorm" in kinds:
+        rows.append({"symbol": r"\gamma^{(l)}, \beta^{(l)}", "meaning": "batch norm's scale and shift",
+                     "shape": "one per channel"})
+        rows.append({"symbol": r"\mu_c, \sigma^2_c, \hat x", "meaning": "batch mean and variance of channel c, "
+                     "normalised value", "shape": "scalar"})
+    rows += [
+        {"symbol": r"y", "meaning": "the target of one example (one-hot for classification)",
+         "shape": "as $a^{(L)}$"},
+        {"symbol": r"n", "meaning": "number of outputs per example", "shape": "scalar"},
+        {"symbol": r"\ell", "meaning": "loss of one example", "shape": "scalar"},
+        {"symbol": r"m", "meaning": "batch size (number of examples)", "shape": "scalar"},
+        {"symbol": r"L", "meaning": r"batch loss, the mean $\frac{1}{m}\sum_e \ell_e$; also the last layer's "
+                                    "number as a superscript", "shape": "scalar"},
+    ]
+    if "dense" in kinds:
+        rows.append({"symbol": r"A^{(l)}, \Delta^{(l)}", "meaning": "batch matrices: one example per row",
+                     "shape": r"$m \times n^{(l)}$"})
+    if kinds & {"conv2d", "maxpool2d", "avgpool2d"}:
+        rows.append({"symbol": r"f, c, i, j", "meaning": "filter (output channel), input channel, row, column; "
+                     "conv and pooling indices count from 0", "shape": "indices"})
+        rows.append({"symbol": r"\bar a^{(l)}", "meaning": r"gradient arriving at a layer's output, "
+                     r"$\partial \ell / \partial a^{(l)}$, where the layer has no activation", "shape": "as $a^{(l)}$"})
+    if "dropout" in kinds:
+        rows.append({"symbol": r"p, \xi_i", "meaning": "dropout rate and the mask entry (1 = kept)",
+                     "shape": "scalar; as the layer's input"})
+    return rows
+
+
+NOTATION_INTRO = ("One superscript style throughout: the layer's number in round brackets, $a^{(l)}$; "
+                  "subscripts are indices. Per example, vectors are columns.")
+
+
+def recursion() -> dict:
+    paras = [
+        "Every layer's error comes from the layer above it by one multiplication, so backpropagation "
+        "computes all gradients in one backward sweep. For dense layers:",
+    ]
+    equations = [
+        r"\delta^{(L)} = \frac{\partial \ell}{\partial z^{(L)}} \quad \text{(from the loss, below)}",
+        r"\delta^{(l)} = g'\left(z^{(l)}\right) \odot \left(W^{(l+1)}\right)^{T} \delta^{(l+1)}, \qquad l = L-1, \dots, 1",
+        r"\frac{\partial \ell}{\partial W^{(l)}} = \delta^{(l)} \left(a^{(l-1)}\right)^{T}, \qquad "
+        r"\frac{\partial \ell}{\partial b^{(l)}} = \delta^{(l)}",
+    ]
+    algorithm = [
+        r"Forward pass: for $l = 1, \dots, L$ compute $z^{(l)}$ and $a^{(l)}$ and store both.",
+        r"Output error: $\delta^{(L)}$ from the loss and $a^{(L)}$.",
+        r"Backward pass: for $l = L, \dots, 1$ compute the gradients of layer l's parameters from "
+        r"$\delta^{(l)}$ and $a^{(l-1)}$, then $\delta^{(l-1)}$ from $\delta^{(l)}$; each $\delta$ is computed "
+        r"once and reused by the layer below.",
+    ]
+    cost = (r"Cost: one forward and one backward sweep, $O(L)$ layer operations, about twice the forward pass. "
+            r"Writing each weight's gradient as a sum over all paths from it to the loss would enumerate "
+            r"a number of paths that grows exponentially with the depth; the recursion shares those sums.")
+    return {"paras": paras, "equations": equations, "algorithm": algorithm, "cost": cost}
+
+
+def conventions() -> dict:
+    paras = [
+        r"symnet stores a batch of $m$ examples as rows: $A^{(l)}$ is $m \times n^{(l)}$, as NumPy and PyTorch do. "
+        r"Many courses store examples as columns ($A^{[l]}$ is $n^{[l]} \times m$, $dZ^{[l]}$ the errors). "
+        r"Both give the same numbers, transposed:",
+    ]
+    rows = [
+        {"what": "layer", "rows": r"Z^{(l)} = A^{(l-1)} \left(W^{(l)}\right)^{T} + \mathbf{1} \left(b^{(l)}\right)^{T}",
+         "columns": r"Z^{[l]} = W^{[l]} A^{[l-1]} + b^{[l]}"},
+        {"what": "weights", "rows": r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{m} \left(\Delta^{(l)}\right)^{T} A^{(l-1)}",
+         "columns": r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}"},
+        {"what": "biases", "rows": r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{m} \left(\Delta^{(l)}\right)^{T} \mathbf{1}",
+         "columns": r"db^{[l]} = \frac{1}{m} \textstyle\sum_{e} dZ^{[l]}_{:,e}"},
+        {"what": "error", "rows": r"\Delta^{(l)} = g'\left(Z^{(l)}\right) \odot \Delta^{(l+1)} W^{(l+1)}",
+         "columns": r"dZ^{[l]} = W^{[l+1]T} dZ^{[l+1]} \odot g'\left(Z^{[l]}\right)"},
+    ]
+    return {"paras": paras, "rows": rows}
+
+
+__all__ = ["OPERATORS", "operators_used", "notation_rows", "NOTATION_INTRO", "recursion", "conventions"]

@@ -1,0 +1,223 @@
+"""Documents a lecturer can hand out: the PDF builds for every built-in
+activation, loss and layer kind and for custom formulas with powers, roots and
+nesting; its log has no overfull box beyond OVERFULL_TOLERANCE_PT; no raw SymPy
+output (Piecewise, Heaviside, theta, wedge chains) and no escaped math in prose
+reaches a document; every parameter's superscript is its layer's number; the
+Markdown follows the rules that survive a code host's Markdown pass.
+
+Compile time: one document holds every activation and layer kind (one pdflatex
+run); the losses need one small document each.
+"""
+import re
+import shutil
+from pathlib import Path
+
+import pytest
+
+import symnet
+from symnet import AvgPool2D, BatchNorm, Conv2D, Dense, Dropout, Flatten, MaxPool2D, Network, Softmax
+from symnet.activations import BUILTIN
+from symnet.render import build_pdf, overfull_pt, to_latex, to_markdown
+
+ROOT = Path(__file__).resolve().parent.parent
+HAVE_PDFLATEX = shutil.which("pdflatex") is not None
+OVERFULL_TOLERANCE_PT = 2.0      # the measure: pdflatex's "Overfull \hbox (X pt too wide)" lines
+CUSTOM = ["x^2", "x^3 + x", "sqrt(1+x^2)", "x*tanh(log(1+exp(x)))", "exp(-x^2/2)/(1+x^2)", "1/(1+x^2)^(3/2)"]
+BUILTIN_ACTS = [a for a in BUILTIN if a not in ("step", "linear")]
+LOSSES = ["mse", "l1", "bce", "hinge", "softmax_cross_entropy", "cross_entropy", "(yhat - y)^4 + log(1 + (yhat - y)^2)"]
+
+
+def zoo():
+    """Every layer kind (conv stride 2 padding 1, overlapping pools, flatten, batch
+    norm after conv and after dense, dropout) and every activation, one network."""
+    acts = [{"name": "leaky_relu", "slope": 0.1} if a == "leaky_relu" else a for a in BUILTIN_ACTS] + CUSTOM
+    layers = [Conv2D(2, 3, stride=2, padding=1, activation="relu"), BatchNorm(activation="tanh"),
+              MaxPool2D(2, stride=1), AvgPool2D(2, stride=1), Flatten(), Dense(4), BatchNorm(activation="sigmoid"),
+              Dropout(0.3)]
+    layers += [Dense(3, activation=a) for a in acts] + [Dense(1, activation="sigmoid")]
+    return Network(input=(1, 9, 9), layers=layers, loss="bce", name="zoo")
+
+
+def loss_net(loss):
+    layers = [Dense(3, activation="tanh")]
+    if loss == "cross_entropy":
+        layers += [Dense(3), Softmax()]
+    elif loss == "softmax_cross_entropy":
+        layers += [Dense(3)]
+    else:
+        layers += [Dense(2, activation="sigmoid" if loss == "bce" else None)]
+    return Network(input=(4,), layers=layers, loss=loss, name="loss_net")
+
+
+@pytest.fixture(scope="module")
+def documents():
+    nets = {"zoo": zoo(), **{f"loss {name}": loss_net(name) for name in LOSSES}}
+    for name in ("mlp", "logistic", "lenet", "digits_cnn"):
+        nets[name] = symnet.load(ROOT / "examples" / f"{name}.toml")
+    out = {}
+    for key, net in nets.items():
+        d = symnet.derive(net)
+        out[key] = {"net": net, "d": d, "tex": to_latex(d), "md": to_markdown(d)}
+    return out
+
+
+def _prose(tex: str) -> str:
+    """The text outside math: inline $...$, display environments and \\texttt removed."""
+    tex = re.sub(r"\\begin\{(equation|multline)\*\}.*?\\end\{\1\*\}", " ", tex, flags=re.S)
+    tex = re.sub(r"\$[^$]*\$", " ", tex)
+    return tex
+
+
+@pytest.mark.skipif(not HAVE_PDFLATEX, reason="pdflatex is not installed (Debian: texlive-latex-base)")
+@pytest.mark.parametrize("key", ["zoo"] + [f"loss {name}" for name in LOSSES])
+def test_pdf_builds_without_overfull_boxes(documents, key):
+    pdf, log = build_pdf(documents[key]["tex"])
+    assert pdf.startswith(b"%PDF")
+    too_wide = [x for x in overfull_pt(log) if x > OVERFULL_TOLERANCE_PT]
+    assert not too_wide, f"{key}: overfull boxes of {too_wide} pt"
+    assert "T1/" in log                         # T1 font encoding: < and > print as themselves
+
+
+def test_overfull_measure_reads_pdflatex_logs():
+    log = ("Overfull \\hbox (398.2pt too wide) in paragraph at lines 3--9\n"
+           "Underfull \\hbox (badness 10000)\nOverfull \\vbox (12.5pt too high) has occurred\n")
+    assert overfull_pt(log) == [398.2, 12.5]
+
+
+FORBIDDEN = ["Piecewise", "Heaviside", r"\theta\left(", r"\wedge", r"\begin{cases}", "KroneckerDelta",
+             r"\operatorname{Max}", "sympy"]
+
+
+@pytest.mark.parametrize("fmt", ["tex", "md"])
+def test_no_raw_sympy_in_documents(documents, fmt):
+    for key, doc in documents.items():
+        text = doc[fmt]
+        for token in FORBIDDEN:
+            assert token not in text, f"{key} ({fmt}): {token!r}"
+
+
+def test_no_escaped_math_in_prose(documents):
+    for key, doc in documents.items():
+        prose = _prose(doc["tex"])
+        # an escaped underscore is fine inside a name (log\_sigmoid), not before math (W\_\{f, a\_(c)
+        bad = re.findall(r".{0,20}(?:\\_(?![A-Za-z])|(?<![A-Za-z])\\_).{0,20}", prose)
+        assert not bad, f"{key}: {bad[:3]}"
+
+
+def test_parameter_superscripts_are_their_layers(documents):
+    for key, doc in documents.items():
+        net = doc["net"]
+        owners = {p.position for p in net.placed if p.params}
+        for text in (doc["tex"], doc["md"]):
+            for sym, l in re.findall(r"(W|b|\\gamma|\\beta)\^\{\((\d+)\)\}", text):
+                assert int(l) in owners, f"{key}: {sym}^({l}) but layer {l} has no parameters"
+            # z^(l) = W^(k) a^(l-1) + b^(k) has k = l
+            for l, k in re.findall(r"z\^\{\((\d+)\)\}(?:_\{[a-z]+\})? = [^\n]*?W\^\{\((\d+)\)\}", text):
+                assert l == k, f"{key}: z^({l}) computed with W^({k})"
+
+
+@pytest.mark.parametrize("key", ["zoo", "lenet", "loss bce"])
+def test_markdown_survives_code_hosts(documents, key):
+    md = documents[key]["md"]
+    assert "$$" not in md                                   # display math only in ```math fences
+    lines = md.splitlines()
+    fences = [k for k, line in enumerate(lines) if line.startswith("```")]
+    assert len(fences) % 2 == 0 and fences
+    for start, end in zip(fences[::2], fences[1::2]):
+        assert lines[start] == "```math" and lines[end] == "```"
+        assert start == 0 or lines[start - 1] == "", f"no blank line before the block at line {start + 1}"
+        assert end + 1 == len(lines) or lines[end + 1] == "", f"no blank line after the block at line {end + 1}"
+        body = lines[start + 1:end]
+        assert all(len(line) <= 300 for line in body), max(body, key=len)[:80]
+    inside = set()
+    for start, end in zip(fences[::2], fences[1::2]):
+        inside.update(range(start, end + 1))
+    for k, line in enumerate(lines):
+        if k not in inside:
+            assert line.count("$") % 2 == 0, line              # inline math balanced
+            assert len(line) <= 400 or line.startswith("|"), line[:80]
+
+
+# ---------------------------------------------------------------- textbook forms, chosen by rule
+def _md(net):
+    return to_markdown(symnet.derive(net), example=False)
+
+
+def test_textbook_forms_of_activations_and_losses():
+    tanh_mse = _md(Network(input=(2,), layers=[Dense(3, activation="tanh"), Dense(1)], loss="mse"))
+    assert r"\tanh'\left(z^{(1)}_{i}\right) = 1 - \left(a^{(1)}_{i}\right)^{2}" in tanh_mse       # not (a+1)(1-a)
+    assert r"\delta^{(2)}_{i} = \frac{2 \left(a^{(2)}_{i} - y_{i}\right)}{n}" in tanh_mse          # not (2a - 2y)/n
+    assert r"\delta^{(2)}_{i} = 2 \left(a^{(2)}_{i} - y_{i}\right)" in tanh_mse                    # n = 1
+    assert r"\mathrm{id}'" not in tanh_mse                                                        # identity: no g'
+    drop = _md(Network(input=(4,), layers=[Dense(5, activation="relu"), Dropout(0.3), Dense(2)], loss="mse"))
+    assert r"a^{(2)}_{i} = \frac{\xi_{i} a^{(1)}_{i}}{1 - p}" in drop and "p = 0.3" in drop
+    assert r"\mathrm{ReLU}'(z) = \mathbb{1}\left[z > 0\right]" in drop
+
+
+def test_pooling_and_strided_conv_in_indicators(documents):
+    md = documents["zoo"]["md"]
+    assert r"\mathbb{1}\left[x_{1} \geq \max\left(x_{2}, x_{3}, x_{4}\right)\right]" in md      # tie: first maximum
+    assert r"\mathbb{1}\left[i = r^{(3)}_{cpq},\ j = t^{(3)}_{cpq}\right]" in md                 # routed to argmax
+    assert r"0 \le i - p \le 1,\ 0 \le j - q \le 1" in md                                           # avg pool window
+    assert r"2 \mid \left(u - m\right)" in md                                                       # stride divides
+
+
+def test_lecture_structure(documents):
+    md = documents["logistic"]["md"]
+    order = ["## Notation", "## The network", "## Forward pass", "## Loss and output error",
+             "## Backpropagation in general", "## Backward pass, layer 2", "## Gradients",
+             "## The batch average in both conventions", "## A worked numeric example", "## Parameter updates"]
+    positions = [md.index(h) for h in order]
+    assert positions == sorted(positions)
+    assert r"l = L-1, \dots, 1" in md and "O(L)" in md                         # general recursion, cost
+    assert r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}" in md                  # the columns convention too
+    assert r"(n^{(2)} \times 1) (1 \times n^{(1)})" in md                       # shapes under dW = delta a^T
+    lenet = documents["lenet"]["md"]
+    for op in ("cross-correlation", "full convolution", "flipped kernel", "routing", "reshape"):
+        assert f"**{op}**" in lenet                                             # operators defined once
+
+
+def test_worked_example_matches_central_differences():
+    from symnet.render.example import compute
+    d = symnet.derive(loss_net("bce"))
+    num = compute(d, seed=3)
+    assert len(num["checks"]) >= 12
+    for name, index, g, fd in num["checks"]:
+        assert abs(g - fd) <= 1e-7 * max(1.0, abs(g)), (name, index, g, fd)
+
+
+def test_cli_derive_sections_example_and_html(tmp_path, capsys):
+    from symnet.cli import main
+    spec = str(ROOT / "examples" / "logistic.toml")
+    assert main(["derive", spec, "--format", "md", "-o", "-", "--sections", "loss,gradients"]) == 0
+    out = capsys.readouterr().out
+    assert "## Loss and output error" in out and "## Gradients" in out
+    assert "## Notation" not in out and "## Parameter updates" not in out and "worked numeric" not in out
+    assert main(["derive", spec, "--format", "md", "-o", "-", "--no-example"]) == 0
+    assert "worked numeric" not in capsys.readouterr().out
+    assert main(["derive", spec, "--format", "html", "-o", str(tmp_path / "l.html")]) == 0
+    assert (tmp_path / "l.html").read_text().startswith("<!DOCTYPE html>")
+    capsys.readouterr()
+    assert main(["derive", spec, "--sections", "loss,nonsense"]) == 2
+    assert "unknown section 'nonsense'" in capsys.readouterr().err
+    assert main(["derive", str(ROOT / "examples" / "lenet.toml"), "--example", "-o", str(tmp_path / "x.md")]) == 2
+    assert "covers dense and softmax layers only, not layer 1" in capsys.readouterr().err
+
+
+def test_average_pooling_floor_and_running_statistics_as_updates(documents):
+    net = Network(input=(1, 4, 4), layers=[Conv2D(2, 3, padding=1, activation="relu"), AvgPool2D(2), Flatten(),
+                                           Dense(1)], loss="mse")
+    md = _md(net)
+    # non-overlapping windows: the one window of (i, j), derived from the indicator form
+    assert (r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{\bar{a}^{(2)}_{c,\left\lfloor{\frac{i}{2}}"
+            r"\right\rfloor,\left\lfloor{\frac{j}{2}}\right\rfloor}}{4}") in md
+    zoo = documents["zoo"]["md"]
+    assert r"\mu^{(2)}_{\text{run},c} \leftarrow" in zoo and r"\mu^{(2)}_{\text{run},c} =" not in zoo
+
+
+def test_html_of_every_layer_kind_is_all_mathml(documents):
+    from symnet.render import to_html
+    page = to_html(documents["zoo"]["d"])
+    text = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.S))
+    assert page.count("<math") > 500
+    assert not re.findall(r".{20}\\[A-Za-z]+.{20}", text)        # every LaTeX command became MathML

@@ -1,0 +1,77 @@
+"""The HTML document in a real headless browser: it loads with no console
+errors, no TeX is left unrendered (every equation is MathML), and a screenshot
+is not blank. Skipped, with the reason, where no chromium is installed
+(Debian: apt-get install chromium)."""
+import re
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+import symnet
+from symnet.render import to_html
+
+ROOT = Path(__file__).resolve().parent.parent
+CHROMIUM = next((shutil.which(n) for n in ("chromium", "chromium-browser", "google-chrome") if shutil.which(n)), None)
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+         "--disable-component-update", "--disable-sync", "--no-first-run", "--enable-logging=stderr", "--v=0"]
+
+
+@pytest.fixture(scope="module")
+def pages(tmp_path_factory):
+    out = {}
+    for name in ("logistic", "lenet"):
+        d = symnet.derive(symnet.load(ROOT / "examples" / f"{name}.toml"))
+        path = tmp_path_factory.mktemp("html") / f"{name}.html"
+        path.write_text(to_html(d), encoding="utf-8")
+        out[name] = path
+    return out
+
+
+def _text(dom: str) -> str:
+    return re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)\b.*?</\1>", " ", dom, flags=re.S))
+
+
+def test_page_is_self_contained_mathml(pages):
+    page = pages["logistic"].read_text()
+    assert "<script" not in page and "http://" not in page.replace("http://www.w3.org/1998/Math/MathML", "")
+    assert "https://" not in page
+    assert page.count("<math") > 50
+    text = _text(page)
+    assert not re.search(r"\\[A-Za-z]+", text), re.search(r".{30}\\[A-Za-z]+.{30}", text)
+    assert "$" not in text
+    assert "A worked numeric example" in page and "central difference" in page     # small dense network
+
+
+def test_repr_html_for_notebooks():
+    d = symnet.derive(symnet.load(ROOT / "examples" / "mlp.toml"))
+    frag = d._repr_html_()
+    assert frag.startswith('<div class="symnet-derivation">') and "<math" in frag and "<body" not in frag
+    assert not re.search(r"\\[A-Za-z]+", _text(frag))
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium); "
+                                             "the browser check of the HTML document did not run")
+@pytest.mark.parametrize("name", ["logistic", "lenet"])
+def test_page_in_headless_chromium(pages, name):
+    matplotlib_image = pytest.importorskip("matplotlib.image")
+    url = pages[name].resolve().as_uri()
+    with tempfile.TemporaryDirectory() as profile:
+        run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--dump-dom", url],
+                             capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-2000:]
+    console = [line for line in run.stderr.splitlines() if "CONSOLE" in line or "Uncaught" in line]
+    assert not console, console
+    dom = run.stdout
+    assert dom.count("<math") > 50
+    text = _text(dom)
+    assert not re.search(r"\\[A-Za-z]+", text)            # no unrendered TeX reached the page
+    shot = pages[name].with_suffix(".png")
+    with tempfile.TemporaryDirectory() as profile:
+        subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", f"--screenshot={shot}",
+                        "--window-size=1000,1400", url], capture_output=True, timeout=120, check=True)
+    pixels = matplotlib_image.imread(shot)[..., :3]
+    ink = (pixels.mean(axis=2) < 0.5).mean()
+    assert ink > 0.005, f"the screenshot is blank ({ink:.2%} dark pixels)"
