@@ -13,7 +13,7 @@ batch size. Three stages decide:
    verdict whose message gives both shapes;
 2. numbers (always): the formula is evaluated with numpy by walking its AST at
    `points` random float64 points (seeded; pre-activations kept away from the
-   kinks of ReLU-like activations) with the values of `symnet.reference`, and
+   kinks of ReLU-like activations) with the values of `symnet.trace`, and
    compared with the derived quantity. A mismatch is a counterexample. Where the
    network has kinks, one more point puts pre-activations exactly on the kinks:
    a formula that agrees everywhere else but not there is "equal almost
@@ -543,7 +543,7 @@ class _SymbolicBackend(_Backend):
 # ---------------------------------------------------------------- values of the symbols
 
 class _NumericValues:
-    """Values at one point from symnet.reference (batch rows -> columns)."""
+    """Values at one point from symnet.trace (batch rows -> columns)."""
 
     def __init__(self, info: _Net, params, ev):
         self.info, self.params, self.ev = info, params, ev
@@ -773,7 +773,7 @@ def _compare(given, expected, order, point, seed, batch: bool):
 
 def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
     from ..check import random_batch
-    from ..reference import evaluate
+    from ..trace import evaluate
     net = info.net
     for _ in range(50):
         params = {}
@@ -794,7 +794,7 @@ def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
 def _kink_point(info: _Net, rng, m: int):
     """A point whose pre-activations sit exactly on kinks in every kinked layer
     (half of the units, example 0)."""
-    from ..reference import evaluate
+    from ..trace import evaluate
     params, X_, Y_, ev = _random_point(info, rng, m)
     for l in sorted(info.kinks):
         k = info.kinks[l][0]
