@@ -38,7 +38,8 @@ MAX_EXPONENT = 100       # |n| in x^n, also for stacked powers (x^a)^b
 MAX_NUMBER_CHARS = 30    # digits of one number literal
 MAX_NUMBER_E = 300       # |e| in 1e-3 style literals
 
-INDEX_LETTERS = "ijk"
+INDEX_LETTERS = "ijkfcmnpqrtuvh"    # in subscripts and under \\sum (m, n elsewhere: the batch size)
+SAMPLE_LETTERS = "ie"                # x^{(i)}: example i (Andrew Ng's sample superscript)
 KINDS = ("param", "activation", "preact", "delta", "data", "scalar")
 
 
@@ -61,7 +62,7 @@ _TOKEN = re.compile(r"""
   | (?P<num>(?:\d+(?:\.\d+)? | \.\d+)(?:[eE][+-]?\d+)?)
   | (?P<word>[A-Za-z][A-Za-z0-9]*)
   | (?P<cmd>\\[A-Za-z]+)
-  | (?P<sym>\\[{}] | \.\* | \*\* | [-+*/^_@=',.()\[\]{}])
+  | (?P<sym>\\[{}] | \.\* | \*\* | >= | <= | != | [-+*/^_@=',.()\[\]{}<>])
 """, re.VERBOSE)
 
 # Commands that only size or space things: dropped like whitespace.
@@ -75,7 +76,9 @@ _UNICODE = {
     "Θ": [("cmd", "Theta")], "θ": [("cmd", "theta")], "⊙": [("cmd", "odot")],
     "∘": [("cmd", "circ")], "·": [("cmd", "cdot")], "⋅": [("cmd", "cdot")],
     "×": [("cmd", "times")], "∑": [("cmd", "sum")], "′": [("sym", "'")],
-    "−": [("sym", "-")], "ᵀ": [("sym", "^"), ("word", "T")],
+    "−": [("sym", "-")], "ᵀ": [("sym", "^"), ("word", "T")], "≤": [("cmd", "le")],
+    "≥": [("cmd", "ge")], "≠": [("cmd", "neq")], "∂": [("cmd", "partial")], "π": [("cmd", "pi")],
+    "★": [("cmd", "star")],
 }
 
 
@@ -123,6 +126,25 @@ class LayerRef:
 
 
 @dataclass(frozen=True)
+class Affine:
+    """An index expression in a subscript: x_{c, s i + m} has terms ((1, 's', 'i'),
+    (1, '', 'm')); a constant term has letter ''; coefficient symbol 's' is the stride."""
+    terms: tuple
+
+    @property
+    def letters(self) -> tuple:
+        return tuple(t[2] for t in self.terms if t[2])
+
+    def __str__(self) -> str:
+        out = ""
+        for coef, sym, letter in self.terms:
+            text = ((str(abs(coef)) if abs(coef) != 1 or not (sym or letter) else "")
+                    + (sym + " " if sym else "") + letter).strip()
+            out += (" - " if coef < 0 else " + ") + text if out else ("-" if coef < 0 else "") + text
+        return out
+
+
+@dataclass(frozen=True)
 class Node:
     # Source span (start, end), 0-based; left out of == so that notations compare.
     span: tuple[int, int] = field(default=(0, 0), compare=False, repr=False, kw_only=True)
@@ -141,14 +163,35 @@ class Name(Node):
     indices: tuple[str, ...] = ()
     hat: bool = False
     d: bool = False          # Andrew Ng's dW / db / da / dz
+    sample: bool = field(default=False, compare=False)   # dZ^{[2](i)}: one example's column
 
 
 @dataclass(frozen=True)
 class Sym(Node):
     """A resolved name: a key of the symbol table."""
     key: str
-    indices: tuple[str, ...] = ()
+    indices: tuple = ()      # index letters, or Affine index expressions
     d: bool = False          # the gradient of `key` (dW2), not `key` itself
+    sample: bool = field(default=False, compare=False)
+
+
+@dataclass(frozen=True)
+class IndexValue(Node):
+    """An index letter used as a number, as in \\mathbb{1}[0 \\le u - 2i \\le 1]."""
+    letter: str
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    name: str                # "pi"
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    """An Iverson bracket: 1 where `left op right` holds, else 0."""
+    op: str                  # ">", "<", ">=", "<=", "==", "!="
+    left: Node
+    right: Node
 
 
 @dataclass(frozen=True)
@@ -169,14 +212,14 @@ class Pow(Node):
 
 @dataclass(frozen=True)
 class Call(Node):
-    func: str                # sigma, tanh, exp, log, sqrt, relu, softmax, g
+    func: str                # sigma, tanh, exp, log, sqrt, relu, softmax, g, sign, erf, sech, diag
     args: tuple[Node, ...]
     prime: bool = False      # the derivative: sigma'(z), g'(z)
 
 
 @dataclass(frozen=True)
 class Sum(Node):
-    index: str
+    index: str               # "" for a bare \\sum: over the examples
     body: Node
     lower: str | None = None     # bounds kept as source text, never resolved
     upper: str | None = None
@@ -243,17 +286,24 @@ _SYM_OPS = {"+": (Add, _PREC_ADD), "-": (Sub, _PREC_ADD), "*": (Hadamard, _PREC_
             ".*": (Hadamard, _PREC_ELEM), "/": (Div, _PREC_ELEM), "@": (MatMul, _PREC_MATMUL)}
 _CMD_OPS = {"odot": (Hadamard, _PREC_ELEM), "circ": (Hadamard, _PREC_ELEM),
             "cdot": (MatMul, _PREC_MATMUL), "times": (MatMul, _PREC_MATMUL)}
-_NOT_ATOMS = set(_CMD_OPS) | {"top", "intercal", "prime"}
+_COMPARE_SYMS = {">": ">", "<": "<", ">=": ">=", "<=": "<=", "!=": "!=", "=": "=="}
+_COMPARE_CMDS = {"gt": ">", "lt": "<", "ge": ">=", "geq": ">=", "geqslant": ">=", "le": "<=",
+                 "leq": "<=", "leqslant": "<=", "neq": "!=", "ne": "!="}
+_NOT_ATOMS = set(_CMD_OPS) | set(_COMPARE_CMDS) | {"top", "intercal", "prime"}
+_LOSS_LETTERS = {"C", "L", "J", "E", "ell", "l"}     # \frac{\partial C}{\partial w}
 
 _FUNCTIONS = {"sigma": "sigma", "sigmoid": "sigma", "tanh": "tanh", "exp": "exp",
               "log": "log", "ln": "log", "sqrt": "sqrt", "relu": "relu", "ReLU": "relu",
-              "softmax": "softmax", "g": "g", "f": "g"}
-_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta"}
+              "softmax": "softmax", "g": "g", "f": "g", "sign": "sign", "sgn": "sign",
+              "erf": "erf", "sech": "sech", "diag": "diag"}
+_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta", "gamma", "beta", "mu"}
 _WRAPPERS = {"mathbf", "boldsymbol", "bm", "mathrm", "mathit", "operatorname", "text",
-             "vec", "mathsf", "rm", "sf"}
-_SYNONYMS = {"Theta": "W", "theta": "W"}
-_D_BASES = {"z", "Z", "W", "w", "b", "a", "A", "x", "X", "Theta", "theta"}
+             "vec", "mathsf", "rm", "sf", "mathbb", "mathcal", "mathds", "mathbbm"}
+_INDICATOR_WRAPPERS = {"mathbb", "mathbf", "mathds", "mathbbm", "boldsymbol", "bm", "mathrm"}
+_SYNONYMS = {"Theta": "W", "theta": "W", "w": "W", "ell": "l"}
+_D_BASES = {"z", "Z", "W", "w", "b", "a", "A", "x", "X", "Theta", "theta", "gamma", "beta"}
 _MODULES_HINT = "math such as W3^T delta3 or W3.T @ delta3"
+_NUMPY = {"sum"}
 
 
 def _canonical(letters: str) -> tuple[str, bool, bool]:
@@ -415,12 +465,49 @@ class _Parser:
         close = _OPENERS[opened.text]
         if self.is_sym(self.tok, close):
             raise self.fail(self.tok.pos, f"empty {opened.text}{close}", "an expression inside")
-        expr = self.expression()
+        expr = self.comparison(self.expression())
         self.expect_sym(close, opened)
         return expr
 
+    def compare_op(self) -> str | None:
+        tok = self.tok
+        if tok.kind == "sym" and tok.text in _COMPARE_SYMS:
+            return _COMPARE_SYMS[tok.text]
+        if tok.kind == "cmd" and tok.text in _COMPARE_CMDS:
+            return _COMPARE_CMDS[tok.text]
+        return None
+
+    def comparison(self, left: Node) -> Node:
+        """left, or the Iverson bracket of a (chained) comparison: 0 <= u - 2i <= 1."""
+        result = None
+        while (op := self.compare_op()) is not None:
+            op_tok = self.advance()
+            right = self.expression()
+            cmp = Compare(op, left, right, span=(left.span[0], right.span[1]))
+            result = cmp if result is None else Mul(result, cmp, span=(result.span[0], cmp.span[1]),
+                                                    op_pos=op_tok.pos)
+            left = right
+        return left if result is None else result
+
+    def indicator(self, tok: Token) -> Node:
+        """\\mathbb{1}[z > 0], \\mathbb{1}_{z > 0}, \\mathbf{1}\\{...\\}: the condition's Iverson bracket."""
+        if self.is_sym(self.tok, "_"):
+            self.advance()
+            if not self.is_sym(self.tok, "{"):
+                raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as 1_{z > 0}")
+            cond = self.group()
+        elif self.is_sym(self.tok, *_OPENERS):
+            cond = self.group()
+        else:
+            raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as \\mathbb{1}[z > 0]")
+        if not isinstance(cond, (Compare, Mul)) or not any(isinstance(n, Compare) for n in (cond, *children(cond))):
+            raise self.fail(tok.pos, "an indicator without a comparison", "a condition such as \\mathbb{1}[z > 0]")
+        return cond
+
     def word(self, tok: Token) -> Node:
         nxt, after = self.tok, self.peek()
+        if tok.text in ("np", "numpy") and self.is_sym(nxt, ".") and after.text in _NUMPY:
+            return self.numpy_call(tok)
         if self.is_sym(nxt, ".") and after.kind == "word" and after.text != "T":
             raise self.fail(tok.pos, f"'{tok.text}.{after.text}': module and method calls are "
                             "not allowed", _MODULES_HINT)
@@ -435,6 +522,42 @@ class _Parser:
             return self.call(tok, _FUNCTIONS[letters])
         return self.name(tok, letters, digits)
 
+    def numpy_call(self, tok: Token) -> Node:
+        """np.sum(dZ2, axis=1, keepdims=True) (examples are columns), np.dot(A, B),
+        np.multiply(A, B): read as the math they compute, never run."""
+        self.advance()
+        func = self.advance().text
+        opened = self.expect_sym("(")
+        args = [self.expression()]
+        keywords = {}
+        while self.is_sym(self.tok, ","):
+            self.advance()
+            if self.tok.kind == "word" and self.is_sym(self.peek(), "="):
+                key = self.advance()
+                self.advance()
+                value = self.advance()
+                keywords[key.text] = (value.text, value.pos)
+            else:
+                args.append(self.expression())
+        self.expect_sym(")", opened)
+        span = (tok.pos, self.last_end)
+        want = 1 if func == "sum" else 2
+        if len(args) != want:
+            raise self.fail(tok.pos, f"np.{func} with {len(args)} argument(s)", f"{want}")
+        if func == "sum":
+            axis = keywords.pop("axis", (None, tok.pos))
+            keywords.pop("keepdims", None)
+            if axis[0] != "1":
+                raise self.fail(axis[1], f"np.sum with axis={axis[0]}",
+                                "axis=1, keepdims=True: the sum over the examples (columns)")
+            if keywords:
+                raise self.fail(tok.pos, f"np.sum argument {next(iter(keywords))!r}", "axis=1, keepdims=True")
+            return Sum("", args[0], span=span)
+        if keywords:
+            raise self.fail(tok.pos, f"np.{func} argument {next(iter(keywords))!r}", "two arrays")
+        kind = MatMul if func == "dot" else Hadamard
+        return kind(args[0], args[1], span=span, op_pos=tok.pos)
+
     def command(self, tok: Token) -> Node:
         name = tok.text
         if name in _FUNCTIONS:
@@ -446,6 +569,11 @@ class _Parser:
             return self.name(tok, name, digits)
         if name in ("frac", "dfrac", "tfrac"):
             return self.frac(tok)
+        if name == "pi":
+            return Const("pi", span=(tok.pos, tok.end))
+        if name == "partial":
+            raise self.fail(tok.pos, "\\partial outside a fraction",
+                            "a left side such as \\frac{\\partial L}{\\partial W^{(2)}}")
         if name == "sum":
             return self.sum(tok)
         if name in ("hat", "widehat"):
@@ -459,6 +587,9 @@ class _Parser:
         """\\mathbf{W}, \\operatorname{relu}: the braces hold one name."""
         opened = self.expect_sym("{")
         inner = self.advance()
+        if inner.kind == "num" and inner.text == "1" and tok.text in _INDICATOR_WRAPPERS:
+            self.expect_sym("}", opened)
+            return self.indicator(tok)
         if inner.kind not in ("word", "cmd"):
             raise self.fail(inner.pos, f"{_describe(inner)} inside \\{tok.text}", "a name")
         self.expect_sym("}", opened)
@@ -473,7 +604,9 @@ class _Parser:
             self.expect_sym("}", opened)
         return self.name(tok, inner.text, "", hat=True)
 
-    def frac(self, tok: Token) -> Div:
+    def frac(self, tok: Token) -> Node:
+        if self.is_sym(self.tok, "{") and self.peek().kind == "cmd" and self.peek().text == "partial":
+            return self.partial(tok)
         parts = []
         for _ in range(2):
             if not self.is_sym(self.tok, "{"):
@@ -482,6 +615,32 @@ class _Parser:
             parts.append(self.group())
         return Div(parts[0], parts[1], span=(tok.pos, self.last_end), op_pos=tok.pos)
 
+    def partial(self, tok: Token) -> Node:
+        """\\frac{\\partial L}{\\partial W^{[2]}}: the gradient of the loss (C, L, J, E, \\ell,
+        \\mathcal{L}) with respect to a name, read as dW2 (dz2 is delta2)."""
+        opened = self.advance()
+        self.advance()          # \partial
+        loss = self.advance()
+        if loss.kind in ("cmd",) and loss.text in _WRAPPERS and self.is_sym(self.tok, "{"):
+            inner_open = self.advance()
+            loss = self.advance()
+            self.expect_sym("}", inner_open)
+        if loss.kind not in ("word", "cmd") or loss.text not in _LOSS_LETTERS:
+            raise self.fail(loss.pos, f"\\partial {_describe(loss)} in the numerator",
+                            "the loss: \\partial L, \\partial C, \\partial J or \\partial \\ell")
+        self.expect_sym("}", opened)
+        opened = self.expect_sym("{")
+        mark = self.tok
+        if not (mark.kind == "cmd" and mark.text == "partial"):
+            raise self.fail(mark.pos, f"found {_describe(mark)}", "\\partial and a name in the denominator")
+        self.advance()
+        inner = self.atom()
+        self.expect_sym("}", opened)
+        if not isinstance(inner, Name) or inner.d:
+            raise self.fail(mark.pos, "the denominator is not one name",
+                            "\\partial followed by a name such as W^{(2)} or z^{(2)}_{i}")
+        return replace(inner, d=True, span=(tok.pos, self.last_end))
+
     # -- names, sub- and superscripts
     def name(self, tok: Token, letters: str, digits: str, hat: bool = False) -> Node:
         base, word_hat, d = _canonical(letters)
@@ -489,7 +648,7 @@ class _Parser:
         layer: int | LayerRef | None = int(digits) if digits else None
         indices: tuple[str, ...] = ()
         pending = []        # transposes and powers, applied after the name is complete
-        seen_sub = False
+        seen_sub = sample = False
         while self.is_sym(self.tok, "_", "^"):
             mark = self.advance()
             if mark.text == "_":
@@ -508,11 +667,13 @@ class _Parser:
                     indices += value
                 elif kind == "hat":
                     hat = True
+                elif kind == "sample":
+                    sample = True
                 elif kind == "prime":
                     raise self._prime_error(pos)
                 else:
                     pending.append((kind, value, pos))
-        node = Name(base, layer, indices, hat, d, span=(tok.pos, self.last_end))
+        node = Name(base, layer, indices, hat, d, sample, span=(tok.pos, self.last_end))
         return self.apply_superscripts(node, pending)
 
     def subscript(self) -> list[tuple]:
@@ -524,10 +685,15 @@ class _Parser:
             self.advance()
             items.append(self.subscript_part(braced=True))
         self.expect_sym("}", opened)
+        if len(items) > 1:      # x_{0,i,j}: a number among indices is a constant index
+            items = [("index", (Affine(((v, "", ""),)),), p) if k == "layer" and isinstance(v, int) else (k, v, p)
+                     for k, v, p in items]
         return items
 
     def subscript_part(self, braced: bool) -> tuple:
         tok = self.tok
+        if braced and self.affine_ahead():
+            return "index", (self.affine(),), tok.pos
         if tok.kind == "num" and tok.text.isdigit():
             self.advance()
             return "layer", int(tok.text), tok.pos
@@ -541,6 +707,51 @@ class _Parser:
             return "index", tuple(tok.text), tok.pos
         raise self.fail(tok.pos, f"subscript {_describe(tok)}",
                         "a layer number, l, l+1, or index letters i, j, k")
+
+    def affine_ahead(self) -> bool:
+        """An index expression (s i + m, 2j + n, i - m) rather than a letter or a layer."""
+        k, tok = 0, self.tok
+        if self.is_sym(tok, "-"):
+            return True
+        while True:
+            t = self.peek(k)
+            if t.kind == "end" or self.is_sym(t, ",", "}"):
+                return False
+            if self.is_sym(t, "+", "-"):
+                return not (k == 1 and tok.kind == "word" and tok.text in ("l", "L"))
+            if t.kind == "num" and k == 0 and self.peek(1).kind == "word":
+                return True
+            k += 1
+
+    def affine(self) -> Affine:
+        terms, sign = [], 1
+        if self.is_sym(self.tok, "-"):
+            self.advance()
+            sign = -1
+        while True:
+            tok = self.tok
+            coef, sym, letter = 1, "", ""
+            if tok.kind == "num":
+                if not tok.text.isdigit():
+                    raise self.fail(tok.pos, f"index coefficient {tok.text}", "a whole number")
+                coef = int(self.advance().text)
+            if self.tok.kind == "word":
+                word = self.advance()
+                text = word.text
+                if text.startswith("s") and len(text) == 2:
+                    sym, text = "s", text[1:]
+                elif text == "s" and self.tok.kind == "word":
+                    sym, text = "s", self.advance().text
+                if len(text) != 1 or text not in INDEX_LETTERS:
+                    raise self.fail(word.pos, f"index {word.text!r}",
+                                    f"one index letter ({', '.join(INDEX_LETTERS)}), as in s i + m")
+                letter = text
+            elif tok.kind != "num":
+                raise self.fail(tok.pos, f"found {_describe(tok)}", "an index expression such as s i + m")
+            terms.append((sign * coef, sym, letter))
+            if not self.is_sym(self.tok, "+", "-"):
+                return Affine(tuple(terms))
+            sign = 1 if self.advance().text == "+" else -1
 
     def layer_symbol(self, braced: bool) -> LayerRef:
         """l, L, and inside brackets l+1, l-1, L-1."""
@@ -580,6 +791,11 @@ class _Parser:
             for _ in range(4):              # \mathsf{T}
                 self.advance()
             return "T", None, tok.pos
+        if self.is_sym(tok, "(") and self.peek().kind == "word" and self.peek().text in SAMPLE_LETTERS \
+                and self.is_sym(self.peek(2), ")"):
+            for _ in range(3):
+                self.advance()
+            return "sample", None, tok.pos
         if self.is_sym(tok, "(", "["):
             return "layer", self.bracketed_layer(), tok.pos
         if tok.kind == "word" and tok.text in ("l", "L"):
@@ -698,18 +914,29 @@ class _Parser:
                 upper = self.raw_group()
             else:
                 raise self.fail(mark.pos, f"a second {mark.text!r} on \\sum", "\\sum_{k=1}^{n}")
-        if index is None:
-            raise self.fail(tok.pos, "a sum without an index", "\\sum_k or \\sum_{k=1}^{n}")
         if not self.starts_atom(self.tok) and not self.is_sym(self.tok, "-"):
             raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "the summand after \\sum")
         body = self.binary(_PREC_ELEM)
-        return Sum(index, body, lower, upper, span=(tok.pos, body.span[1]))
+        indices = index if index is not None else ("",)     # a bare \sum: over the examples
+        for letter in reversed(indices):
+            body = Sum(letter, body, lower, upper, span=(tok.pos, body.span[1]))
+        return body
 
-    def sum_index(self) -> tuple[str, str | None]:
+    def sum_index(self) -> tuple[tuple, str | None]:
         opened = self.advance() if self.is_sym(self.tok, "{") else None
-        tok = self.advance()
-        if tok.kind != "word" or len(tok.text) != 1 or tok.text not in INDEX_LETTERS:
-            raise self.fail(tok.pos, f"sum index {_describe(tok)}", "one of the letters i, j, k")
+        letters = []
+        while True:
+            tok = self.advance()
+            if tok.kind != "word" or not set(tok.text) <= set(INDEX_LETTERS) \
+                    or (len(tok.text) > 1 and not opened):
+                raise self.fail(tok.pos, f"sum index {_describe(tok)}",
+                                f"index letters ({', '.join(INDEX_LETTERS)}), as in \\sum_k or \\sum_{{i,j}}")
+            letters += list(tok.text)
+            if not (opened and self.is_sym(self.tok, ",")):
+                break
+            self.advance()
+        if len(set(letters)) != len(letters):
+            raise self.fail(tok.pos, "a repeated sum index", "distinct letters, as in \\sum_{i,j}")
         lower = None
         if opened:
             if self.is_sym(self.tok, "="):
@@ -717,7 +944,7 @@ class _Parser:
                 lower = self.raw_until(opened)
             else:
                 self.expect_sym("}", opened)
-        return tok.text, lower
+        return tuple(letters), lower
 
     def raw_group(self) -> str:
         """A bound's source text: {...} or one token."""
@@ -794,6 +1021,7 @@ class _Resolver:
         self.source = source
         self.symbols = symbols
         self.layer = layer
+        self.comparing = 0      # inside an Iverson bracket, index letters are numbers
 
     def fail(self, node: Node, what: str, expected: str) -> FormulaError:
         return FormulaError(f"{what} at column {node.span[0] + 1}; {expected}")
@@ -801,11 +1029,14 @@ class _Resolver:
     def resolve(self, node: Node) -> tuple[Node, bool]:
         """(resolved node, whether it is a scalar)."""
         if isinstance(node, Name):
+            if self.is_index_value(node):
+                return IndexValue(node.base, span=node.span), True
             sym = self.name(node)
             return sym, bool(sym.indices) or self.symbols[sym.key].shape == ()
-        if isinstance(node, Num):
+        if isinstance(node, (Num, Const)):
             return node, True
         changes, scalars = {}, []
+        self.comparing += isinstance(node, Compare)
         for f in fields(node):
             value = getattr(node, f.name)
             if isinstance(value, Node):
@@ -815,10 +1046,17 @@ class _Resolver:
                 pairs = [self.resolve(v) for v in value]
                 changes[f.name] = tuple(p[0] for p in pairs)
                 scalars += [p[1] for p in pairs]
+        self.comparing -= isinstance(node, Compare)
         new = replace(node, **changes)
         if isinstance(new, (MatMul, Hadamard)) and any(scalars):
             new = Mul(new.left, new.right, span=new.span, op_pos=new.op_pos)
         return new, all(scalars)
+
+    def is_index_value(self, node: Name) -> bool:
+        """u in \\mathbb{1}[0 \\le u - 2i \\le 1]: an index letter the table does not name."""
+        return (self.comparing and len(node.base) == 1 and node.base in INDEX_LETTERS and node.layer is None
+                and not node.indices
+                and not node.d and not node.hat and node.base not in self.symbols)
 
     def name(self, node: Name) -> Sym:
         layer = self.layer_number(node)
@@ -831,11 +1069,11 @@ class _Resolver:
         candidates = [key]
         if base in ("Z", "A", "X", "Y"):    # batch capitals of the same quantity
             candidates.append(key.lower())
-        if base == "a" and layer == 0:      # a^{(0)} is the input
+        if base in ("a", "A") and layer == 0:      # a^{(0)}, A^{[0]} are the input
             candidates.append("x")
         for candidate in candidates:
             if candidate in self.symbols:
-                return Sym(candidate, node.indices, d, span=node.span)
+                return Sym(candidate, node.indices, d, node.sample, span=node.span)
         raw = self.source[node.span[0]:node.span[1]]
         read = "" if raw == key else f" (read as {key})"
         known = list(self.symbols)
@@ -913,8 +1151,11 @@ def shape_of(node: Node | ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tu
     """The shape of a resolved node (of the right side, given a ResolvedFormula)."""
     if isinstance(node, ResolvedFormula):
         node = node.rhs
-    if isinstance(node, Num):
+    if isinstance(node, (Num, Const, IndexValue)):
         return ()
+    if isinstance(node, Compare):
+        a, b = shape_of(node.left, symbols), shape_of(node.right, symbols)
+        return _elementwise(a, b, Sub(node.left, node.right, span=node.span, op_pos=node.span[0]))
     if isinstance(node, Sym):
         return () if node.indices else tuple(symbols[node.key].shape)
     if isinstance(node, Name):
@@ -928,7 +1169,12 @@ def shape_of(node: Node | ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tu
     if isinstance(node, (Neg, Pow)):
         return shape_of(node.expr if isinstance(node, Neg) else node.base, symbols)
     if isinstance(node, Call):
-        return shape_of(node.args[0], symbols)      # all functions act element-wise
+        shape = shape_of(node.args[0], symbols)
+        if node.func == "diag":
+            if len(shape) != 2 or shape[1] != 1:
+                raise FormulaShapeError(f"diag at column {node.span[0] + 1}: {shape} is not a column vector")
+            return shape[0], shape[0]
+        return shape      # the other functions act element-wise
     if isinstance(node, Sum):
         return shape_of(node.body, symbols)
     if isinstance(node, Binary):
