@@ -46,9 +46,9 @@ import sympy as sp
 from ..errors import FormulaError, SpecError, SymnetError
 from ..functions import sigmoid
 from ..numeric import lambdify
-from .parser import (Add, Binary, Call, Div, FormulaShapeError, Hadamard, MatMul, Mul, Neg, Node,
-                     Num, Pow, ResolvedFormula, Sub, Sum, Sym, SymbolInfo, Transpose, check_shapes,
-                     children, parse_formula, resolve, shape_of)
+from .parser import (Add, Affine, Binary, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
+                     IndexValue, MatMul, Mul, Neg, Node, Num, Pow, ResolvedFormula, Sub, Sum, Sym,
+                     SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of)
 
 STATUSES = ("equal", "equal almost everywhere", "not equal", "undecided")
 BATCH_EXAMPLES = 3          # examples per point for batch formulas
@@ -136,6 +136,16 @@ class _Net:
     categorical: bool
     symbols: dict
     kinks: dict            # layer -> sorted kink points of g and g'
+    shapes: dict = None    # layer position -> per-example output shape (0: the input)
+    dense_only: bool = True
+    strides: dict = None           # conv/pool layer position -> stride (`s` in index expressions)
+    batch_norm: bool = False       # examples are coupled: every formula is read on a batch
+    vectors: frozenset = frozenset()   # keys whose quantity is a vector (a column in the table)
+
+    def dims(self, key) -> tuple:
+        """The index ranges of a quantity: one for a vector, else its shape."""
+        shape = self.symbols[key].shape
+        return shape[:1] if key in self.vectors else shape
 
 
 _DERIVATIONS: dict = {}
@@ -153,49 +163,74 @@ def _derivation(net):
         return _DERIVATIONS[key]
 
 
+_PREACT = ("dense", "conv2d", "batchnorm")
+
+
+def _col(shape) -> tuple:
+    """Per-example shape in the symbol table: vectors are columns (n, 1)."""
+    return (shape[0], 1) if len(shape) == 1 else tuple(shape)
+
+
 def _describe_net(net) -> _Net:
     from ..network import Network
     if not isinstance(net, Network):
         raise SpecError(f"verify needs a symnet Network (from symnet.load or Network(...)), "
                         f"got {type(net).__name__}")
     placed = list(net.placed)
-    if len(net.input_shape) != 1:
-        raise SpecError(f"input {net.input_shape}: verify covers dense networks on vector inputs")
-    softmax_position = None
-    dense = []
-    for i, p in enumerate(placed):
-        if p.layer.type == "dense":
-            dense.append(p)
-        elif p.layer.type == "softmax" and i == len(placed) - 1:
-            softmax_position = p.position
-        else:
-            raise SpecError(f"{p.where}: verify covers dense (and a final softmax) layers only")
+    softmax_position = placed[-1].position if placed[-1].layer.type == "softmax" else None
+    body = placed[:-1] if softmax_position else placed
     d = _derivation(net)
-    sizes = {0: net.input_shape[0]}
-    for p in dense:
-        sizes[p.position] = p.out_shape[0]
-    L = dense[-1].position
-    nL = sizes[L]
-    col = lambda n: (n, 1)      # noqa: E731
-    symbols = {"x": SymbolInfo("data", col(sizes[0])), "y": SymbolInfo("data", col(nL)),
-               "yhat": SymbolInfo("activation", col(nL)),
+    dense_only = len(net.input_shape) == 1 and all(p.layer.type == "dense" for p in body)
+    sizes = {0: net.input_shape[0]} if dense_only else {}
+    shapes = {0: tuple(net.input_shape)}
+    for p in placed:
+        shapes[p.position] = tuple(p.out_shape)
+        if dense_only and p.layer.type == "dense":
+            sizes[p.position] = p.out_shape[0]
+    L = body[-1].position
+    out = _col(body[-1].out_shape)
+    symbols = {"x": SymbolInfo("data", _col(net.input_shape)), "y": SymbolInfo("data", out),
+               "yhat": SymbolInfo("activation", out),
                "n": SymbolInfo("scalar", ()), "m": SymbolInfo("scalar", ())}
     if net.loss.is_categorical:
-        symbols["p"] = SymbolInfo("activation", col(nL))
-    if softmax_position is not None:
-        symbols[f"a{softmax_position}"] = SymbolInfo("activation", col(nL))
-    for p in dense:
-        l, n, k = p.position, sizes[p.position], p.trainable_index
-        prev = max(q for q in sizes if q < l)
-        symbols[f"W{k}"] = SymbolInfo("param", (n, sizes[prev]))
-        symbols[f"b{k}"] = SymbolInfo("param", col(n))
-        symbols[f"z{l}"] = SymbolInfo("preact", col(n))
-        symbols[f"a{l}"] = SymbolInfo("activation", col(n))
-        symbols[f"delta{l}"] = SymbolInfo("delta", col(n))
-        symbols[f"Delta{l}"] = SymbolInfo("delta", col(n))
+        symbols["p"] = SymbolInfo("activation", out)
+    strides = {p.position: p.layer.stride for p in placed if p.layer.type in ("conv2d", "maxpool2d", "avgpool2d")}
+    if strides:
+        symbols["s"] = SymbolInfo("scalar", ())
+    for p in placed:
+        l, shape = p.position, _col(p.out_shape)
+        symbols[f"a{l}"] = SymbolInfo("activation", shape)
+        for name, pshape in p.param_shapes.items():
+            symbols[name] = SymbolInfo("param", _col(pshape))
+        for name, pshape in p.state_shapes.items():
+            symbols[name] = SymbolInfo("data", _col(pshape))
+        if p.layer.type in _PREACT:
+            symbols[f"z{l}"] = SymbolInfo("preact", shape)
+            symbols[f"delta{l}"] = SymbolInfo("delta", shape)
+            symbols[f"Delta{l}"] = SymbolInfo("delta", shape)
+        if p.layer.type == "batchnorm":
+            c = _col((p.out_shape[0],))
+            symbols[f"mu{l}"] = SymbolInfo("data", c)
+            symbols[f"var{l}"] = SymbolInfo("data", c)
+            symbols[f"xhat{l}"] = SymbolInfo("data", shape)
+        if p.layer.type == "dropout":
+            for name in (f"mask{l}", f"D{l}", f"d{l}"):     # Andrew Ng writes the mask D^{[l]}
+                symbols[name] = SymbolInfo("data", shape)
     kinks = {l: _kinks(math.g, math.dg) for l, math in d.activations.items()}
+    vectors = {k for k, v in symbols.items() if len(v.shape) == 2 and v.shape[1] == 1}
+    for p in placed:
+        vectors -= {k for k, shape in p.param_shapes.items() if len(shape) == 2}   # W (n, 1) is a matrix
     return _Net(net, d, sizes, L, softmax_position, net.loss.is_categorical, symbols,
-                {l: k for l, k in kinks.items() if k})
+                {l: k for l, k in kinks.items() if k}, shapes, dense_only,
+                strides, bool(net.state_shapes), frozenset(vectors))
+
+
+def _is_param(info: _Net, key: str) -> bool:
+    return info.symbols.get(key, SymbolInfo("data", ())).kind == "param"
+
+
+# Quantities without an example axis: parameters, running and batch statistics.
+_NO_EXAMPLE = re.compile(r"(W|b|gamma|beta|running_mean|running_var|mu|var)\d+")
 
 
 @lru_cache(maxsize=None)
@@ -246,7 +281,7 @@ def _resolve_target(target, info: _Net, layer) -> tuple[str, bool]:
     if kind == "delta":
         return key, False
     if kind == "param" or key == "x" or (sym.d and re.fullmatch(r"a\d+", key) and key in info.symbols):
-        if re.fullmatch(r"a\d+", key) and int(key[1:]) not in info.sizes:
+        if re.fullmatch(r"a\d+", key) and int(key[1:]) == info.softmax_position:
             raise FormulaError(f"target {target!r}: no gradient of the softmax output here")
         return key, True
     raise FormulaError(f"target {target!r}: {key} is not a parameter, an error term or the input; "
@@ -261,17 +296,51 @@ def _walk(node: Node):
         stack.extend(children(n))
 
 
+def _letters(indices) -> set:
+    """The index letters of a subscript, inside index expressions too."""
+    out = set()
+    for ix in indices:
+        out |= set(ix.letters) if isinstance(ix, Affine) else {ix}
+    return out
+
+
 def _free_indices(node: Node, bound=frozenset()) -> set:
     stack, free = [(node, bound)], set()
     while stack:
         n, b = stack.pop()
         if isinstance(n, Sym):
-            free |= set(n.indices) - b
+            free |= _letters(n.indices) - b
+        elif isinstance(n, IndexValue):
+            free |= {n.letter} - b
         elif isinstance(n, Sum):
             stack.append((n.body, b | {n.index}))
         else:
             stack.extend((c, b) for c in children(n))
     return free
+
+
+def _stride(info: _Net, key: str, grad: bool):
+    """The stride `s` stands for: that of the target's layer (of the layer above for
+    the gradient of an activation or of x)."""
+    digits = re.search(r"\d+$", key)
+    layer = int(digits.group()) if digits else 0
+    if grad and (key == "x" or key.startswith("a")):
+        layer += 1
+    return (info.strides or {}).get(layer)
+
+
+def _ranges(resolved: ResolvedFormula, info: _Net, key: str) -> dict:
+    """How many values each index letter takes: from its plain uses (W_{f,c,m,n}) and the left side."""
+    ranges = {}
+    nodes = list(_walk(resolved.rhs))
+    if isinstance(resolved.lhs, Sym):
+        nodes.append(Sym(key, resolved.lhs.indices, span=resolved.lhs.span))
+    for n in nodes:
+        if isinstance(n, Sym) and n.indices and n.key in info.symbols:
+            for ix, size in zip(n.indices, info.dims(n.key)):
+                if isinstance(ix, str):
+                    ranges.setdefault(ix, size)
+    return ranges
 
 
 def _uses_indices(node: Node) -> bool:
@@ -285,10 +354,9 @@ def _looks_batch(resolved: ResolvedFormula) -> bool:
         for n in _walk(root):
             if isinstance(n, Sym):
                 raw = resolved.source[n.span[0]:n.span[1]]
-                if n.key in ("m", "n") or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
+                if n.key in ("m", "n") or n.sample or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
                     return True
-            elif isinstance(n, Sum) and not any(isinstance(s, Sym) and n.index in s.indices
-                                                for s in _walk(n.body)):
+            elif isinstance(n, Sum) and n.index not in _free_indices(n.body):
                 return True
     return False
 
@@ -335,10 +403,11 @@ class _Evaluator:
     """Evaluates a resolved AST. `values(key, d)` gives matrices (columns are
     examples); `funcs` maps (name, prime, layer) to an element-wise function."""
 
-    def __init__(self, backend, values, element: bool):
+    def __init__(self, backend, values, element: bool, ranges=None):
         self.backend = backend
         self.values = values
         self.element = element
+        self.ranges = ranges or {}      # index letter -> number of values
 
     def eval(self, node: Node):
         method = getattr(self, "_" + type(node).__name__)
@@ -359,21 +428,80 @@ class _Evaluator:
     def indexed(self, node: Sym, value):
         if np.ndim(value) == 0:
             raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} is a scalar; expected no index")
-        shape = self.values.shape(node.key)
-        if len(set(node.indices)) != len(node.indices):
+        dims = self.values.info.dims(node.key)
+        has_example = self.values.has_example(node.key, node.d)
+        if dims != self.values.shape(node.key):
+            value = value if has_example else value[:, 0]       # a column: one index
+        if len(node.indices) != len(dims):
+            what = {1: "a vector", 2: "a matrix"}.get(len(dims), f"an array with {len(dims)} axes")
+            raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is {what}; "
+                                    f"expected {len(dims)} indices, got {len(node.indices)}")
+        plain = [ix for ix in node.indices if not isinstance(ix, Affine)]
+        if len(set(plain)) != len(plain):
             raise FormulaError(f"repeated index in '{node.key}' at column {node.span[0] + 1}; "
                                "expected distinct letters such as W_{k,i}")
-        if not re.fullmatch(r"W\d+", node.key):     # a column vector; columns are examples
-            if len(node.indices) != 1:
-                raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is a vector; "
-                                        f"expected one index, got {len(node.indices)}")
-            if re.fullmatch(r"b\d+", node.key):        # parameters have no example axis
-                return _Indexed(value[:, 0], node.indices)
-            return _Indexed(value, (node.indices[0], _EXAMPLE_AXIS))
-        if len(node.indices) != 2:
-            raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is a matrix; "
-                                    f"expected two indices, got {len(node.indices)}")
-        return _Indexed(value, node.indices)
+        tail = (_EXAMPLE_AXIS,) if has_example else ()
+        if len(plain) == len(node.indices):
+            return _Indexed(value, tuple(node.indices) + tail)
+        return self.gather(node, value, dims, tail)
+
+    def gather(self, node: Sym, value, dims, tail):
+        """x_{c, s i + m, s j + n}: entries at index expressions; outside the array 0 (padding)."""
+        letters = []
+        for ix in node.indices:
+            for letter in (ix.letters if isinstance(ix, Affine) else (ix,)):
+                if letter not in letters:
+                    letters.append(letter)
+        grids = {}
+        for k, letter in enumerate(letters):
+            if letter not in self.ranges:
+                raise FormulaError(f"index {letter} in '{node.key}' at column {node.span[0] + 1} has no "
+                                   "range; expected it also as a plain index (like W_{f,c,m,n}) or on the left side")
+            shape = [1] * len(letters)
+            shape[k] = self.ranges[letter]
+            grids[letter] = np.arange(self.ranges[letter]).reshape(shape)
+        where, valid = [], np.ones([1] * len(letters), dtype=bool)
+        for ix, size in zip(node.indices, dims):
+            if isinstance(ix, Affine):
+                pos = 0
+                for coef, sym, letter in ix.terms:
+                    if sym:
+                        if self.values.stride is None:
+                            raise FormulaError(f"'s' at column {node.span[0] + 1}: the target's layer has no "
+                                               "stride; expected the stride as a number, like 2 i + m")
+                        coef = coef * self.values.stride
+                    pos = pos + coef * (grids[letter] if letter else 1)
+            else:
+                pos = grids[ix]
+            valid = valid & (pos >= 0) & (pos < size)
+            where.append(np.clip(pos, 0, size - 1))
+        picked = value[tuple(where)]
+        mask = valid.reshape(valid.shape + (1,) * len(tail))
+        return _Indexed(np.where(mask, picked, 0 * picked), tuple(letters) + tail)
+
+    def _IndexValue(self, node: IndexValue):
+        if node.letter not in self.ranges:
+            raise FormulaError(f"index {node.letter} at column {node.span[0] + 1} has no range; expected "
+                               "it as a plain index of a quantity too")
+        return _Indexed(np.arange(self.ranges[node.letter]).astype(np.float64), (node.letter,))
+
+    def _Const(self, node: Const):
+        return self.backend.const(node.name)
+
+    def _Compare(self, node: Compare):
+        a, b = self.eval(node.left), self.eval(node.right)
+        f = lambda x, y: self.backend.compare(node.op, x, y)      # noqa: E731
+        if isinstance(a, _Indexed) or isinstance(b, _Indexed):
+            if _is_scalar(a):
+                return _Indexed(f(a, b.arr), b.axes)
+            if _is_scalar(b):
+                return _Indexed(f(a.arr, b), a.axes)
+            if not (isinstance(a, _Indexed) and isinstance(b, _Indexed)):
+                raise FormulaError(f"column {node.span[0] + 1} compares an indexed entry with a whole "
+                                   "matrix; expected indices on both sides")
+            x, y, axes = _align(a, b, node)
+            return _Indexed(f(x, y), axes)
+        return f(a, b)
 
     def _Transpose(self, node):
         v = self.eval(node.expr)
@@ -398,6 +526,11 @@ class _Evaluator:
                 raise FormulaError(f"softmax at column {node.span[0] + 1} needs a whole vector; "
                                    "expected softmax(z2) without indices")
             return self.backend.softmax(arg)
+        if node.func == "diag":
+            if node.prime or isinstance(arg, _Indexed) or _is_scalar(arg) or np.shape(arg)[1:] != (1,):
+                raise FormulaError(f"diag at column {node.span[0] + 1}: expected one example's column vector, "
+                                   "as in diag(g'(z2)) W3^T delta3 (per example)")
+            return self.backend.diag(arg)
         layer = self.layer_of(node) if node.func == "g" else None
         f = self.backend.function(node.func, node.prime, layer)
         return self.unary(arg, f)
@@ -431,7 +564,7 @@ class _Evaluator:
             return _Indexed(body.arr.sum(axis=axis), body.axes[:axis] + body.axes[axis + 1:])
         if _is_scalar(body):
             return body * self.values.batch_size()
-        return body.sum(axis=1, keepdims=True)
+        return body.sum(axis=-1, keepdims=True)
 
     def _Binary(self, node: Binary):
         a, b = self.eval(node.left), self.eval(node.right)
@@ -469,7 +602,12 @@ class _Evaluator:
 # ---------------------------------------------------------------- backends
 
 _FUNCTIONS = {"sigma": sigmoid(X), "tanh": sp.tanh(X), "exp": sp.exp(X), "log": sp.log(X),
-              "sqrt": sp.sqrt(X), "relu": sp.Piecewise((X, X > 0), (0, True))}
+              "sqrt": sp.sqrt(X), "relu": sp.Piecewise((X, X > 0), (0, True)), "sign": sp.sign(X),
+              "erf": sp.erf(X), "sech": sp.sech(X)}
+_COMPARE = {">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal,
+            "==": np.equal, "!=": np.not_equal}
+_RELATIONS = {">": sp.StrictGreaterThan, "<": sp.StrictLessThan, ">=": sp.GreaterThan,
+              "<=": sp.LessThan, "==": sp.Eq, "!=": sp.Ne}
 
 
 class _Backend:
@@ -513,6 +651,15 @@ class _NumericBackend(_Backend):
         e = np.exp(z - z.max(axis=0, keepdims=True))
         return e / e.sum(axis=0, keepdims=True)
 
+    def const(self, name):
+        return np.float64(np.pi)
+
+    def compare(self, op, a, b):
+        return _COMPARE[op](a, b).astype(np.float64)
+
+    def diag(self, v):
+        return np.diagflat(v)
+
     def function(self, name, prime, layer):
         return _numeric_function(self.math(name, prime, layer))
 
@@ -534,6 +681,16 @@ class _SymbolicBackend(_Backend):
         e = np.frompyfunc(sp.exp, 1, 1)(z)
         return e / e.sum(axis=0, keepdims=True)
 
+    def const(self, name):
+        return sp.pi
+
+    def compare(self, op, a, b):
+        f = np.frompyfunc(lambda x, y: sp.Piecewise((1, _RELATIONS[op](x, y)), (0, True)), 2, 1)
+        return f(a, b)
+
+    def diag(self, v):
+        return np.diagflat(np.asarray(v, dtype=object).ravel())
+
     def function(self, name, prime, layer):
         expr = self.math(name, prime, layer)
         f = np.frompyfunc(lambda v: expr.xreplace({X: v}), 1, 1)
@@ -543,14 +700,19 @@ class _SymbolicBackend(_Backend):
 # ---------------------------------------------------------------- values of the symbols
 
 class _NumericValues:
-    """Values at one point from symnet.trace (batch rows -> columns)."""
+    """Values at one point from symnet.trace (batch rows -> the example axis last:
+    columns (n, m) for vectors, (C, H, W, m) for feature maps)."""
 
-    def __init__(self, info: _Net, params, ev):
+    def __init__(self, info: _Net, params, ev, stride=None):
         self.info, self.params, self.ev = info, params, ev
         self.m = ev.values["x"].shape[0]
+        self.stride = stride
 
     def shape(self, key):
         return self.info.symbols[key].shape
+
+    def has_example(self, key, d=False):
+        return not _NO_EXAMPLE.fullmatch(key)
 
     def batch_size(self):
         return np.float64(self.m)
@@ -562,29 +724,38 @@ class _NumericValues:
         info, v = self.info, self.ev.values
         if key.startswith("Delta"):
             key = "delta" + key[5:]
+        if re.fullmatch(r"[Dd]\d+", key):
+            key = "mask" + key[1:]
         if key == f"a{info.softmax_position}" or key == "p":
-            return v["p"].T
-        return v[key].T
+            key = "p"
+        if key not in v:
+            raise _Undecidable(f"{key} has no value at this point")
+        return np.moveaxis(v[key], 0, -1)
 
     def __call__(self, key, d):
-        info = self.info
         if key in ("m", "n"):
             if d:
                 raise FormulaError(f"d{key}: the batch size has no gradient")
             return np.float64(self.m)
+        if key == "s":
+            if d:
+                raise FormulaError("ds: the stride has no gradient")
+            if self.stride is None:
+                raise FormulaError("s: the target's layer has no stride; expected the stride as a number")
+            return np.float64(self.stride)
         if d:
             return self.gradient(key)
-        if re.fullmatch(r"[Wb]\d+", key):
-            p = self.params[key]
-            return p if key[0] == "W" else p.reshape(-1, 1)
+        if _NO_EXAMPLE.fullmatch(key):
+            p = self.params[key] if key in self.params else self.ev.values[key]
+            return p.reshape(-1, 1) if p.ndim == 1 else p
         return self.column(key)
 
     def gradient(self, key):
-        """dW, db (batch mean), da_l and dx (per example, columns)."""
+        """Parameter gradients (batch mean); da_l and dx per example (example axis last)."""
         info, ev = self.info, self.ev
-        if re.fullmatch(r"[Wb]\d+", key):
+        if _is_param(info, key):
             g = ev.grads[key]
-            return g if key[0] == "W" else g.reshape(-1, 1)
+            return g.reshape(-1, 1) if g.ndim == 1 else g
         if key in ("x", "a0"):
             key = "a0"
         m = re.fullmatch(r"a(\d+)", key)
@@ -593,8 +764,7 @@ class _NumericValues:
         l = int(m.group(1))
         if l == info.L or l == info.softmax_position:
             return self.output_gradient()
-        above = min(q for q in info.sizes if q > l)
-        return (ev.values[f"delta{above}"] @ self.params[f"W{above}"]).T
+        return np.moveaxis(ev.values[f"da{l}"], 0, -1)
 
     def output_gradient(self):
         from ..derive.core import N_OUT
@@ -659,8 +829,13 @@ class _SymbolicValues:
         v["da0"] = v["W" + str(layers[1])].T @ v["delta" + str(layers[1])]
         self.v = v
 
+    stride = None
+
     def shape(self, key):
         return self.info.symbols[key].shape
+
+    def has_example(self, key, d=False):
+        return not (re.fullmatch(r"[Wb]\d+", key))
 
     def batch_size(self):
         return sp.Integer(1)
@@ -699,43 +874,54 @@ class _SymbolicValues:
 # ---------------------------------------------------------------- comparison
 
 def _expected(key: str, grad: bool, values: _NumericValues):
-    """symnet's value of the target at one point, matrices with examples as columns."""
+    """symnet's value of the target at one point, the example axis last."""
     ev = values.ev
     if not grad:
-        return ev.values[key].T
-    if re.fullmatch(r"[Wb]\d+", key):
+        return values.column(key)
+    if _is_param(values.info, key):
         return values.gradient(key)
     if key == "x":
-        return ev.grads["x"].T
+        return np.moveaxis(ev.grads["x"], 0, -1)
     return values.gradient(key) / (values.m if values.m > 1 else 1)
 
 
-def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int):
-    """An element-form result as a matrix in the target's layout."""
+def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int, info: _Net):
+    """An element-form result as an array in the target's layout."""
     if not isinstance(result, _Indexed):
         result = _Indexed(np.asarray(result), ())
-    lhs_indices = resolved.lhs.indices if isinstance(resolved.lhs, Sym) else ()
+    lhs_indices = tuple(resolved.lhs.indices) if isinstance(resolved.lhs, Sym) else ()
+    if any(isinstance(ix, Affine) for ix in lhs_indices):
+        raise FormulaError("the left side has an index expression; expected plain letters, like "
+                           "dW_{f,c,m,n} or \\delta_{f,i,j}")
     free = [ax for ax in result.axes if ax != _EXAMPLE_AXIS]
+    symbol = info.symbols[key].shape
+    dims = info.dims(key)
+    want = len(dims)
+    if not lhs_indices and want > 2 and len(free) == want:
+        raise FormulaShapeError(f"the right side has free indices {', '.join(sorted(free))}; write the left "
+                                f"side with them in order, like d{key}_{{{','.join('fcmn'[:want])}}} = ...")
     order = list(lhs_indices) if lhs_indices else sorted(free)
-    column = not (grad and key.startswith("W"))
-    want = 1 if column else 2
+    param = grad and _is_param(info, key)
     if set(order) != set(free) or len(order) != want:
         if lhs_indices and set(lhs_indices) != set(free):
             raise FormulaShapeError(f"the left side has indices {', '.join(lhs_indices) or 'none'}, the right "
                                     f"side free indices {', '.join(sorted(free)) or 'none'}")
+        what = {1: "a vector", 2: "a matrix"}.get(want, f"an array with {want} axes")
         raise FormulaShapeError(f"the right side has free indices {', '.join(sorted(free)) or 'none'}; "
-                                f"an entry of {'a vector' if column else 'a matrix'} needs {want} "
-                                f"(like {'_i' if column else '_{i,j}'})")
+                                f"an entry of {what} needs {want} (like {'_i' if want == 1 else '_{i,j}'})")
     arr, axes = result.arr, list(result.axes)
     if _EXAMPLE_AXIS not in axes:
         arr, axes = arr[..., None], axes + [_EXAMPLE_AXIS]
     arr = np.transpose(arr, [axes.index(ax) for ax in order + [_EXAMPLE_AXIS]])
-    if column:
+    if not param:
         return arr if arr.shape[-1] == m else np.broadcast_to(arr, arr.shape[:-1] + (m,)), order
     if arr.shape[-1] != 1:
         raise FormulaShapeError("the right side still has one value per example; a batch gradient "
-                                "averages over the examples (\\frac{1}{m} \\sum ...)")
-    return arr[..., 0], order
+                                "averages over the examples (\\frac{1}{m} \\sum ...)"
+                                + ("; with batch norm every formula is read on a batch"
+                                   if info.batch_norm else ""))
+    arr = arr[..., 0]
+    return (arr[:, None] if symbol != dims else arr), order
 
 
 def _compare(given, expected, order, point, seed, batch: bool):
@@ -772,18 +958,27 @@ def _compare(given, expected, order, point, seed, batch: bool):
 # ---------------------------------------------------------------- points
 
 def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
+    """Parameters, a batch of m examples, dropout masks and their trace (ev.masks)."""
     from ..check import random_batch
-    from ..trace import evaluate
+    from ..trace import trace
     net = info.net
-    for _ in range(50):
+    for _ in range(50 if info.dense_only else 3):     # wide feature maps always have a unit near a kink
         params = {}
         for name, shape in net.param_shapes.items():
-            if name.startswith("W"):
-                params[name] = rng.normal(size=shape) * (1.5 / np.sqrt(shape[1]))
+            if len(shape) > 1:
+                params[name] = rng.normal(size=shape) * (1.5 / np.sqrt(np.prod(shape[1:])))
+            elif name.startswith("gamma"):
+                params[name] = 1 + 0.3 * rng.normal(size=shape)
             else:
                 params[name] = rng.normal(size=shape) * 0.5
+        for name, shape in net.state_shapes.items():
+            params[name] = (rng.uniform(0.5, 1.5, shape) if name.startswith("running_var")
+                            else rng.normal(size=shape) * 0.5)
         X_, Y_ = random_batch(net, m, rng)
-        ev = evaluate(info.derivation, params, X_, Y_)
+        masks = {p.position: (rng.random((m, *p.out_shape)) >= p.layer.rate).astype(np.float64)
+                 for p in net.placed if p.layer.type == "dropout"}
+        ev = trace(info.derivation, params, X_, Y_, masks=masks)
+        ev.masks = masks
         near = any(np.any(np.abs(ev.values[f"z{l}"] - k) < KINK_MARGIN)
                    for l, ks in info.kinks.items() for k in ks)
         if not (avoid_kinks and near):
@@ -792,19 +987,22 @@ def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
 
 
 def _kink_point(info: _Net, rng, m: int):
-    """A point whose pre-activations sit exactly on kinks in every kinked layer
-    (half of the units, example 0)."""
-    from ..trace import evaluate
+    """A point whose pre-activations sit exactly on kinks in every kinked dense
+    layer (half of the units, example 0)."""
+    from ..trace import trace
     params, X_, Y_, ev = _random_point(info, rng, m)
+    masks = ev.masks
     for l in sorted(info.kinks):
+        if f"W{l}" not in params or params[f"W{l}"].ndim != 2:
+            continue
         k = info.kinks[l][0]
         W, b = params[f"W{l}"], params[f"b{l}"].copy()
-        prev = ev.values["x"] if l == 1 else ev.values[f"a{max(q for q in info.sizes if q < l)}"]
-        s = prev @ W.T
+        s = ev.values[f"a{l - 1}"] @ W.T
         units = np.arange(0, b.size, 2)
         b[units] = k - s[0, units]
         params[f"b{l}"] = b
-        ev = evaluate(info.derivation, params, X_, Y_)
+        ev = trace(info.derivation, params, X_, Y_, masks=masks)
+        ev.masks = masks
     return params, X_, Y_, ev
 
 
@@ -813,10 +1011,12 @@ def _kink_point(info: _Net, rng, m: int):
 def _sym_latex(node: Sym) -> str:
     m = re.fullmatch(r"([A-Za-z]+?)(\d*)", node.key)
     base, layer = m.groups() if m else (node.key, "")
-    base = {"delta": r"\delta", "Delta": r"\Delta", "yhat": r"\hat{y}"}.get(base, base)
+    base = {"delta": r"\delta", "Delta": r"\Delta", "yhat": r"\hat{y}", "gamma": r"\gamma",
+            "beta": r"\beta", "mu": r"\mu", "xhat": r"\hat{x}", "mask": "D", "var": r"\mathrm{var}",
+            "running_mean": r"\mathrm{running\_mean}", "running_var": r"\mathrm{running\_var}"}.get(base, base)
     text = base + (f"^{{({layer})}}" if layer else "")
     if node.indices:
-        text += "_{" + ",".join(node.indices) + "}"
+        text += "_{" + ",".join(str(ix) for ix in node.indices) + "}"
     return (r"\mathrm{d}" + text) if node.d else text
 
 
@@ -834,6 +1034,13 @@ def to_latex(node: Node | None) -> str:
             return str(v.numerator) if v.denominator == 1 else rf"\frac{{{v.numerator}}}{{{v.denominator}}}"
         if isinstance(n, Sym):
             return _sym_latex(n)
+        if isinstance(n, IndexValue):
+            return n.letter
+        if isinstance(n, Const):
+            return r"\pi"
+        if isinstance(n, Compare):
+            op = {">": ">", "<": "<", ">=": r"\geq", "<=": r"\leq", "==": "=", "!=": r"\neq"}[n.op]
+            return rf"\mathbb{{1}}\left[{go(n.left)} {op} {go(n.right)}\right]"
         if isinstance(n, Transpose):
             bare = isinstance(n.expr, Sym) and not n.expr.indices and not re.search(r"\d", n.expr.key)
             return f"{go(n.expr)}^{{T}}" if bare and not n.expr.d else f"\\left({go(n.expr)}\\right)^{{T}}"
@@ -845,10 +1052,12 @@ def to_latex(node: Node | None) -> str:
         if isinstance(n, Call):
             name = {"sigma": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log",
                     "sqrt": r"\sqrt", "relu": r"\operatorname{ReLU}",
-                    "softmax": r"\operatorname{softmax}", "g": "g"}[n.func]
+                    "softmax": r"\operatorname{softmax}", "g": "g", "sign": r"\operatorname{sign}",
+                    "erf": r"\operatorname{erf}", "sech": r"\operatorname{sech}",
+                    "diag": r"\operatorname{diag}"}[n.func]
             return f"{name}{chr(39) if n.prime else ''}\\left({go(n.args[0])}\\right)"
         if isinstance(n, Sum):
-            text = f"\\sum_{{{n.index}}} {go(n.body, 2)}"
+            text = (f"\\sum_{{{n.index}}} " if n.index else "\\sum ") + go(n.body, 2)
             return f"\\left({text}\\right)" if parent > 2 else text
         if isinstance(n, Div):
             return f"\\frac{{{go(n.left)}}}{{{go(n.right)}}}"
@@ -863,11 +1072,18 @@ def to_latex(node: Node | None) -> str:
 
 
 def _derived_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
+    try:
+        return _derived_step_latex(info, key, grad, batch)
+    except (KeyError, ValueError, TypeError, AttributeError):     # a form the document does not print
+        return ""
+
+
+def _derived_step_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
     from ..derive.notation import column, indexed
     from ..derive.core import I
     from ..render import latex
     d = info.derivation
-    if grad and (re.fullmatch(r"[Wb]\d+", key) or key == "x"):
+    if grad and (_is_param(info, key) or key == "x"):
         g = d.gradients[key]
         step = g.batch if batch else g.matrix
         return f"{latex(step.lhs)} = {latex(step.rhs)}"
@@ -925,7 +1141,7 @@ def _symbolic(info: _Net, resolved: ResolvedFormula, key: str, grad: bool, eleme
         result = _Evaluator(values.backend, values, element).eval(resolved.rhs)
         expected = values.derived(key, grad)
         if element:
-            result, _ = _finish_element(result, resolved, key, grad, 1)
+            result, _ = _finish_element(result, resolved, key, grad, 1, info)
         result = np.broadcast_to(np.asarray(result, dtype=object), expected.shape)
     except (SymnetError, _Undecidable, ValueError, TypeError, KeyError, ZeroDivisionError):
         return "skipped", False
@@ -988,7 +1204,11 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
 
     element = _uses_indices(resolved.rhs)
     batch = _looks_batch(resolved) if per_example is None else not per_example
+    if info.batch_norm:         # batch norm couples the examples: one example alone has no statistics
+        batch = True
     m = BATCH_EXAMPLES if batch else 1
+    ranges = _ranges(resolved, info, key) if element else {}
+    stride = _stride(info, key, grad)
     given_latex = (to_latex(lhs) + " = " if lhs is not None else "") + to_latex(resolved.rhs)
     derived_latex = _derived_latex(info, key, grad, batch)
     make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
@@ -1015,12 +1235,12 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
             point_seed = (seed, k)
             rng = np.random.default_rng(list(point_seed))
             params, _, _, ev = _random_point(info, rng, m)
-            values = _NumericValues(info, params, ev)
+            values = _NumericValues(info, params, ev, stride)
             try:
-                result = _Evaluator(backend, values, element).eval(resolved.rhs)
+                result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None
                 if element:
-                    result, order = _finish_element(result, resolved, key, grad, m)
+                    result, order = _finish_element(result, resolved, key, grad, m, info)
                 cex = _compare(result, _expected(key, grad, values), order, k, point_seed, batch)
             except FormulaShapeError as exc:
                 return make("not equal", f"shapes differ: {exc}", reason="shape")
@@ -1037,12 +1257,12 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
         if compared and info.kinks:
             rng = np.random.default_rng([seed, points, 1])
             params, _, _, ev = _kink_point(info, rng, m)
-            values = _NumericValues(info, params, ev)
+            values = _NumericValues(info, params, ev, stride)
             try:
-                result = _Evaluator(backend, values, element).eval(resolved.rhs)
+                result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None
                 if element:
-                    result, order = _finish_element(result, resolved, key, grad, m)
+                    result, order = _finish_element(result, resolved, key, grad, m, info)
                 kink_cex = _compare(result, _expected(key, grad, values), order, -1,
                                     (seed, points, 1), batch)
             except _Undecidable as exc:
@@ -1051,7 +1271,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
 
     # 3. symbols (per example only; at most SYMBOLIC_SECONDS)
     symbolic, piecewise = "skipped", False
-    if not batch:
+    if not batch and info.dense_only:
         symbolic, piecewise = _symbolic(info, resolved, key, grad, element,
                                         time.monotonic() + SYMBOLIC_SECONDS)
 

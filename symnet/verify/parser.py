@@ -1022,6 +1022,7 @@ class _Resolver:
         self.symbols = symbols
         self.layer = layer
         self.comparing = 0      # inside an Iverson bracket, index letters are numbers
+        self.bound = []         # sum indices and the left side's indices in scope (m, n there are indices)
 
     def fail(self, node: Node, what: str, expected: str) -> FormulaError:
         return FormulaError(f"{what} at column {node.span[0] + 1}; {expected}")
@@ -1037,6 +1038,8 @@ class _Resolver:
             return node, True
         changes, scalars = {}, []
         self.comparing += isinstance(node, Compare)
+        if isinstance(node, Sum):
+            self.bound.append(node.index)
         for f in fields(node):
             value = getattr(node, f.name)
             if isinstance(value, Node):
@@ -1047,6 +1050,8 @@ class _Resolver:
                 changes[f.name] = tuple(p[0] for p in pairs)
                 scalars += [p[1] for p in pairs]
         self.comparing -= isinstance(node, Compare)
+        if isinstance(node, Sum):
+            self.bound.pop()
         new = replace(node, **changes)
         if isinstance(new, (MatMul, Hadamard)) and any(scalars):
             new = Mul(new.left, new.right, span=new.span, op_pos=new.op_pos)
@@ -1055,8 +1060,8 @@ class _Resolver:
     def is_index_value(self, node: Name) -> bool:
         """u in \\mathbb{1}[0 \\le u - 2i \\le 1]: an index letter the table does not name."""
         return (self.comparing and len(node.base) == 1 and node.base in INDEX_LETTERS and node.layer is None
-                and not node.indices
-                and not node.d and not node.hat and node.base not in self.symbols)
+                and (node.base not in self.symbols or node.base in self.bound) and not node.indices
+                and not node.d and not node.hat)
 
     def name(self, node: Name) -> Sym:
         layer = self.layer_number(node)
@@ -1103,6 +1108,8 @@ def resolve(parsed: ParsedFormula, symbols: dict[str, SymbolInfo],
         raise FormulaError(f"layer must be a whole number, not {layer!r}")
     resolver = _Resolver(parsed.source, symbols, layer)
     lhs = resolver.resolve(parsed.lhs)[0] if parsed.lhs is not None else None
+    if isinstance(lhs, Sym):
+        resolver.bound += [ix for ix in lhs.indices if isinstance(ix, str)]
     return ResolvedFormula(lhs, resolver.resolve(parsed.rhs)[0], parsed.source, layer)
 
 
