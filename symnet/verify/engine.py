@@ -873,16 +873,15 @@ class _SymbolicValues:
 
 # ---------------------------------------------------------------- comparison
 
-def _expected(key: str, grad: bool, values: _NumericValues):
-    """symnet's value of the target at one point, the example axis last."""
-    ev = values.ev
+def _expected(key: str, grad: bool, values: _NumericValues, batch: bool):
+    """symnet's value of the target at one point, the example axis last: parameter
+    gradients of the batch-mean loss; activation and input gradients per example,
+    divided by m for a batch formula (the gradient of the batch mean)."""
     if not grad:
         return values.column(key)
     if _is_param(values.info, key):
         return values.gradient(key)
-    if key == "x":
-        return np.moveaxis(ev.grads["x"], 0, -1)
-    return values.gradient(key) / (values.m if values.m > 1 else 1)
+    return values.gradient(key) / (values.m if batch else 1)
 
 
 def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int, info: _Net):
@@ -1204,9 +1203,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
 
     element = _uses_indices(resolved.rhs)
     batch = _looks_batch(resolved) if per_example is None else not per_example
-    if info.batch_norm:         # batch norm couples the examples: one example alone has no statistics
-        batch = True
-    m = BATCH_EXAMPLES if batch else 1
+    # Batch norm couples the examples (one example alone has no statistics): always a batch.
+    m = BATCH_EXAMPLES if batch or info.batch_norm else 1
     ranges = _ranges(resolved, info, key) if element else {}
     stride = _stride(info, key, grad)
     given_latex = (to_latex(lhs) + " = " if lhs is not None else "") + to_latex(resolved.rhs)
@@ -1241,7 +1239,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 order = None
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info)
-                cex = _compare(result, _expected(key, grad, values), order, k, point_seed, batch)
+                cex = _compare(result, _expected(key, grad, values, batch), order, k, point_seed, batch)
             except FormulaShapeError as exc:
                 return make("not equal", f"shapes differ: {exc}", reason="shape")
             except _Undecidable as exc:
@@ -1263,7 +1261,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 order = None
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info)
-                kink_cex = _compare(result, _expected(key, grad, values), order, -1,
+                kink_cex = _compare(result, _expected(key, grad, values, batch), order, -1,
                                     (seed, points, 1), batch)
             except _Undecidable as exc:
                 kink_cex = Counterexample(-1, (seed, points, 1), (), float("nan"), float("nan"),

@@ -516,6 +516,10 @@ class _Parser:
             raise self.fail(tok.pos, f"name {tok.text!r}",
                             "letters then an optional layer number, like W2 or delta3")
         letters, digits = m.groups()
+        if letters == "d" and not digits and self.tok.kind == "cmd" and self.tok.pos == tok.end \
+                and self.tok.text in ("gamma", "beta"):     # d\gamma^{(2)}
+            name = self.command(self.advance())
+            return replace(name, d=True, span=(tok.pos, name.span[1])) if isinstance(name, Name) else name
         if not digits and letters == "sum":
             return self.sum(tok)
         if not digits and letters in _FUNCTIONS:
