@@ -46,7 +46,7 @@ import sympy as sp
 from ..errors import FormulaError, SpecError, SymnetError
 from ..functions import sigmoid
 from ..numeric import lambdify
-from .parser import (Add, Affine, Binary, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
+from .parser import (BATCH_AXIS, Add, Affine, Binary, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
                      IndexValue, MatMul, Mul, Neg, Node, Num, Pow, ResolvedFormula, Sub, Sum, Sym,
                      SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of)
 
@@ -105,6 +105,8 @@ class Verdict:
     symbolic: str = "skipped"        # "equal", "different", "timeout", "skipped"
     points: int = 0                  # random points compared
     batch: bool = False              # evaluated as a batch formula
+    layout: str = ""                 # how a batch formula's matrices were read
+    note: str = ""                   # the mistake that explains a "not equal", when one does
 
     @property
     def ok(self) -> bool:
@@ -115,8 +117,10 @@ class Verdict:
 
     def report(self) -> str:
         lines = [f"verdict: {self.message}"]
+        if self.note:
+            lines.append(f"note:    {self.note}")
         if self.given_latex:
-            lines.append(f"given:   {self.given_latex}")
+            lines.append(f"given:   {self.given_latex}" + (f"   (read as a batch, {self.layout})" if self.layout else ""))
         if self.derived_latex:
             lines.append(f"derived: {self.derived_latex}")
         return "\n".join(lines)
@@ -141,6 +145,21 @@ class _Net:
     strides: dict = None           # conv/pool layer position -> stride (`s` in index expressions)
     batch_norm: bool = False       # examples are coupled: every formula is read on a batch
     vectors: frozenset = frozenset()   # keys whose quantity is a vector (a column in the table)
+
+    def batch_symbols(self, rows: bool) -> dict:
+        """The table for a batch formula: the example axis has its own size BATCH_AXIS
+        (m), one example per column (Andrew Ng) or per row (symnet's batch formulas:
+        \\frac{1}{m} (\\Delta^{(1)})^T A^{(0)})."""
+        out = {}
+        for k, v in self.symbols.items():
+            if k == "ones":
+                out[k] = SymbolInfo(v.kind, (BATCH_AXIS, 1))
+            elif v.kind not in ("param", "scalar") and not _NO_EXAMPLE.fullmatch(k) \
+                    and len(v.shape) == 2 and v.shape[1] == 1:
+                out[k] = SymbolInfo(v.kind, (BATCH_AXIS, v.shape[0]) if rows else (v.shape[0], BATCH_AXIS))
+            else:
+                out[k] = v
+        return out
 
     def dims(self, key) -> tuple:
         """The index ranges of a quantity: one for a vector, else its shape."""
@@ -192,8 +211,10 @@ def _describe_net(net) -> _Net:
     symbols = {"x": SymbolInfo("data", _col(net.input_shape)), "y": SymbolInfo("data", out),
                "yhat": SymbolInfo("activation", out),
                "n": SymbolInfo("scalar", ()), "m": SymbolInfo("scalar", ())}
+    symbols["ones"] = SymbolInfo("data", (1, 1))       # \mathbf{1}: one entry per example
     if net.loss.is_categorical:
         symbols["p"] = SymbolInfo("activation", out)
+        symbols[f"p{L}"] = SymbolInfo("activation", out)    # the document's p^{(L)}
     strides = {p.position: p.layer.stride for p in placed if p.layer.type in ("conv2d", "maxpool2d", "avgpool2d")}
     if strides:
         symbols["s"] = SymbolInfo("scalar", ())
@@ -327,6 +348,16 @@ def _stride(info: _Net, key: str, grad: bool):
     if grad and (key == "x" or key.startswith("a")):
         layer += 1
     return (info.strides or {}).get(layer)
+
+
+def _check_target_shape(resolved: ResolvedFormula, symbols: dict, key: str, name: str, element: bool):
+    check_shapes(resolved, symbols)
+    if not element:
+        rhs_shape = shape_of(resolved.rhs, symbols)
+        want = symbols[key].shape
+        if rhs_shape != want and not (rhs_shape == () and want == (1, 1)):
+            hint = "; a transpose missing?" if rhs_shape == want[::-1] else ""
+            raise FormulaShapeError(f"the right side has shape {rhs_shape}; {name} has shape {want}{hint}")
 
 
 def _ranges(resolved: ResolvedFormula, info: _Net, key: str) -> dict:
@@ -703,10 +734,14 @@ class _NumericValues:
     """Values at one point from symnet.trace (batch rows -> the example axis last:
     columns (n, m) for vectors, (C, H, W, m) for feature maps)."""
 
-    def __init__(self, info: _Net, params, ev, stride=None):
+    def __init__(self, info: _Net, params, ev, stride=None, rows=False):
         self.info, self.params, self.ev = info, params, ev
         self.m = ev.values["x"].shape[0]
         self.stride = stride
+        self.rows = rows        # batch matrices with one example per row
+
+    def orient(self, arr):
+        return arr.T if self.rows and arr.ndim == 2 else arr
 
     def shape(self, key):
         return self.info.symbols[key].shape
@@ -726,11 +761,13 @@ class _NumericValues:
             key = "delta" + key[5:]
         if re.fullmatch(r"[Dd]\d+", key):
             key = "mask" + key[1:]
-        if key == f"a{info.softmax_position}" or key == "p":
+        if key in (f"a{info.softmax_position}", "p", f"p{info.L}"):
             key = "p"
+        if key == "ones":
+            return np.ones((self.m, 1))
         if key not in v:
             raise _Undecidable(f"{key} has no value at this point")
-        return np.moveaxis(v[key], 0, -1)
+        return self.orient(np.moveaxis(v[key], 0, -1))
 
     def __call__(self, key, d):
         if key in ("m", "n"):
@@ -763,8 +800,8 @@ class _NumericValues:
             raise FormulaError(f"d{key}: expected the gradient of a parameter, an activation or x")
         l = int(m.group(1))
         if l == info.L or l == info.softmax_position:
-            return self.output_gradient()
-        return np.moveaxis(ev.values[f"da{l}"], 0, -1)
+            return self.orient(self.output_gradient())
+        return self.orient(np.moveaxis(ev.values[f"da{l}"], 0, -1))
 
     def output_gradient(self):
         from ..derive.core import N_OUT
@@ -1012,7 +1049,8 @@ def _sym_latex(node: Sym) -> str:
     base, layer = m.groups() if m else (node.key, "")
     base = {"delta": r"\delta", "Delta": r"\Delta", "yhat": r"\hat{y}", "gamma": r"\gamma",
             "beta": r"\beta", "mu": r"\mu", "xhat": r"\hat{x}", "mask": "D", "var": r"\mathrm{var}",
-            "running_mean": r"\mathrm{running\_mean}", "running_var": r"\mathrm{running\_var}"}.get(base, base)
+            "running_mean": r"\mathrm{running\_mean}", "running_var": r"\mathrm{running\_var}",
+            "ones": r"\mathbf{1}"}.get(base, base)
     text = base + (f"^{{({layer})}}" if layer else "")
     if node.indices:
         text += "_{" + ",".join(str(ix) for ix in node.indices) + "}"
@@ -1213,17 +1251,25 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                                                  derived_latex=derived_latex, given_latex=given_latex,
                                                  batch=batch, **kw)
 
-    # 1. shapes
+    # 1. shapes (a batch formula that fits only with one example per row is read that way, and says so)
+    rows = False
     try:
-        check_shapes(resolved, info.symbols)
-        if not element:
-            rhs_shape = shape_of(resolved.rhs, info.symbols)
-            want = info.symbols[key].shape
-            if rhs_shape != want and not (rhs_shape == () and want == (1, 1)):
-                hint = "; a transpose missing?" if rhs_shape == want[::-1] else ""
-                raise FormulaShapeError(f"the right side has shape {rhs_shape}; {name} has shape {want}{hint}")
+        _check_target_shape(resolved, info.batch_symbols(False) if batch else info.symbols, key, name, element)
     except FormulaShapeError as exc:
-        return make("not equal", f"shapes differ: {exc}", reason="shape")
+        try:
+            if not batch or element:
+                raise exc
+            _check_target_shape(resolved, info.batch_symbols(True), key, name, element)
+            rows = True
+        except FormulaShapeError:
+            return make("not equal", f"shapes differ: {str(exc).replace(str(BATCH_AXIS), 'm')}", reason="shape")
+    layout = ""
+    if batch and not element:
+        layout = ("one example per row (symnet's batch matrices)" if rows
+                  else "one example per column (Andrew Ng's layout)")
+        make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
+                                                     derived_latex=derived_latex, given_latex=given_latex,
+                                                     batch=batch, layout=layout, **kw)
 
     # 2. numbers
     backend = _NumericBackend(info.derivation.activations)
@@ -1233,7 +1279,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
             point_seed = (seed, k)
             rng = np.random.default_rng(list(point_seed))
             params, _, _, ev = _random_point(info, rng, m)
-            values = _NumericValues(info, params, ev, stride)
+            values = _NumericValues(info, params, ev, stride, rows)
             try:
                 result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None
@@ -1255,7 +1301,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
         if compared and info.kinks:
             rng = np.random.default_rng([seed, points, 1])
             params, _, _, ev = _kink_point(info, rng, m)
-            values = _NumericValues(info, params, ev, stride)
+            values = _NumericValues(info, params, ev, stride, rows)
             try:
                 result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None

@@ -38,6 +38,7 @@ MAX_EXPONENT = 100       # |n| in x^n, also for stacked powers (x^a)^b
 MAX_NUMBER_CHARS = 30    # digits of one number literal
 MAX_NUMBER_E = 300       # |e| in 1e-3 style literals
 
+BATCH_AXIS = 1_000_003     # the example axis of batch shape tables (engine): no layer has this size
 INDEX_LETTERS = "ijkfcmnpqrtuvh"    # in subscripts and under \\sum (m, n elsewhere: the batch size)
 SAMPLE_LETTERS = "ie"                # x^{(i)}: example i (Andrew Ng's sample superscript)
 KINDS = ("param", "activation", "preact", "delta", "data", "scalar")
@@ -593,6 +594,8 @@ class _Parser:
         inner = self.advance()
         if inner.kind == "num" and inner.text == "1" and tok.text in _INDICATOR_WRAPPERS:
             self.expect_sym("}", opened)
+            if not (self.is_sym(self.tok, "_") or self.is_sym(self.tok, *_OPENERS)):
+                return Name("ones", span=(tok.pos, self.last_end))     # \mathbf{1}: a column of ones
             return self.indicator(tok)
         if inner.kind not in ("word", "cmd"):
             raise self.fail(inner.pos, f"{_describe(inner)} inside \\{tok.text}", "a name")
@@ -1153,6 +1156,8 @@ def _elementwise(a: tuple, b: tuple, node: Binary) -> tuple:
         return a
     if a == ():
         return b
+    if len(a) == len(b) and all(x == y or {x, y} == {1, BATCH_AXIS} for x, y in zip(a, b)):
+        return tuple(max(x, y) for x, y in zip(a, b))     # a per-unit column against a batch (broadcast)
     hint = "; a transpose missing?" if a == b[::-1] else ""
     raise FormulaShapeError(f"{_OP_NAMES[type(node)]} at column {node.op_pos + 1}: "
                             f"{a} and {b} differ{hint}")
@@ -1186,8 +1191,8 @@ def shape_of(node: Node | ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tu
                 raise FormulaShapeError(f"diag at column {node.span[0] + 1}: {shape} is not a column vector")
             return shape[0], shape[0]
         return shape      # the other functions act element-wise
-    if isinstance(node, Sum):
-        return shape_of(node.body, symbols)
+    if isinstance(node, Sum):      # over the examples: the batch axis (BATCH_AXIS) goes
+        return tuple(1 if n == BATCH_AXIS else n for n in shape_of(node.body, symbols))
     if isinstance(node, Binary):
         a, b = shape_of(node.left, symbols), shape_of(node.right, symbols)
         return _matmul(a, b, node) if isinstance(node, MatMul) else _elementwise(a, b, node)
