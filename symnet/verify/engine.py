@@ -1210,6 +1210,52 @@ def _simplify_zero(diff) -> tuple[bool, bool]:
 
 # ---------------------------------------------------------------- verify
 
+NOTE_POINTS = 2             # random points each repaired formula must match
+
+
+def _note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points) -> str:
+    """The common mistake that explains the difference, or a line saying none does."""
+    from .notes import TRIED, candidates
+    backend = _NumericBackend(info.derivation.activations)
+    lhs_indices = tuple(resolved.lhs.indices) if isinstance(resolved.lhs, Sym) else ()
+    free = _free_indices(resolved.rhs)
+    samples = []
+    for k in range(min(points, NOTE_POINTS)):
+        params, _, _, ev = _random_point(info, np.random.default_rng([seed, k]), m)
+        samples.append((params, ev))
+    deadline = time.monotonic() + 0.5
+    for note, alt in candidates(resolved.rhs, info, key, grad, lhs_indices, batch, free):
+        if time.monotonic() > deadline:
+            break
+        fixed = ResolvedFormula(resolved.lhs, alt, resolved.source, resolved.layer)
+        if _repairs(info, fixed, key, grad, element, batch, m, ranges, stride, backend, samples):
+            return note
+    return "no common mistake explains the difference (tried " + ", ".join(TRIED) + ")"
+
+
+def _repairs(info, fixed, key, grad, element, batch, m, ranges, stride, backend, samples) -> bool:
+    tables = [info.batch_symbols(False), info.batch_symbols(True)] if batch and not element else [info.symbols]
+    for rows, table in enumerate(tables):
+        try:
+            _check_target_shape(fixed, table, key, "", element)
+        except (FormulaShapeError, KeyError):
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                for params, ev in samples:
+                    values = _NumericValues(info, params, ev, stride, bool(rows))
+                    result = _Evaluator(backend, values, element, ranges).eval(fixed.rhs)
+                    order = None
+                    if element:
+                        result, order = _finish_element(result, fixed, key, grad, m, info)
+                    if _compare(result, _expected(key, grad, values, batch), order, 0, (0,), batch) is not None:
+                        return False
+            return True
+        except (SymnetError, _Undecidable, ValueError, TypeError, KeyError, IndexError):
+            continue
+    return False
+
+
 def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5) -> Verdict:
     """Compare a hand-derived formula for `target` (W2, b1, delta2, x, da1) with
     symnet's derivation of `net`. Returns a Verdict; user errors raise SymnetError."""
@@ -1262,7 +1308,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
             _check_target_shape(resolved, info.batch_symbols(True), key, name, element)
             rows = True
         except FormulaShapeError:
-            return make("not equal", f"shapes differ: {str(exc).replace(str(BATCH_AXIS), 'm')}", reason="shape")
+            return make("not equal", f"shapes differ: {str(exc).replace(str(BATCH_AXIS), 'm')}", reason="shape",
+                        note=_note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points))
     layout = ""
     if batch and not element:
         layout = ("one example per row (symnet's batch matrices)" if rows
@@ -1287,7 +1334,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                     result, order = _finish_element(result, resolved, key, grad, m, info)
                 cex = _compare(result, _expected(key, grad, values, batch), order, k, point_seed, batch)
             except FormulaShapeError as exc:
-                return make("not equal", f"shapes differ: {exc}", reason="shape")
+                return make("not equal", f"shapes differ: {exc}", reason="shape",
+                            note=_note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points))
             except _Undecidable as exc:
                 undecidable = str(exc)
                 continue
@@ -1296,7 +1344,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 worst = cex
         if worst is not None:
             return make("not equal", worst.describe(name), counterexample=worst, reason="numeric",
-                        points=compared)
+                        points=compared,
+                        note=_note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points))
         kink_cex = None
         if compared and info.kinks:
             rng = np.random.default_rng([seed, points, 1])
