@@ -115,6 +115,20 @@ class Verdict:
     def __bool__(self) -> bool:
         return self.ok
 
+    def as_data(self) -> dict:
+        """The verdict as JSON-ready data (symnet verify --json)."""
+        from dataclasses import asdict
+        data = asdict(self)
+        data["ok"] = self.ok
+        cex = data.get("counterexample")
+        if cex is not None:
+            cex["index"] = cex["index"] if isinstance(cex["index"], dict) else list(cex["index"])
+            cex["seed"] = list(cex["seed"])
+            for k in ("given", "derived", "abs_error", "rel_error"):
+                if cex[k] != cex[k] or cex[k] in (float("inf"), float("-inf")):
+                    cex[k] = None       # JSON has no nan or inf
+        return data
+
     def report(self) -> str:
         lines = [f"verdict: {self.message}"]
         if self.note:
