@@ -227,11 +227,13 @@ def layer_kinds() -> tuple:
     return tuple(_LAYERS) + ("softmax",)
 
 
-def trace(derivation, params: dict, X, Y_batch, *, training: bool = True, masks=None) -> Evaluation:
+def trace(derivation, params: dict, X, Y_batch, *, training: bool = True, masks=None, weights=None) -> Evaluation:
     """Forward and backward pass in float64; `masks` maps a dropout layer's
     position to its 0/1 keep mask (batch rows); without one the layer passes
     everything (as the kernels do). training=False: dropout off, batch norm
-    through running_mean<l>, running_var<l> (in params)."""
+    through running_mean<l>, running_var<l> (in params). weights scale each
+    example's error: the gradients are those of mean(weights_e * ell_e) (one-hot
+    times m: one example's own gradient, on the same batch); loss stays the plain mean."""
     net = derivation.network
     for p in net.placed:
         if p.layer.type not in _LAYERS and p.layer.type != "softmax":
@@ -284,6 +286,9 @@ def trace(derivation, params: dict, X, Y_batch, *, training: bool = True, masks=
         loss = float(np.mean(lambdify((Z, Y), out.loss_value)(z2, Yb) * np.ones_like(z2)))
         delta = lambdify((Z, Y, N_OUT), out.delta)(z2, Yb, n) * np.ones_like(z2)
     values["yhat"] = values["p"] if out.kind == "softmax" else values[f"a{L}"]
+    if weights is not None:
+        w = np.asarray(weights, dtype=np.float64)
+        delta = delta * w.reshape(-1, *([1] * (delta.ndim - 1)))
     grads = {}
     up = delta.reshape(zL.shape)
     m = X.shape[0]

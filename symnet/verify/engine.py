@@ -46,7 +46,7 @@ import sympy as sp
 from ..errors import FormulaError, SpecError, SymnetError
 from ..functions import sigmoid
 from ..numeric import lambdify
-from .parser import (BATCH_AXIS, Add, Affine, Binary, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
+from .parser import (BATCH_AXIS, Add, Affine, Ast, Binary, Star, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
                      IndexValue, MatMul, Mul, Neg, Node, Num, Pow, ResolvedFormula, Sub, Sum, Sym,
                      SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of)
 
@@ -159,6 +159,10 @@ class _Net:
     strides: dict = None           # conv/pool layer position -> stride (`s` in index expressions)
     batch_norm: bool = False       # examples are coupled: every formula is read on a batch
     vectors: frozenset = frozenset()   # keys whose quantity is a vector (a column in the table)
+
+    @property
+    def placed(self) -> dict:
+        return {p.position: p for p in self.net.placed}
 
     def batch_symbols(self, rows: bool) -> dict:
         """The table for a batch formula: the example axis has its own size BATCH_AXIS
@@ -365,11 +369,14 @@ def _stride(info: _Net, key: str, grad: bool):
 
 
 def _check_target_shape(resolved: ResolvedFormula, symbols: dict, key: str, name: str, element: bool):
+    if element:         # entries: the indices decide (in the numeric stage)
+        shape_of(resolved.rhs, symbols)
+        return
     check_shapes(resolved, symbols)
     if not element:
         rhs_shape = shape_of(resolved.rhs, symbols)
         want = symbols[key].shape
-        if rhs_shape != want and not (rhs_shape == () and want == (1, 1)):
+        if rhs_shape is not None and rhs_shape != want and not (rhs_shape == () and want == (1, 1)):
             hint = "; a transpose missing?" if rhs_shape == want[::-1] else ""
             raise FormulaShapeError(f"the right side has shape {rhs_shape}; {name} has shape {want}{hint}")
 
@@ -462,6 +469,10 @@ class _Evaluator:
         return self.backend.number(node.value)
 
     def _Sym(self, node: Sym):
+        if node.sample and node.d and hasattr(self.values, "example_gradients") \
+                and _is_param(self.values.info, node.key):
+            value = self.values.example_gradients(node.key)     # \partial \ell_e / \partial W: one per example
+            return self.indexed(node, value) if node.indices else value
         value = self.values(node.key, node.d)
         if not node.indices:
             if self.element and np.ndim(value) != 0:
@@ -571,6 +582,8 @@ class _Evaluator:
                 raise FormulaError(f"softmax at column {node.span[0] + 1} needs a whole vector; "
                                    "expected softmax(z2) without indices")
             return self.backend.softmax(arg)
+        if node.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop"):
+            return self.map_operator(node, arg)
         if node.func == "diag":
             if node.prime or isinstance(arg, _Indexed) or _is_scalar(arg) or np.shape(arg)[1:] != (1,):
                 raise FormulaError(f"diag at column {node.span[0] + 1}: expected one example's column vector, "
@@ -579,6 +592,72 @@ class _Evaluator:
         layer = self.layer_of(node) if node.func == "g" else None
         f = self.backend.function(node.func, node.prime, layer)
         return self.unary(arg, f)
+
+    def _layer_in(self, node: Node):
+        """The Placed layer of the first numbered quantity in `node` (delta3 -> layer 3)."""
+        for n in _walk(node):
+            if isinstance(n, Sym):
+                mt = re.search(r"(\d+)$", n.key)
+                if mt:
+                    return self.values.info.placed.get(int(mt.group(1)))
+        return None
+
+    def _conv(self, node: Node, what: str):
+        p = self._layer_in(node)
+        if p is None or p.layer.type != "conv2d":
+            raise FormulaError(f"{what} at column {node.span[0] + 1}: expected a conv layer's "
+                               "quantity inside, like \\delta^{(3)} or W^{(3)}")
+        return p
+
+    def map_operator(self, node: Call, arg):
+        if isinstance(arg, _Indexed) or _is_scalar(arg) or not isinstance(arg, np.ndarray):
+            raise FormulaError(f"{node.func} at column {node.span[0] + 1} needs a whole array, not an entry")
+        func = node.func.split(":")[0]
+        if func == "rot180":
+            return arg[..., ::-1, ::-1]
+        if func == "full":          # dilate by the stride, pad by k - 1: the full convolution's input
+            p = self._conv(node, "full")
+            (kh, kw), s = p.layer.kernel, p.layer.stride
+            F, Ho, Wo = arg.shape[:3]
+            out = np.zeros((F, 2 * (kh - 1) + s * (Ho - 1) + 1, 2 * (kw - 1) + s * (Wo - 1) + 1) + arg.shape[3:])
+            out[:, kh - 1:kh - 1 + s * (Ho - 1) + 1:s, kw - 1:kw - 1 + s * (Wo - 1) + 1:s] = arg
+            return out
+        if func == "crop":
+            ph, _, pw = node.func.split(":")[1].partition(",")
+            ph, pw = int(ph), int(pw or ph)
+            if arg.ndim < 3 or arg.shape[1] <= 2 * ph or arg.shape[2] <= 2 * pw:
+                raise FormulaShapeError(f"crop at column {node.span[0] + 1}: nothing left of {arg.shape[:3]}")
+            return arg[:, ph:arg.shape[1] - ph, pw:arg.shape[2] - pw]
+        if func == "reshape":
+            dims = tuple(int(d) for d in node.func.split(":")[1].split("x"))
+            if np.shape(arg)[0] != int(np.prod(dims)):
+                raise FormulaShapeError(f"reshape at column {node.span[0] + 1}: {np.shape(arg)[0]} values "
+                                        f"do not fill {node.func.split(':')[1]}")
+            return arg.reshape(dims + arg.shape[1:])
+        return self.values.route(arg)      # route_{argmax}
+
+    def correlate(self, node: Binary, a, b):
+        from numpy.lib.stride_tricks import sliding_window_view
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or a.ndim != 4 or b.ndim != 4:
+            raise FormulaShapeError(f"column {node.op_pos + 1}: \\star and \\ast combine feature maps "
+                                    "and kernels; expected a^{(l-1)} \\star \\delta^{(l)} or "
+                                    "full(\\delta^{(l)}) \\ast rot180(W^{(l)})")
+        if isinstance(node, Star):      # dW[f,c,m,n] = sum_ij a~[c, s i + m, s j + n] delta[f,i,j]
+            p = self._conv(node.right, "\\star")
+            (kh, kw), s, (ph, pw) = p.layer.kernel, p.layer.stride, p.layer.pads
+            _, Ho, Wo = p.out_shape
+            ap = np.pad(a, ((0, 0), (ph, ph), (pw, pw)) + ((0, 0),) * (a.ndim - 3))
+            win = sliding_window_view(ap, (kh, kw), axis=(1, 2))[:, ::s, ::s][:, :Ho, :Wo]
+            return np.einsum("cijemn,fije->fcmne", win, b, optimize=True)
+        p = self._conv(node.right, "\\ast")     # dx~[c,u,v] = sum_f sum_mn full(delta)[f,u+m,v+n] rot180(W)[f,c,m,n]
+        kh, kw = b.shape[2:4]
+        win = sliding_window_view(a, (kh, kw), axis=(1, 2))
+        out = np.einsum("fuvemn,fcmn->cuve", win, b, optimize=True)
+        (ph, pw), (_, H, W) = p.layer.pads, p.in_shape
+        padded = np.zeros((out.shape[0], H + 2 * ph, W + 2 * pw, out.shape[3]))    # rows no window reached stay 0
+        h, w = min(out.shape[1], padded.shape[1]), min(out.shape[2], padded.shape[2])
+        padded[:, :h, :w] = out[:, :h, :w]
+        return padded       # the gradient at the padded input: crop_{p} removes the padding
 
     def layer_of(self, node: Call) -> int:
         arg = node.args[0]
@@ -613,6 +692,8 @@ class _Evaluator:
 
     def _Binary(self, node: Binary):
         a, b = self.eval(node.left), self.eval(node.right)
+        if isinstance(node, (Star, Ast)):
+            return self.correlate(node, a, b)
         op = {Add: lambda x, y: x + y, Sub: lambda x, y: x - y, Hadamard: lambda x, y: x * y,
               Mul: lambda x, y: x * y, Div: self.backend.divide,
               MatMul: self.backend.matmul}[type(node)]
@@ -641,7 +722,7 @@ class _Evaluator:
                                         "(with the examples as columns)") from None
         return op(a, b)
 
-    _Add = _Sub = _Hadamard = _Mul = _Div = _MatMul = _Binary
+    _Add = _Sub = _Hadamard = _Mul = _Div = _MatMul = _Star = _Ast = _Binary
 
 
 # ---------------------------------------------------------------- backends
@@ -817,6 +898,34 @@ class _NumericValues:
             return self.orient(self.output_gradient())
         return self.orient(np.moveaxis(ev.values[f"da{l}"], 0, -1))
 
+    def route(self, g):
+        """Max pooling's backward map of g (the gradient at a pooling layer's output,
+        example axis last): to the first maximum of each window, as symnet.trace routes."""
+        from ..trace import _LAYERS
+        shape = g.shape[:-1]
+        pools = [p for p in self.info.net.placed if p.layer.type == "maxpool2d" and tuple(p.out_shape) == shape]
+        if len(pools) != 1:
+            raise FormulaError("route_{argmax}: expected the gradient at one max-pooling layer's output "
+                               f"(shape {shape} matches {len(pools)} such layers)")
+        p = pools[0]
+        fwd, bwd = _LAYERS["maxpool2d"]
+        st = {}
+        fwd(p, self.ev.values[f"a{p.position - 1}"], {}, st, {})
+        _, back = bwd(p, np.moveaxis(g, -1, 0), {}, st, {})
+        return np.moveaxis(back, 0, -1)
+
+    def example_gradients(self, key):
+        """Each example's own gradient of a parameter (its loss alone), example axis last."""
+        from ..trace import trace
+        if self.info.batch_norm:
+            raise _Undecidable("with batch norm one example's loss has no gradient of its own")
+        v, masks = self.ev.values, getattr(self.ev, "masks", {}) or {}
+        # The same batch (same rounding of every z), the loss weighted to one example: m * e-th row.
+        grads = [trace(self.info.derivation, self.params, v["x"], v["y"], masks=masks,
+                       weights=self.m * np.eye(self.m)[e]).grads[key] for e in range(self.m)]
+        g = np.stack(grads, axis=-1)
+        return g if g.ndim > 2 else g.reshape(g.shape[0], 1, -1)[:, 0]
+
     def output_gradient(self):
         from ..derive.core import N_OUT
         from ..losses import Y, YHAT
@@ -977,6 +1086,8 @@ def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: 
 def _compare(given, expected, order, point, seed, batch: bool):
     """None when equal, else a Counterexample; raises _Undecidable without finite values."""
     given = np.asarray(given, dtype=np.float64)
+    if given.ndim == expected.ndim + 1 and given.shape[-1] == 1:
+        given = given[..., 0]       # a per-example operator result for one example, or summed over them
     if given.shape != expected.shape:
         given = np.broadcast_to(given, expected.shape) if given.ndim == 0 else given
     if given.shape != expected.shape:
@@ -1100,6 +1211,13 @@ def to_latex(node: Node | None) -> str:
             return f"\\left(-{inner}\\right)" if parent else f"-{inner}"
         if isinstance(n, Pow):
             return f"\\left({go(n.base)}\\right)^{{{n.exponent}}}"
+        if isinstance(n, Call) and n.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop"):
+            sub = {"route": r"_{\operatorname{argmax}}", "reshape": "_{%s}" % n.func.partition(":")[2],
+                   "crop": "_{%s}" % n.func.partition(":")[2]}
+            return rf"\operatorname{{{n.func.split(':')[0]}}}{sub.get(n.func.split(':')[0], '')}\left({go(n.args[0])}\right)"
+        if isinstance(n, (Star, Ast)):
+            op = r" \star " if isinstance(n, Star) else r" \ast "
+            return go(n.left, 3) + op + go(n.right, 3)
         if isinstance(n, Call):
             name = {"sigma": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log",
                     "sqrt": r"\sqrt", "relu": r"\operatorname{ReLU}",
@@ -1146,7 +1264,8 @@ def _derived_step_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
         return ""
     l = int(key[5:])
     targets = (column(r"\delta", l), indexed(r"\delta", l)[I])
-    found = [s for s in d.steps if s.form in ("matrix", "element") and s.lhs in targets]
+    texts = {str(t) for t in targets}
+    found = [s for s in d.steps if s.form in ("matrix", "element") and str(s.lhs) in texts]
     matrix = [s for s in found if s.form == "matrix"]
     s = (matrix or found or [None])[-1]
     if s is None:
@@ -1154,7 +1273,7 @@ def _derived_step_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
     rhs = s.rhs
     if l == info.L and isinstance(rhs, sp.Basic):     # n in the loss is the output count, not m
         from ..derive.core import N_OUT
-        rhs = rhs.subs(N_OUT, info.sizes[l])
+        rhs = rhs.subs(N_OUT, info.symbols["y"].shape[0])
     return f"{latex(s.lhs)} = {latex(rhs)}"
 
 

@@ -63,7 +63,7 @@ _TOKEN = re.compile(r"""
   | (?P<num>(?:\d+(?:\.\d+)? | \.\d+)(?:[eE][+-]?\d+)?)
   | (?P<word>[A-Za-z][A-Za-z0-9]*)
   | (?P<cmd>\\[A-Za-z]+)
-  | (?P<sym>\\[{}] | \.\* | \*\* | >= | <= | != | [-+*/^_@=',.()\[\]{}<>])
+  | (?P<sym>\\[{}] | \.\* | \*\* | >= | <= | != | [-+*/^_@=',.()\[\]{}<>:])
 """, re.VERBOSE)
 
 # Commands that only size or space things: dropped like whitespace.
@@ -259,6 +259,17 @@ class Mul(Binary):
 
 
 @dataclass(frozen=True)
+class Star(Binary):
+    """\\star: the correlation of a layer's (zero-padded) input with its delta maps, giving dW."""
+
+
+@dataclass(frozen=True)
+class Ast(Binary):
+    """\\ast: full(delta) correlated with rot180(W) over the filters, giving the input gradient
+    (cropped by the layer's padding)."""
+
+
+@dataclass(frozen=True)
 class Div(Binary):
     """a / b and \\frac{a}{b}."""
 
@@ -286,7 +297,9 @@ _OPENERS = {"(": ")", "[": "]", "{": "}", "\\{": "\\}"}
 _SYM_OPS = {"+": (Add, _PREC_ADD), "-": (Sub, _PREC_ADD), "*": (Hadamard, _PREC_ELEM),
             ".*": (Hadamard, _PREC_ELEM), "/": (Div, _PREC_ELEM), "@": (MatMul, _PREC_MATMUL)}
 _CMD_OPS = {"odot": (Hadamard, _PREC_ELEM), "circ": (Hadamard, _PREC_ELEM),
-            "cdot": (MatMul, _PREC_MATMUL), "times": (MatMul, _PREC_MATMUL)}
+            "cdot": (MatMul, _PREC_MATMUL), "times": (MatMul, _PREC_MATMUL),
+            "star": (Star, _PREC_ELEM), "ast": (Ast, _PREC_ELEM)}
+_MAP_FUNCTIONS = {"full", "rot180", "route", "reshape", "crop"}     # the conv/pooling operator words
 _COMPARE_SYMS = {">": ">", "<": "<", ">=": ">=", "<=": "<=", "!=": "!=", "=": "=="}
 _COMPARE_CMDS = {"gt": ">", "lt": "<", "ge": ">=", "geq": ">=", "geqslant": ">=", "le": "<=",
                  "leq": "<=", "leqslant": "<=", "neq": "!=", "ne": "!="}
@@ -509,6 +522,8 @@ class _Parser:
         nxt, after = self.tok, self.peek()
         if tok.text in ("np", "numpy") and self.is_sym(nxt, ".") and after.text in _NUMPY:
             return self.numpy_call(tok)
+        if tok.text in _MAP_FUNCTIONS:
+            return self.map_function(tok)
         if self.is_sym(nxt, ".") and after.kind == "word" and after.text != "T":
             raise self.fail(tok.pos, f"'{tok.text}.{after.text}': module and method calls are "
                             "not allowed", _MODULES_HINT)
@@ -526,6 +541,40 @@ class _Parser:
         if not digits and letters in _FUNCTIONS:
             return self.call(tok, _FUNCTIONS[letters])
         return self.name(tok, letters, digits)
+
+    def map_function(self, tok: Token) -> Node:
+        """full(delta), rot180(W), route_{argmax}(g), reshape_{16x4x4}(v)."""
+        func = tok.text
+        if func in ("route", "reshape", "crop"):
+            if not self.is_sym(self.tok, "_"):
+                raise self.fail(self.tok.pos, f"{func} without a subscript",
+                                "route_{argmax}(...)" if func == "route" else "reshape_{16x4x4}(...)")
+            self.advance()
+            opened = self.expect_sym("{")
+            start, level = self.tok.pos, 0
+            while level or not self.is_sym(self.tok, "}"):
+                if self.tok.kind == "end":
+                    self.expect_sym("}", opened)
+                level += self.is_sym(self.tok, "{") - self.is_sym(self.tok, "}")
+                self.advance()
+            text = re.sub(r"\\(?:operatorname|mathrm|text)|[{}\s]", "", self.text[start:self.tok.pos])
+            self.advance()
+            if func == "route":
+                if text != "argmax":
+                    raise self.fail(start, f"route_{{{text}}}", "route_{argmax}: max pooling's routing")
+            elif func == "crop":
+                if not re.fullmatch(r"\d+(?:,\d+)?", text):
+                    raise self.fail(start, f"crop_{{{text}}}", "the padding to remove, as in crop_{1} or crop_{1,2}")
+                func = "crop:" + text
+            else:
+                dims = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text)
+                if not dims:
+                    raise self.fail(start, f"reshape_{{{text}}}", "the map's sizes, as in reshape_{16x4x4}")
+                func = "reshape:" + text
+        if not self.is_sym(self.tok, *_OPENERS):
+            raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", f"an argument of {tok.text}, as in {tok.text}(...)")
+        arg = self.group()
+        return Call(func, (arg,), span=(tok.pos, self.last_end))
 
     def numpy_call(self, tok: Token) -> Node:
         """np.sum(dZ2, axis=1, keepdims=True) (examples are columns), np.dot(A, B),
@@ -583,6 +632,8 @@ class _Parser:
             return self.sum(tok)
         if name in ("hat", "widehat"):
             return self.hat(tok)
+        if name in ("tilde", "widetilde"):      # \tilde{a}: the zero-padded input, as \star pads it
+            return self.hat(tok, hat=False)
         if name in _WRAPPERS:
             return self.wrapped(tok)
         raise self.fail(tok.pos, f"unknown command \\{name}",
@@ -597,19 +648,22 @@ class _Parser:
             if not (self.is_sym(self.tok, "_") or self.is_sym(self.tok, *_OPENERS)):
                 return Name("ones", span=(tok.pos, self.last_end))     # \mathbf{1}: a column of ones
             return self.indicator(tok)
+        if inner.kind == "word" and inner.text == "rot" and self.tok.kind == "num" and self.tok.text == "180":
+            self.advance()
+            inner = Token("word", "rot180", inner.pos, self.last_end)
         if inner.kind not in ("word", "cmd"):
             raise self.fail(inner.pos, f"{_describe(inner)} inside \\{tok.text}", "a name")
         self.expect_sym("}", opened)
         return self.word(inner) if inner.kind == "word" else self.command(inner)
 
-    def hat(self, tok: Token) -> Node:
+    def hat(self, tok: Token, hat: bool = True) -> Node:
         opened = self.advance() if self.is_sym(self.tok, "{") else None
         inner = self.advance()
         if inner.kind != "word" or not inner.text.isalpha():
             raise self.fail(inner.pos, f"{_describe(inner)} under \\{tok.text}", "a name such as y")
         if opened:
             self.expect_sym("}", opened)
-        return self.name(tok, inner.text, "", hat=True)
+        return self.name(tok, inner.text, "", hat=hat)
 
     def frac(self, tok: Token) -> Node:
         if self.is_sym(self.tok, "{") and self.peek().kind == "cmd" and self.peek().text == "partial":
@@ -635,6 +689,16 @@ class _Parser:
         if loss.kind not in ("word", "cmd") or loss.text not in _LOSS_LETTERS:
             raise self.fail(loss.pos, f"\\partial {_describe(loss)} in the numerator",
                             "the loss: \\partial L, \\partial C, \\partial J or \\partial \\ell")
+        sample = False
+        if self.is_sym(self.tok, "_"):          # \partial \ell_e: the loss of example e
+            self.advance()
+            opened_e = self.advance() if self.is_sym(self.tok, "{") else None
+            e = self.advance()
+            if e.kind != "word" or e.text not in SAMPLE_LETTERS:
+                raise self.fail(e.pos, f"loss subscript {_describe(e)}", "an example index, as in \\ell_e")
+            if opened_e:
+                self.expect_sym("}", opened_e)
+            sample = True
         self.expect_sym("}", opened)
         opened = self.expect_sym("{")
         mark = self.tok
@@ -646,7 +710,7 @@ class _Parser:
         if not isinstance(inner, Name) or inner.d:
             raise self.fail(mark.pos, "the denominator is not one name",
                             "\\partial followed by a name such as W^{(2)} or z^{(2)}_{i}")
-        return replace(inner, d=True, span=(tok.pos, self.last_end))
+        return replace(inner, d=True, sample=inner.sample or sample, span=(tok.pos, self.last_end))
 
     # -- names, sub- and superscripts
     def name(self, tok: Token, letters: str, digits: str, hat: bool = False) -> Node:
@@ -709,6 +773,9 @@ class _Parser:
         if tok.kind == "word" and tok.text == "hat":
             self.advance()
             return "hat", True, tok.pos
+        if self.is_sym(tok, ":"):        # delta_{:,i,j}: every value of this axis
+            self.advance()
+            return "index", (":",), tok.pos
         if tok.kind == "word" and set(tok.text) <= set(INDEX_LETTERS):
             self.advance()
             return "index", tuple(tok.text), tok.pos
@@ -934,7 +1001,7 @@ class _Parser:
         letters = []
         while True:
             tok = self.advance()
-            if tok.kind != "word" or not set(tok.text) <= set(INDEX_LETTERS) \
+            if tok.kind != "word" or not set(tok.text) <= set(INDEX_LETTERS + SAMPLE_LETTERS) \
                     or (len(tok.text) > 1 and not opened):
                 raise self.fail(tok.pos, f"sum index {_describe(tok)}",
                                 f"index letters ({', '.join(INDEX_LETTERS)}), as in \\sum_k or \\sum_{{i,j}}")
@@ -992,6 +1059,8 @@ def parse_formula(text: str) -> ParsedFormula:
     """Parse `text` (LaTeX or plain text) into an AST; `lhs = ` is split off."""
     if not isinstance(text, str):
         raise FormulaError(f"formula must be a string, not {type(text).__name__}")
+    # Prose such as \text{ per example} is blanked (same length: columns stay right).
+    text = re.sub(r"\\text\{[^{}]*\s[^{}]*\}", lambda mt: " " * len(mt.group()), text)
     try:
         parsed = _Parser(text).parse()
     except RecursionError:      # a backstop: MAX_DEPTH should stop nesting first
@@ -1136,6 +1205,8 @@ def _as_matrix(shape: tuple[int, ...], node: Binary) -> tuple[int, int]:
 
 
 def _matmul(a: tuple, b: tuple, node: Binary) -> tuple:
+    if a is None or b is None:
+        return None
     if a == () or b == ():
         return b or a
     ma, mb = _as_matrix(a, node), _as_matrix(b, node)
@@ -1152,6 +1223,8 @@ def _matmul(a: tuple, b: tuple, node: Binary) -> tuple:
 
 
 def _elementwise(a: tuple, b: tuple, node: Binary) -> tuple:
+    if a is None or b is None:
+        return None if a != () and b != () else (a if b == () else b)
     if a == b or b == ():
         return a
     if a == ():
@@ -1178,21 +1251,30 @@ def shape_of(node: Node | ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tu
         raise TypeError("shape_of needs a resolved formula; call resolve() first")
     if isinstance(node, Transpose):
         shape = shape_of(node.expr, symbols)
+        if shape is None:
+            return None
         if len(shape) > 2:
             raise FormulaShapeError(f"transpose at column {node.span[0] + 1}: {shape} has "
                                     f"{len(shape)} axes; expected a matrix or a vector")
         return shape[::-1] if len(shape) == 2 else shape
     if isinstance(node, (Neg, Pow)):
         return shape_of(node.expr if isinstance(node, Neg) else node.base, symbols)
+    if isinstance(node, (Star, Ast)) or (isinstance(node, Call) and node.func.split(":")[0] in _MAP_FUNCTIONS):
+        for child in children(node):
+            shape_of(child, symbols)
+        return None         # the layer's sizes decide: the numeric stage checks these
     if isinstance(node, Call):
         shape = shape_of(node.args[0], symbols)
+        if shape is None:
+            return None
         if node.func == "diag":
             if len(shape) != 2 or shape[1] != 1:
                 raise FormulaShapeError(f"diag at column {node.span[0] + 1}: {shape} is not a column vector")
             return shape[0], shape[0]
         return shape      # the other functions act element-wise
     if isinstance(node, Sum):      # over the examples: the batch axis (BATCH_AXIS) goes
-        return tuple(1 if n == BATCH_AXIS else n for n in shape_of(node.body, symbols))
+        shape = shape_of(node.body, symbols)
+        return None if shape is None else tuple(1 if n == BATCH_AXIS else n for n in shape)
     if isinstance(node, Binary):
         a, b = shape_of(node.left, symbols), shape_of(node.right, symbols)
         return _matmul(a, b, node) if isinstance(node, MatMul) else _elementwise(a, b, node)
@@ -1202,7 +1284,7 @@ def shape_of(node: Node | ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tu
 def check_shapes(resolved: ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tuple[int, ...]:
     """The right side's shape, after checking that it matches the claimed left side."""
     rhs = shape_of(resolved.rhs, symbols)
-    if resolved.lhs is not None:
+    if resolved.lhs is not None and rhs is not None:
         lhs = shape_of(resolved.lhs, symbols)
         if lhs != rhs:
             raise FormulaShapeError(f"right side at column {resolved.rhs.span[0] + 1} has shape "
