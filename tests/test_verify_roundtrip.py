@@ -9,7 +9,15 @@ import symnet
 from symnet.verify import verify
 from symnet.verify.engine import _derived_latex, _describe_net
 
-EXAMPLES = sorted((Path(__file__).parent.parent / "examples").glob("*.toml"))
+ROOT = Path(__file__).parent.parent
+EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + sorted((ROOT / "docs" / "specs").glob("*.toml"))
+
+# Printed forms the verifier does not read back (docs/verify.md, Limits): batch norm's
+# per-example dgamma/dbeta sums over the values j of a channel, and the dropout step,
+# which prints its mask as m (the batch size in formulas).
+NOT_READ = {("avg_bn", "dgamma3", False), ("avg_bn", "dbeta3", False), ("bn_dropout", "dgamma2", False),
+            ("bn_dropout", "dbeta2", False), ("bn_dropout", "delta2", False), ("bn_dropout", "delta2", True),
+            ("bn_dropout", "da2", False), ("bn_dropout", "da2", True)}
 
 
 def targets(net, info):
@@ -29,6 +37,8 @@ def test_every_printed_formula_reads_back_equal(path):
         for batch in (False, True):
             tex = _derived_latex(info, key, grad, batch)
             assert tex, f"{path.stem}: no printed formula for {name} (batch={batch})"
+            if (path.stem, name, batch) in NOT_READ:
+                continue
             v = verify(net, name, tex, points=2)
             assert v.status == "equal", f"{path.stem} {name} batch={batch}: {tex}\n{v.report()}"
             checked += 1

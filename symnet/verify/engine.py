@@ -368,6 +368,15 @@ def _stride(info: _Net, key: str, grad: bool):
     return (info.strides or {}).get(layer)
 
 
+def _summed(result, expected):
+    """A per-example result (example axis last) summed over the examples."""
+    result = np.asarray(result, dtype=np.float64)
+    if result.ndim == expected.ndim + 1 or (result.ndim == expected.ndim and result.shape[-1] != expected.shape[-1]
+                                            and expected.shape[-1] == 1):
+        return result.sum(axis=-1, keepdims=result.ndim == expected.ndim)
+    return result
+
+
 def _check_target_shape(resolved: ResolvedFormula, symbols: dict, key: str, name: str, element: bool):
     if element:         # entries: the indices decide (in the numeric stage)
         shape_of(resolved.rhs, symbols)
@@ -474,6 +483,11 @@ class _Evaluator:
             value = self.values.example_gradients(node.key)     # \partial \ell_e / \partial W: one per example
             return self.indexed(node, value) if node.indices else value
         value = self.values(node.key, node.d)
+        if node.summed and node.d:
+            if not _is_param(self.values.info, node.key):
+                raise FormulaError(f"\\partial \\mathcal{{L}} at column {node.span[0] + 1}: the summed loss is "
+                                   "written for parameters; expected \\partial L or \\partial \\ell")
+            value = value * self.values.batch_size()
         if not node.indices:
             if self.element and np.ndim(value) != 0:
                 raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} has no index while the "
@@ -582,7 +596,7 @@ class _Evaluator:
                 raise FormulaError(f"softmax at column {node.span[0] + 1} needs a whole vector; "
                                    "expected softmax(z2) without indices")
             return self.backend.softmax(arg)
-        if node.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop"):
+        if node.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop", "spread", "dilate"):
             return self.map_operator(node, arg)
         if node.func == "diag":
             if node.prime or isinstance(arg, _Indexed) or _is_scalar(arg) or np.shape(arg)[1:] != (1,):
@@ -615,13 +629,18 @@ class _Evaluator:
         func = node.func.split(":")[0]
         if func == "rot180":
             return arg[..., ::-1, ::-1]
-        if func == "full":          # dilate by the stride, pad by k - 1: the full convolution's input
-            p = self._conv(node, "full")
-            (kh, kw), s = p.layer.kernel, p.layer.stride
+        if func == "dilate":        # delta\uparrow_{s}: s - 1 zeros between entries
+            s = int(node.func.split(":")[1])
             F, Ho, Wo = arg.shape[:3]
-            out = np.zeros((F, 2 * (kh - 1) + s * (Ho - 1) + 1, 2 * (kw - 1) + s * (Wo - 1) + 1) + arg.shape[3:])
-            out[:, kh - 1:kh - 1 + s * (Ho - 1) + 1:s, kw - 1:kw - 1 + s * (Wo - 1) + 1:s] = arg
+            out = np.zeros((F, s * (Ho - 1) + 1, s * (Wo - 1) + 1) + arg.shape[3:])
+            out[:, ::s, ::s] = arg
             return out
+        if func == "full":          # pad by k - 1 on every side: the full convolution's input
+            p = self._conv(node, "full")
+            kh, kw = p.layer.kernel
+            return np.pad(arg, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)) + ((0, 0),) * (arg.ndim - 3))
+        if func == "spread":        # average pooling's backward map without its 1/(k k)
+            return self.values.spread(arg, int(node.func.split(":")[1]))
         if func == "crop":
             ph, _, pw = node.func.split(":")[1].partition(",")
             ph, pw = int(ph), int(pw or ph)
@@ -729,7 +748,7 @@ class _Evaluator:
 
 _FUNCTIONS = {"sigma": sigmoid(X), "tanh": sp.tanh(X), "exp": sp.exp(X), "log": sp.log(X),
               "sqrt": sp.sqrt(X), "relu": sp.Piecewise((X, X > 0), (0, True)), "sign": sp.sign(X),
-              "erf": sp.erf(X), "sech": sp.sech(X)}
+              "erf": sp.erf(X), "sech": sp.sech(X), "id": X}
 _COMPARE = {">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal,
             "==": np.equal, "!=": np.not_equal}
 _RELATIONS = {">": sp.StrictGreaterThan, "<": sp.StrictLessThan, ">=": sp.GreaterThan,
@@ -914,13 +933,28 @@ class _NumericValues:
         _, back = bwd(p, np.moveaxis(g, -1, 0), {}, st, {})
         return np.moveaxis(back, 0, -1)
 
+    def spread(self, g, k: int):
+        """Each window's value added to every input of its window (the pooling layer
+        whose output has g's shape and whose window is k)."""
+        from ..trace import _scatter_windows
+        shape = g.shape[:-1]
+        pools = [p for p in self.info.net.placed if p.layer.type in ("avgpool2d", "maxpool2d")
+                 and tuple(p.out_shape) == shape and p.layer.size == k]
+        if len(pools) != 1:
+            raise FormulaError(f"spread_{{{k}}}: expected the gradient at one pooling layer's output "
+                               f"with {k}x{k} windows (shape {shape} matches {len(pools)})")
+        p = pools[0]
+        rows = np.moveaxis(g, -1, 0)
+        per_window = np.broadcast_to(rows[..., None, None], rows.shape + (k, k))
+        back = _scatter_windows((rows.shape[0], *p.in_shape), per_window, p.layer.stride)
+        return np.moveaxis(back, 0, -1)
+
     def example_gradients(self, key):
         """Each example's own gradient of a parameter (its loss alone), example axis last."""
         from ..trace import trace
-        if self.info.batch_norm:
-            raise _Undecidable("with batch norm one example's loss has no gradient of its own")
         v, masks = self.ev.values, getattr(self.ev, "masks", {}) or {}
-        # The same batch (same rounding of every z), the loss weighted to one example: m * e-th row.
+        # The same batch (same rounding of every z; with batch norm the same batch statistics),
+        # the loss weighted to one example: m * e-th row.
         grads = [trace(self.info.derivation, self.params, v["x"], v["y"], masks=masks,
                        weights=self.m * np.eye(self.m)[e]).grads[key] for e in range(self.m)]
         g = np.stack(grads, axis=-1)
@@ -1044,7 +1078,8 @@ def _expected(key: str, grad: bool, values: _NumericValues, batch: bool):
     return values.gradient(key) / (values.m if batch else 1)
 
 
-def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int, info: _Net):
+def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int, info: _Net,
+                    keep_examples: bool = False):
     """An element-form result as an array in the target's layout."""
     if not isinstance(result, _Indexed):
         result = _Indexed(np.asarray(result), ())
@@ -1072,7 +1107,7 @@ def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: 
     if _EXAMPLE_AXIS not in axes:
         arr, axes = arr[..., None], axes + [_EXAMPLE_AXIS]
     arr = np.transpose(arr, [axes.index(ax) for ax in order + [_EXAMPLE_AXIS]])
-    if not param:
+    if not param or keep_examples:
         return arr if arr.shape[-1] == m else np.broadcast_to(arr, arr.shape[:-1] + (m,)), order
     if arr.shape[-1] != 1:
         raise FormulaShapeError("the right side still has one value per example; a batch gradient "
@@ -1211,9 +1246,11 @@ def to_latex(node: Node | None) -> str:
             return f"\\left(-{inner}\\right)" if parent else f"-{inner}"
         if isinstance(n, Pow):
             return f"\\left({go(n.base)}\\right)^{{{n.exponent}}}"
-        if isinstance(n, Call) and n.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop"):
+        if isinstance(n, Call) and n.func.startswith("dilate:"):
+            return rf"{go(n.args[0], 3)}\uparrow_{{{n.func.partition(':')[2]}}}"
+        if isinstance(n, Call) and n.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop", "spread"):
             sub = {"route": r"_{\operatorname{argmax}}", "reshape": "_{%s}" % n.func.partition(":")[2],
-                   "crop": "_{%s}" % n.func.partition(":")[2]}
+                   "crop": "_{%s}" % n.func.partition(":")[2], "spread": "_{%s}" % n.func.partition(":")[2]}
             return rf"\operatorname{{{n.func.split(':')[0]}}}{sub.get(n.func.split(':')[0], '')}\left({go(n.args[0])}\right)"
         if isinstance(n, (Star, Ast)):
             op = r" \star " if isinstance(n, Star) else r" \ast "
@@ -1223,7 +1260,7 @@ def to_latex(node: Node | None) -> str:
                     "sqrt": r"\sqrt", "relu": r"\operatorname{ReLU}",
                     "softmax": r"\operatorname{softmax}", "g": "g", "sign": r"\operatorname{sign}",
                     "erf": r"\operatorname{erf}", "sech": r"\operatorname{sech}",
-                    "diag": r"\operatorname{diag}"}[n.func]
+                    "diag": r"\operatorname{diag}", "id": r"\operatorname{id}"}[n.func]
             return f"{name}{chr(39) if n.prime else ''}\\left({go(n.args[0])}\\right)"
         if isinstance(n, Sum):
             text = (f"\\sum_{{{n.index}}} " if n.index else "\\sum ") + go(n.body, 2)
@@ -1424,6 +1461,9 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
     m = BATCH_EXAMPLES if batch or info.batch_norm else 1
     ranges = _ranges(resolved, info, key) if element else {}
     stride = _stride(info, key, grad)
+    # With batch norm a per-example formula for a parameter is read on the batch and summed
+    # over its examples (each example's d ell_e / dW, as the document writes it).
+    summed_examples = info.batch_norm and not batch and grad and _is_param(info, key)
     given_latex = (to_latex(lhs) + " = " if lhs is not None else "") + to_latex(resolved.rhs)
     derived_latex = _derived_latex(info, key, grad, batch)
     make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
@@ -1464,8 +1504,11 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None
                 if element:
-                    result, order = _finish_element(result, resolved, key, grad, m, info)
-                cex = _compare(result, _expected(key, grad, values, batch), order, k, point_seed, batch)
+                    result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
+                expected = _expected(key, grad, values, batch)
+                if summed_examples:
+                    result, expected = _summed(result, expected), expected * m
+                cex = _compare(result, expected, order, k, point_seed, batch)
             except FormulaShapeError as exc:
                 return make("not equal", f"shapes differ: {exc}", reason="shape",
                             note=_note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points))
@@ -1488,9 +1531,11 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None
                 if element:
-                    result, order = _finish_element(result, resolved, key, grad, m, info)
-                kink_cex = _compare(result, _expected(key, grad, values, batch), order, -1,
-                                    (seed, points, 1), batch)
+                    result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
+                expected = _expected(key, grad, values, batch)
+                if summed_examples:
+                    result, expected = _summed(result, expected), expected * m
+                kink_cex = _compare(result, expected, order, -1, (seed, points, 1), batch)
             except _Undecidable as exc:
                 kink_cex = Counterexample(-1, (seed, points, 1), (), float("nan"), float("nan"),
                                           float("nan"), float("nan"), str(exc))
@@ -1506,6 +1551,9 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
         checked = f"at {compared} random point{'s' if compared > 1 else ''}"
         if batch:
             checked += f" (batches of {m} examples)"
+        elif summed_examples:
+            checked += (f" (batches of {m} examples: with batch norm the per-example formula is summed "
+                        "over the batch and compared with m dL/d" + key + ")")
         if kink_cex is not None:
             if kink_cex.abs_error != kink_cex.abs_error:        # nan: no value at the kink
                 detail = kink_cex.note

@@ -165,6 +165,8 @@ class Name(Node):
     hat: bool = False
     d: bool = False          # Andrew Ng's dW / db / da / dz
     sample: bool = field(default=False, compare=False)   # dZ^{[2](i)}: one example's column
+    bar: bool = False        # \\bar{a}^{(l)}: the gradient arriving at a^{(l)}; \\bar{x}^{(l)}: at layer l's input
+    summed: bool = False     # \\partial \\mathcal{L}: the summed loss m L
 
 
 @dataclass(frozen=True)
@@ -174,6 +176,7 @@ class Sym(Node):
     indices: tuple = ()      # index letters, or Affine index expressions
     d: bool = False          # the gradient of `key` (dW2), not `key` itself
     sample: bool = field(default=False, compare=False)
+    summed: bool = False     # the gradient of the summed loss m L (\\partial \\mathcal{L})
 
 
 @dataclass(frozen=True)
@@ -299,17 +302,17 @@ _SYM_OPS = {"+": (Add, _PREC_ADD), "-": (Sub, _PREC_ADD), "*": (Hadamard, _PREC_
 _CMD_OPS = {"odot": (Hadamard, _PREC_ELEM), "circ": (Hadamard, _PREC_ELEM),
             "cdot": (MatMul, _PREC_MATMUL), "times": (MatMul, _PREC_MATMUL),
             "star": (Star, _PREC_ELEM), "ast": (Ast, _PREC_ELEM)}
-_MAP_FUNCTIONS = {"full", "rot180", "route", "reshape", "crop"}     # the conv/pooling operator words
+_MAP_FUNCTIONS = {"full", "rot180", "route", "reshape", "crop", "spread", "dilate"}     # the conv/pooling operator words
 _COMPARE_SYMS = {">": ">", "<": "<", ">=": ">=", "<=": "<=", "!=": "!=", "=": "=="}
 _COMPARE_CMDS = {"gt": ">", "lt": "<", "ge": ">=", "geq": ">=", "geqslant": ">=", "le": "<=",
                  "leq": "<=", "leqslant": "<=", "neq": "!=", "ne": "!="}
-_NOT_ATOMS = set(_CMD_OPS) | set(_COMPARE_CMDS) | {"top", "intercal", "prime"}
+_NOT_ATOMS = set(_CMD_OPS) | set(_COMPARE_CMDS) | {"top", "intercal", "prime", "uparrow"}
 _LOSS_LETTERS = {"C", "L", "J", "E", "ell", "l"}     # \frac{\partial C}{\partial w}
 
 _FUNCTIONS = {"sigma": "sigma", "sigmoid": "sigma", "tanh": "tanh", "exp": "exp",
               "log": "log", "ln": "log", "sqrt": "sqrt", "relu": "relu", "ReLU": "relu",
               "softmax": "softmax", "g": "g", "f": "g", "sign": "sign", "sgn": "sign",
-              "erf": "erf", "sech": "sech", "diag": "diag"}
+              "erf": "erf", "sech": "sech", "diag": "diag", "id": "id"}
 _NAME_COMMANDS = {"delta", "Delta", "Theta", "theta", "gamma", "beta", "mu"}
 _WRAPPERS = {"mathbf", "boldsymbol", "bm", "mathrm", "mathit", "operatorname", "text",
              "vec", "mathsf", "rm", "sf", "mathbb", "mathcal", "mathds", "mathbbm"}
@@ -432,6 +435,9 @@ class _Parser:
         while (op := self.operator()) and op[1] >= min_prec:
             kind, prec, consumes = op
             op_tok = self.advance() if consumes else self.tok
+            if kind in (Star, Ast) and self.is_sym(self.tok, "_"):      # \star_{\text{dilation } 2}: a note
+                self.advance()
+                self.raw_group()
             if self.tok.kind == "end":
                 raise self.fail(op_tok.pos, f"nothing after {_describe(op_tok)}", "an operand")
             right = self.binary(prec + 1)
@@ -545,7 +551,7 @@ class _Parser:
     def map_function(self, tok: Token) -> Node:
         """full(delta), rot180(W), route_{argmax}(g), reshape_{16x4x4}(v)."""
         func = tok.text
-        if func in ("route", "reshape", "crop"):
+        if func in ("route", "reshape", "crop", "spread"):
             if not self.is_sym(self.tok, "_"):
                 raise self.fail(self.tok.pos, f"{func} without a subscript",
                                 "route_{argmax}(...)" if func == "route" else "reshape_{16x4x4}(...)")
@@ -562,6 +568,10 @@ class _Parser:
             if func == "route":
                 if text != "argmax":
                     raise self.fail(start, f"route_{{{text}}}", "route_{argmax}: max pooling's routing")
+            elif func == "spread":
+                if not text.isdigit():
+                    raise self.fail(start, f"spread_{{{text}}}", "the window size, as in spread_{2}")
+                func = "spread:" + text
             elif func == "crop":
                 if not re.fullmatch(r"\d+(?:,\d+)?", text):
                     raise self.fail(start, f"crop_{{{text}}}", "the padding to remove, as in crop_{1} or crop_{1,2}")
@@ -634,6 +644,8 @@ class _Parser:
             return self.hat(tok)
         if name in ("tilde", "widetilde"):      # \tilde{a}: the zero-padded input, as \star pads it
             return self.hat(tok, hat=False)
+        if name in ("bar", "overline"):         # \bar{a}^{(4)}: the gradient arriving from above
+            return replace(self.hat(tok, hat=False), bar=True)
         if name in _WRAPPERS:
             return self.wrapped(tok)
         raise self.fail(tok.pos, f"unknown command \\{name}",
@@ -682,7 +694,9 @@ class _Parser:
         opened = self.advance()
         self.advance()          # \partial
         loss = self.advance()
+        summed = False
         if loss.kind in ("cmd",) and loss.text in _WRAPPERS and self.is_sym(self.tok, "{"):
+            summed = loss.text == "mathcal"     # \mathcal{L} = m L, the summed loss (batch norm's documents)
             inner_open = self.advance()
             loss = self.advance()
             self.expect_sym("}", inner_open)
@@ -710,7 +724,7 @@ class _Parser:
         if not isinstance(inner, Name) or inner.d:
             raise self.fail(mark.pos, "the denominator is not one name",
                             "\\partial followed by a name such as W^{(2)} or z^{(2)}_{i}")
-        return replace(inner, d=True, sample=inner.sample or sample, span=(tok.pos, self.last_end))
+        return replace(inner, d=True, sample=inner.sample or sample, summed=summed, span=(tok.pos, self.last_end))
 
     # -- names, sub- and superscripts
     def name(self, tok: Token, letters: str, digits: str, hat: bool = False) -> Node:
@@ -942,6 +956,13 @@ class _Parser:
                 node = Transpose(node, span=(node.span[0], self.last_end))
             elif self.is_sym(tok, "."):
                 raise self.fail(tok.pos, "unexpected '.'", ".T (transpose) or .* (element-wise product)")
+            elif tok.kind == "cmd" and tok.text == "uparrow":     # \delta\uparrow_{2}: dilated by the stride
+                self.advance()
+                self.expect_sym("_")
+                factor = self.raw_group()
+                if not factor.isdigit() or not 1 <= int(factor) <= 64:
+                    raise self.fail(tok.pos, f"\\uparrow_{{{factor}}}", "a whole-number stride, as in \\uparrow_{2}")
+                node = Call("dilate:" + factor, (node,), span=(node.span[0], self.last_end))
             elif self.is_sym(tok, "'"):
                 raise self._prime_error(tok.pos)
             elif self.is_sym(tok, "_"):
@@ -1142,6 +1163,11 @@ class _Resolver:
     def name(self, node: Name) -> Sym:
         layer = self.layer_number(node)
         base, d = node.base, node.d
+        if node.bar:        # \bar a^{(l)} = d ell / d a^{(l)}; \bar x^{(l)}: at layer l's input, a^{(l-1)}
+            if base not in ("a", "x") or layer is None or d:
+                raise self.fail(node, "a bar on this name", "\\bar{a}^{(l)} or \\bar{x}^{(l)}, a gradient from above")
+            base, d = "a", True
+            layer = layer - (node.base == "x")
         if d and base in ("z", "Z"):        # Ng's dz^{[l]} is delta^{(l)}
             base, d = "delta", False
         if node.hat:
@@ -1154,7 +1180,7 @@ class _Resolver:
             candidates.append("x")
         for candidate in candidates:
             if candidate in self.symbols:
-                return Sym(candidate, node.indices, d, node.sample, span=node.span)
+                return Sym(candidate, node.indices, d, node.sample, node.summed, span=node.span)
         raw = self.source[node.span[0]:node.span[1]]
         read = "" if raw == key else f" (read as {key})"
         known = list(self.symbols)
