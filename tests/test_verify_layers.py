@@ -45,6 +45,13 @@ RIGHT = [
     ("conv", "delta1", r"\delta^{(1)}_{c,u,v} = \mathbb{1}[z^{(1)}_{c,u,v} > 0] \sum_{i,j} da^{(2)}_{c,i,j} "
                        r"\mathbb{1}[a^{(1)}_{c,u,v} = a^{(2)}_{c,i,j}] \mathbb{1}[0 \le u - i \le 1] \mathbb{1}[0 \le v - j \le 1]"),
     ("conv", "W4", r"\frac{\partial L}{\partial W^{[4]}} = \frac{1}{m} dZ^{[4]} A^{[3]T}"),
+    # operator forms: correlation, full convolution with the flipped kernel, routing, reshape
+    ("conv", "W1", r"dW^{(1)} = \tilde{x} \star \delta^{(1)}"),
+    ("conv", "W1", r"\frac{\partial L}{\partial W^{(1)}} = \frac{1}{m} \sum_{e=1}^{m} \frac{\partial \ell_e}{\partial W^{(1)}}"),
+    ("conv", "x", r"dx = \mathrm{crop}_{1}(\mathrm{full}(\delta^{(1)}\uparrow_{2}) \ast \mathrm{rot180}(W^{(1)}))"),
+    ("conv", "delta1", r"\delta^{(1)} = \mathrm{ReLU}'(z^{(1)}) \odot \mathrm{route}_{\mathrm{argmax}}(\mathrm{reshape}_{3x3x3}((W^{(4)})^T \delta^{(4)}))"),
+    ("conv", "b1", r"\frac{\partial \ell}{\partial b^{(1)}} = \textstyle\sum_{i,j} \delta^{(1)}_{:,i,j}"),
+    ("avg_bn", "a1", r"\frac{\partial \ell}{\partial a^{(1)}} = \operatorname{spread}_{2}(\bar{x}^{(3)}) / 4"),
     ("conv", "delta4", r"\delta^{(4)} = p - y"),
     # overlapping average pooling spreads da / (k k) over each window
     ("avg_bn", "a1", r"\frac{\partial \ell}{\partial a^{(1)}_{c,u,v}} = \frac{1}{4} \sum_{i,j} da^{(2)}_{c,i,j} "
@@ -70,6 +77,9 @@ WRONG = [
     ("conv", "b1", r"db^{(1)}_f = \sum_{i,j} \delta^{(1)}_{f,i,j} a^{(1)}_{f,i,j}"),
     ("conv", "W1", r"dW^{(1)}_{f,c,m,n} = \sum_{i,j} \delta^{(1)}_{f,i,j} x_{c, s i + m, s j + n}"),     # padding forgotten
     ("conv", "W1", r"dW^{(1)}_{f,c,m,n} = \sum_{i,j} \delta^{(1)}_{f,i,j} x_{c, i + m - 1, j + n - 1}"),   # stride forgotten
+    ("conv", "x", r"dx = \mathrm{crop}_{1}(\mathrm{full}(\delta^{(1)}) \ast \mathrm{rot180}(W^{(1)}))"),         # no dilation
+    ("conv", "x", r"dx = \mathrm{crop}_{1}(\mathrm{full}(\delta^{(1)}\uparrow_{2}) \ast W^{(1)})"),            # not flipped
+    ("avg_bn", "a1", r"\frac{\partial \ell}{\partial a^{(1)}} = \operatorname{spread}_{2}(\bar{x}^{(3)})"),
     ("conv", "delta1", r"\delta^{(1)}_{c,u,v} = \mathbb{1}[z^{(1)}_{c,u,v} > 0] \sum_{i,j} da^{(2)}_{c,i,j} "
                        r"\mathbb{1}[0 \le u - i \le 1] \mathbb{1}[0 \le v - j \le 1]"),                  # no argmax
     ("avg_bn", "a1", r"\frac{\partial \ell}{\partial a^{(1)}_{c,u,v}} = \sum_{i,j} da^{(2)}_{c,i,j} "
