@@ -128,3 +128,20 @@ def test_the_stride_belongs_to_the_target_layer(nets):
 def test_conv_index_forms_need_the_left_side_indices(nets):
     with pytest.raises(FormulaError, match="left side"):
         verify(nets["conv"], "W1", r"\sum_{i,j} \delta^{(1)}_{f,i,j} x_{c, s i + m - 1, s j + n - 1}")
+
+
+def test_evaluation_mode_batch_norm_through_running_statistics(nets):
+    right = (r"\delta^{(1)} = (1 - (a^{(1)})^2) \odot \frac{\gamma^{(2)}}{\sqrt{running\_var^{(2)} + 0.00001}} "
+             r"\odot \delta^{(2)}")
+    assert verify(nets["bn"], None, right, training=False).status == "equal"
+    # the same formula is wrong in training mode, where the batch statistics depend on the input
+    assert verify(nets["bn"], None, right).status == "not equal"
+    # in evaluation mode dropout is off: no mask, no 1/(1 - p)
+    assert verify(nets["bn"], None, r"\delta^{(2)} = \mathbb{1}[z^{(2)} > 0] \odot (W^{(4)})^T \delta^{(4)}",
+                  training=False).status == "equal"
+
+
+def test_the_verdict_names_the_layer_of_each_name(nets):
+    v = verify(nets["conv"], None, r"dW_4 = \delta^{(4)} (a^{(3)})^T")
+    assert v.ok and "dW_4 = dW4 (layer 4, dense)" in v.names and "a^{(3)} = a3 (layer 3, flatten)" in v.names
+    assert "names:   dW_4 = dW4 (layer 4, dense)" in v.report()

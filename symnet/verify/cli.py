@@ -23,6 +23,8 @@ def add_verify_arguments(p):
     source.add_argument("--file", help="a hand-in (.tex, .md or .txt): every equation in it, each checked "
                                        "against its own left side, then a summary")
     p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--evaluation", dest="training", action="store_false",
+                   help="evaluation mode: dropout off, batch norm through its running statistics")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--per-example", dest="per_example", action="store_true", default=None,
                       help="the formula is for one example (default: guessed from m, n, capitals)")
@@ -57,13 +59,14 @@ def cli_verify(args) -> int:
         if args.target is not None or args.per_example is not None:
             raise SpecError("--file takes each equation's target from its left side; "
                             "expected no --target, --per-example or --batch")
-        entries = handin.verify_file(net, args.file, seed=args.seed, points=args.points, layer=args.layer)
+        entries = handin.verify_file(net, args.file, seed=args.seed, points=args.points, layer=args.layer,
+                                     training=args.training)
         code = handin.exit_code(entries)
         print(json.dumps(handin.as_data(entries, args.spec, args.file), indent=2) if args.json
               else handin.report(entries))
         return code
     verdict = verify(net, args.target, _read_formula(args), per_example=args.per_example,
-                     layer=args.layer, seed=args.seed, points=args.points)
+                     layer=args.layer, seed=args.seed, points=args.points, training=args.training)
     print(json.dumps(verdict.as_data(), indent=2) if args.json else verdict.report())
     return EXIT_CODES[verdict.status]
 

@@ -106,6 +106,7 @@ class Verdict:
     points: int = 0                  # random points compared
     batch: bool = False              # evaluated as a batch formula
     layout: str = ""                 # how a batch formula's matrices were read
+    names: tuple = ()                # each numbered name and the layer it was resolved to
     note: str = ""                   # the mistake that explains a "not equal", when one does
 
     @property
@@ -135,6 +136,8 @@ class Verdict:
             lines.append(f"note:    {self.note}")
         if self.given_latex:
             lines.append(f"given:   {self.given_latex}" + (f"   (read as a batch, {self.layout})" if self.layout else ""))
+        if self.names:
+            lines.append(f"names:   {'; '.join(self.names)}")
         if self.derived_latex:
             lines.append(f"derived: {self.derived_latex}")
         return "\n".join(lines)
@@ -159,6 +162,7 @@ class _Net:
     strides: dict = None           # conv/pool layer position -> stride (`s` in index expressions)
     batch_norm: bool = False       # examples are coupled: every formula is read on a batch
     vectors: frozenset = frozenset()   # keys whose quantity is a vector (a column in the table)
+    training: bool = True          # False: dropout off, batch norm through its running statistics
 
     @property
     def placed(self) -> dict:
@@ -366,6 +370,25 @@ def _stride(info: _Net, key: str, grad: bool):
     if grad and (key == "x" or key.startswith("a")):
         layer += 1
     return (info.strides or {}).get(layer)
+
+
+def _names_read(resolved: ResolvedFormula, info: _Net) -> tuple:
+    """'W_3 = W3 (layer 3, dense)' for each distinct numbered name of the formula."""
+    out, seen = [], set()
+    placed = info.placed
+    for root in (resolved.lhs, resolved.rhs):
+        if root is None:
+            continue
+        for n in sorted((n for n in _walk(root) if isinstance(n, Sym)), key=lambda n: n.span):
+            raw = re.sub(r"_\{[^}]*\}$|_[a-z]$", "", resolved.source[n.span[0]:n.span[1]].strip())
+            mt = re.search(r"(\d+)$", n.key)
+            if not mt or (raw, n.key) in seen:
+                continue
+            seen.add((raw, n.key))
+            l = int(mt.group(1))
+            where = f"layer {l}, {placed[l].layer.type}" if l in placed else "the input"
+            out.append(f"{raw} = {'d' if n.d else ''}{n.key} ({where})")
+    return tuple(out)
 
 
 def _summed(result, expected):
@@ -955,7 +978,7 @@ class _NumericValues:
         v, masks = self.ev.values, getattr(self.ev, "masks", {}) or {}
         # The same batch (same rounding of every z; with batch norm the same batch statistics),
         # the loss weighted to one example: m * e-th row.
-        grads = [trace(self.info.derivation, self.params, v["x"], v["y"], masks=masks,
+        grads = [trace(self.info.derivation, self.params, v["x"], v["y"], masks=masks, training=self.info.training,
                        weights=self.m * np.eye(self.m)[e]).grads[key] for e in range(self.m)]
         g = np.stack(grads, axis=-1)
         return g if g.ndim > 2 else g.reshape(g.shape[0], 1, -1)[:, 0]
@@ -1173,7 +1196,9 @@ def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
         X_, Y_ = random_batch(net, m, rng)
         masks = {p.position: (rng.random((m, *p.out_shape)) >= p.layer.rate).astype(np.float64)
                  for p in net.placed if p.layer.type == "dropout"}
-        ev = trace(info.derivation, params, X_, Y_, masks=masks)
+        if not info.training:
+            masks = {}
+        ev = trace(info.derivation, params, X_, Y_, masks=masks, training=info.training)
         ev.masks = masks
         near = any(np.any(np.abs(ev.values[f"z{l}"] - k) < KINK_MARGIN)
                    for l, ks in info.kinks.items() for k in ks)
@@ -1197,7 +1222,7 @@ def _kink_point(info: _Net, rng, m: int):
         units = np.arange(0, b.size, 2)
         b[units] = k - s[0, units]
         params[f"b{l}"] = b
-        ev = trace(info.derivation, params, X_, Y_, masks=masks)
+        ev = trace(info.derivation, params, X_, Y_, masks=masks, training=info.training)
         ev.masks = masks
     return params, X_, Y_, ev
 
@@ -1205,7 +1230,7 @@ def _kink_point(info: _Net, rng, m: int):
 # ---------------------------------------------------------------- LaTeX
 
 def _sym_latex(node: Sym) -> str:
-    m = re.fullmatch(r"([A-Za-z]+?)(\d*)", node.key)
+    m = re.fullmatch(r"([A-Za-z_]+?)(\d*)", node.key)
     base, layer = m.groups() if m else (node.key, "")
     base = {"delta": r"\delta", "Delta": r"\Delta", "yhat": r"\hat{y}", "gamma": r"\gamma",
             "beta": r"\beta", "mu": r"\mu", "xhat": r"\hat{x}", "mask": "D", "var": r"\mathrm{var}",
@@ -1426,10 +1451,16 @@ def _repairs(info, fixed, key, grad, element, batch, m, ranges, stride, backend,
     return False
 
 
-def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5) -> Verdict:
+def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5, training=True) -> Verdict:
     """Compare a hand-derived formula for `target` (W2, b1, delta2, x, da1) with
-    symnet's derivation of `net`. Returns a Verdict; user errors raise SymnetError."""
+    symnet's derivation of `net`. Returns a Verdict; user errors raise SymnetError.
+    training=False: evaluation mode (dropout off, batch norm through running_mean<l>,
+    running_var<l>)."""
     info = _describe_net(net)
+    if training not in (True, False):
+        raise SpecError(f"training must be True or False, not {training!r}")
+    info.training = training
+    info.batch_norm = info.batch_norm and training     # running statistics do not couple the examples
     if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 100:
         raise SpecError(f"points must be a whole number from 1 to 100, not {points!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -1465,10 +1496,11 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
     # over its examples (each example's d ell_e / dW, as the document writes it).
     summed_examples = info.batch_norm and not batch and grad and _is_param(info, key)
     given_latex = (to_latex(lhs) + " = " if lhs is not None else "") + to_latex(resolved.rhs)
+    names = _names_read(resolved, info)
     derived_latex = _derived_latex(info, key, grad, batch)
     make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
                                                  derived_latex=derived_latex, given_latex=given_latex,
-                                                 batch=batch, **kw)
+                                                 batch=batch, names=names, **kw)
 
     # 1. shapes (a batch formula that fits only with one example per row is read that way, and says so)
     rows = False
@@ -1489,7 +1521,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                   else "one example per column (Andrew Ng's layout)")
         make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
                                                      derived_latex=derived_latex, given_latex=given_latex,
-                                                     batch=batch, layout=layout, **kw)
+                                                     batch=batch, layout=layout, names=names, **kw)
 
     # 2. numbers
     backend = _NumericBackend(info.derivation.activations)

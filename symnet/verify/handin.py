@@ -81,7 +81,7 @@ def equations(source: str, suffix: str) -> list[tuple[int, str]]:
     return out[:MAX_EQUATIONS + 1]
 
 
-def verify_file(net, path, *, seed: int = 0, points: int = 5, layer=None) -> list[Entry]:
+def verify_file(net, path, *, seed: int = 0, points: int = 5, layer=None, training: bool = True) -> list[Entry]:
     from .engine import verify
     path = Path(path)
     try:
@@ -100,7 +100,7 @@ def verify_file(net, path, *, seed: int = 0, points: int = 5, layer=None) -> lis
                                  "equation such as dW2 = ..., with the quantity it computes on the left"))
             continue
         try:
-            v = verify(net, None, text, seed=seed, points=points, layer=layer)
+            v = verify(net, None, text, seed=seed, points=points, layer=layer, training=training)
         except SymnetError as exc:
             entries.append(Entry(line, text, "error", message=f"line {line}: {exc}"))
             continue

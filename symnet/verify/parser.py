@@ -63,7 +63,7 @@ _TOKEN = re.compile(r"""
   | (?P<num>(?:\d+(?:\.\d+)? | \.\d+)(?:[eE][+-]?\d+)?)
   | (?P<word>[A-Za-z][A-Za-z0-9]*)
   | (?P<cmd>\\[A-Za-z]+)
-  | (?P<sym>\\[{}] | \.\* | \*\* | >= | <= | != | [-+*/^_@=',.()\[\]{}<>:])
+  | (?P<sym>\\[{}_] | \.\* | \*\* | >= | <= | != | [-+*/^_@=',.()\[\]{}<>:])
 """, re.VERBOSE)
 
 # Commands that only size or space things: dropped like whitespace.
@@ -101,6 +101,8 @@ def tokenize(text: str) -> list[Token]:
             tok_text = tok_text[1:]
             if tok_text in _IGNORED:
                 kind = "space"
+        if kind == "sym" and tok_text == "\\_":       # running\_var: an escaped underscore
+            tok_text = "_"
         if kind == "num" and len(tok_text) > MAX_NUMBER_CHARS:
             raise FormulaError(f"number at column {pos + 1} has more than {MAX_NUMBER_CHARS} "
                                "characters; expected a shorter number")
@@ -533,7 +535,13 @@ class _Parser:
         if self.is_sym(nxt, ".") and after.kind == "word" and after.text != "T":
             raise self.fail(tok.pos, f"'{tok.text}.{after.text}': module and method calls are "
                             "not allowed", _MODULES_HINT)
-        m = re.fullmatch(r"([A-Za-z]+)(\d*)", tok.text)
+        if tok.text == "running" and self.is_sym(nxt, "_") and after.kind == "word" \
+                and re.fullmatch(r"(mean|var)\d*", after.text) and after.pos == nxt.end:
+            self.advance()
+            self.advance()          # running_mean2, running\_var^{(2)}: batch norm's running statistics
+            tok = Token("word", "running_" + after.text, tok.pos, after.end)
+        m = re.fullmatch(r"([A-Za-z_]+?)(\d*)", tok.text) if tok.text.startswith("running_") else \
+            re.fullmatch(r"([A-Za-z]+)(\d*)", tok.text)
         if not m:
             raise self.fail(tok.pos, f"name {tok.text!r}",
                             "letters then an optional layer number, like W2 or delta3")
