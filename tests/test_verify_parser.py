@@ -409,3 +409,14 @@ def test_random_text_parses_or_raises_formula_error(text):
         except FormulaError:
             pass
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("text", ["1/m dZ2 A1^T", "a2/2 b2", "a2 / n W2"])
+def test_a_product_after_a_slash_is_refused_not_guessed(text):
+    with pytest.raises(FormulaError, match=r"ambiguous at column \d+; expected \\frac\{1\}\{m\}"):
+        parse_formula(text)
+
+
+@pytest.mark.parametrize("text", ["(1/m) dZ2 A1^T", "a2/(m n)", r"\frac{1}{m} dZ2 A1^T", "1/m * a2"])
+def test_unambiguous_quotients_parse(text):
+    parse_formula(text)

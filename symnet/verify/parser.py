@@ -442,7 +442,13 @@ class _Parser:
                 self.raw_group()
             if self.tok.kind == "end":
                 raise self.fail(op_tok.pos, f"nothing after {_describe(op_tok)}", "an operand")
+            grouped = self.is_sym(self.tok, *_OPENERS)
             right = self.binary(prec + 1)
+            if kind is Div and consumes and isinstance(right, (MatMul, Mul)) \
+                    and not (grouped and self.text[right.span[1]:right.span[1] + 1] in ")]}"):
+                # 1/m dZ2 A1^T: people mean (1/m) dZ2 A1^T, the precedence says 1/(m dZ2 A1^T)
+                raise self.fail(op_tok.pos, f"'{self.text[left.span[0]:right.span[1]].strip()}' is ambiguous",
+                                "\\frac{1}{m} dZ2 A1^T or (1/m) dZ2 A1^T for a factor, or a/(b c) for a quotient")
             if kind is MatMul and (_is_number(left) or _is_number(right)):
                 kind = Mul
             left = kind(left, right, span=(left.span[0], right.span[1]), op_pos=op_tok.pos)
