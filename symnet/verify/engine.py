@@ -1,16 +1,18 @@
 """Checking a hand-derived backprop formula against symnet's derivation.
 
     verify(net, "W2", "dW2 = dz2 a1^T")            -> Verdict("equal", ...)
-    verify(net, "delta1", "W2 delta2 * g'(z1)")    -> Verdict("not equal", shape message)
+    verify(net, "delta1", "W2 delta2 * g'(z1)")    -> Verdict("not equal", shape message, note)
 
 The formula is parsed by `symnet.verify.parser` (user text is never executed)
-and resolved against a symbol table built from the network: per example, every
-quantity is a column vector (a_l, z_l, delta_l, b_l of shape (n_l, 1), x = a_0,
-y, yhat and p of shape (n_L, 1)), W_l has shape (n_l, n_{l-1}) and n, m are the
-batch size. Three stages decide:
+and resolved against a symbol table built from the network, for every layer
+kind: per example, vectors are columns (a_l, z_l, delta_l, b_l of shape (n_l, 1);
+x = a_0, y, yhat and p), feature maps are (C, H, W), parameters have PyTorch's
+shapes (W_l (n_l, n_{l-1}) or (F, C, k_h, k_w)); batch norm adds gamma, beta,
+xhat, mu, var and the running statistics, dropout its mask D_l; n, m are the
+batch size and s the stride of the target's layer. Four stages decide:
 
 1. shapes: a missing transpose or a product in the wrong order is a "not equal"
-   verdict whose message gives both shapes;
+   verdict whose message gives both shapes (conv operator forms are left to 2);
 2. numbers (always): the formula is evaluated with numpy by walking its AST at
    `points` random float64 points (seeded; pre-activations kept away from the
    kinks of ReLU-like activations) with the values of `symnet.trace`, and
@@ -18,18 +20,23 @@ batch size. Three stages decide:
    network has kinks, one more point puts pre-activations exactly on the kinks:
    a formula that agrees everywhere else but not there is "equal almost
    everywhere" (e.g. ReLU'(0) = 1 instead of symnet's 0);
-3. symbols (where feasible): the same AST walk over numpy object arrays of
-   SymPy symbols (a copy of the network at most 2 units wide), compared with the
-   derivation's expressions entry by entry; `simplify` runs under a time limit.
-   It can confirm equality; a difference it cannot cancel decides nothing alone.
+3. symbols (per-example formulas on dense networks): the same AST walk over
+   numpy object arrays of SymPy symbols (a copy at most 2 units wide), compared
+   with the derivation's expressions entry by entry; `simplify` runs under a
+   time limit. It can confirm equality; a difference it cannot cancel decides
+   nothing alone;
+4. answer notes (`symnet.verify.notes`): on "not equal", repaired formulas
+   (sign, factors, g', transpose, order, a/z, layer +-1, missing sums) are checked
+   by stages 1 and 2; the first that is equal names the mistake.
 
 Batch formulas: a formula that mentions the batch size (m or n), sums over the
-examples (a \\sum whose index the summand does not use) or uses the batch
-capitals (A, Z, X, Y, dZ, \\Delta) is evaluated on a batch of 3 examples, one
-column each (Andrew Ng's layout: Z^{[l]} is (n_l, m)); its value must be the
-gradient of the batch-mean loss (W, b, x) or, for delta targets, the per-example
-deltas side by side. Any other formula is checked per example (a batch of 1).
-`per_example=True/False` overrides the guess.
+examples or uses the batch capitals (A, Z, X, Y, dZ, \\Delta) is evaluated on a
+batch of 3 examples, one per column (Andrew Ng's layout: Z^{[l]} is (n_l, m)) or,
+when only that fits, one per row (symnet's printed batch formulas); its value
+must be the gradient of the batch-mean loss (W, b, x) or, for delta targets, the
+per-example deltas side by side. Any other formula is checked per example (a
+batch of 1; with batch norm a batch of 3, since its statistics couple the
+examples). `per_example=True/False` overrides the guess.
 """
 from __future__ import annotations
 
