@@ -43,3 +43,12 @@ def test_every_printed_formula_reads_back_equal(path):
             assert v.status == "equal", f"{path.stem} {name} batch={batch}: {tex}\n{v.report()}"
             checked += 1
     assert checked >= 2 * len(net.param_shapes)
+
+
+def test_a_verdict_on_lenet_takes_well_under_the_budget():
+    # The guide promises about 1 s after imports (derivation included); CPU time, generous bound.
+    import time
+    net = symnet.load(ROOT / "examples" / "lenet.toml")
+    start = time.process_time()
+    v = verify(net, "W1", r"dW^{(1)} = a^{(0)} \star \delta^{(1)}")
+    assert v.status == "equal" and time.process_time() - start < 5.0
