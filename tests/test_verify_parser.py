@@ -259,13 +259,13 @@ def test_last_layer_from_the_symbol_table():
     ("a2 + + ", 8, "operand|name"),
     ("a2 = b2 = z2", 9, "one equation"),
     (r"\foo(z2)", 1, "unknown command"),
-    (r"a^{(i)}", 5, "layer"),
-    (r"a_{q}", 4, "index letters"),
+    (r"a^{(q)}", 5, "layer"),
+    (r"a_{z}", 4, "index letters"),
     ("a2 ? b", 4, "unexpected character"),
     (r"\frac12", 6, r"'\{' after \\frac"),
     ("(a2).x", 5, r"\.T"),
     ("a2^{1000}", 5, "too large"),
-    (r"\sum a_k", 1, "index"),
+    (r"\sum_2 a_k", 6, "sum index"),
     ("a2^2^2^2^2^2^2^2", None, "too large"),
     ("", None, "empty"),
     ("a2 , b2", 4, "unexpected"),
@@ -281,9 +281,9 @@ def test_errors_give_the_column(text, column, expected):
 
 def test_unknown_name_lists_the_known_ones():
     with pytest.raises(FormulaError) as info:
-        resolve(parse_formula("W3^T delta3 + q"), SYMBOLS)
+        resolve(parse_formula("W3^T delta3 + Q"), SYMBOLS)
     message = str(info.value)
-    assert "unknown name 'q' at column 15" in message
+    assert "unknown name 'Q' at column 15" in message
     assert "known: x, y, yhat" in message and "W1" in message
 
 
@@ -409,3 +409,14 @@ def test_random_text_parses_or_raises_formula_error(text):
         except FormulaError:
             pass
     assert time.perf_counter() - start < 1.0
+
+
+@pytest.mark.parametrize("text", ["1/m dZ2 A1^T", "a2/2 b2", "a2 / n W2"])
+def test_a_product_after_a_slash_is_refused_not_guessed(text):
+    with pytest.raises(FormulaError, match=r"ambiguous at column \d+; expected \\frac\{1\}\{m\}"):
+        parse_formula(text)
+
+
+@pytest.mark.parametrize("text", ["(1/m) dZ2 A1^T", "a2/(m n)", r"\frac{1}{m} dZ2 A1^T", "1/m * a2"])
+def test_unambiguous_quotients_parse(text):
+    parse_formula(text)

@@ -2,7 +2,7 @@
 
 verify: 0 equal or equal almost everywhere, 1 not equal, 2 bad input (a
 SymnetError, printed on one line by symnet.cli), 3 undecided.
-check: 0 every gradient matches finite differences, 1 a mismatch.
+check: 0 every gradient matches finite differences and symnet.trace, 1 a mismatch.
 """
 from __future__ import annotations
 
@@ -20,6 +20,11 @@ def add_verify_arguments(p):
     source = p.add_mutually_exclusive_group(required=True)
     source.add_argument("--formula", help="the formula, LaTeX or plain text, e.g. 'dW2 = dz2 a1^T'")
     source.add_argument("--formula-file", help="a file holding the formula")
+    source.add_argument("--file", help="a hand-in (.tex, .md or .txt): every equation in it, each checked "
+                                       "against its own left side, then a summary")
+    p.add_argument("--json", action="store_true", help="print the verdicts as JSON")
+    p.add_argument("--evaluation", dest="training", action="store_false",
+                   help="evaluation mode: dropout off, batch norm through its running statistics")
     mode = p.add_mutually_exclusive_group()
     mode.add_argument("--per-example", dest="per_example", action="store_true", default=None,
                       help="the formula is for one example (default: guessed from m, n, capitals)")
@@ -45,12 +50,24 @@ def _read_formula(args) -> str:
 
 
 def cli_verify(args) -> int:
+    import json
     from ..spec import load
     from .engine import verify
     net = load(args.spec)
+    if args.file is not None:
+        from . import handin
+        if args.target is not None or args.per_example is not None:
+            raise SpecError("--file takes each equation's target from its left side; "
+                            "expected no --target, --per-example or --batch")
+        entries = handin.verify_file(net, args.file, seed=args.seed, points=args.points, layer=args.layer,
+                                     training=args.training)
+        code = handin.exit_code(entries)
+        print(json.dumps(handin.as_data(entries, args.spec, args.file), indent=2) if args.json
+              else handin.report(entries))
+        return code
     verdict = verify(net, args.target, _read_formula(args), per_example=args.per_example,
-                     layer=args.layer, seed=args.seed, points=args.points)
-    print(verdict.report())
+                     layer=args.layer, seed=args.seed, points=args.points, training=args.training)
+    print(json.dumps(verdict.as_data(), indent=2) if args.json else verdict.report())
     return EXIT_CODES[verdict.status]
 
 
@@ -61,7 +78,7 @@ def add_check_arguments(p):
 
 
 def cli_check(args) -> int:
-    from ..check import format_report, gradient_check
+    from ..check import format_report, gradient_check, worst
     from ..spec import load
     net = load(args.spec)
     if args.batch < 1:
@@ -73,11 +90,14 @@ def cli_check(args) -> int:
                           "which is not installed") from None
     results = gradient_check(net, seed=args.seed, batch=args.batch)
     print(format_report(results))
-    bad = [r for r in results if not r.ok]
-    if not bad:
+    bad = worst(results)
+    if bad is None:
         print("gradient check passed")
         return 0
-    worst = max(bad, key=lambda r: r.max_rel_error)
-    print(f"gradient check failed: worst entry {worst.name}{list(worst.worst_index)} "
-          f"(kernel {worst.analytic:.6g}, finite differences {worst.numeric:.6g})")
+    if not bad.ok:
+        print(f"gradient check failed: worst entry {bad.name}{list(bad.worst_index)} "
+              f"(kernel {bad.analytic:.6g}, finite differences {bad.numeric:.6g})")
+    else:
+        print(f"gradient check failed: worst entry {bad.name} (kernel and symnet.trace differ by "
+              f"{bad.trace_error:.3g})")
     return 1

@@ -1,35 +1,42 @@
 """Checking a hand-derived backprop formula against symnet's derivation.
 
     verify(net, "W2", "dW2 = dz2 a1^T")            -> Verdict("equal", ...)
-    verify(net, "delta1", "W2 delta2 * g'(z1)")    -> Verdict("not equal", shape message)
+    verify(net, "delta1", "W2 delta2 * g'(z1)")    -> Verdict("not equal", shape message, note)
 
 The formula is parsed by `symnet.verify.parser` (user text is never executed)
-and resolved against a symbol table built from the network: per example, every
-quantity is a column vector (a_l, z_l, delta_l, b_l of shape (n_l, 1), x = a_0,
-y, yhat and p of shape (n_L, 1)), W_l has shape (n_l, n_{l-1}) and n, m are the
-batch size. Three stages decide:
+and resolved against a symbol table built from the network, for every layer
+kind: per example, vectors are columns (a_l, z_l, delta_l, b_l of shape (n_l, 1);
+x = a_0, y, yhat and p), feature maps are (C, H, W), parameters have PyTorch's
+shapes (W_l (n_l, n_{l-1}) or (F, C, k_h, k_w)); batch norm adds gamma, beta,
+xhat, mu, var and the running statistics, dropout its mask D_l; n, m are the
+batch size and s the stride of the target's layer. Four stages decide:
 
 1. shapes: a missing transpose or a product in the wrong order is a "not equal"
-   verdict whose message gives both shapes;
+   verdict whose message gives both shapes (conv operator forms are left to 2);
 2. numbers (always): the formula is evaluated with numpy by walking its AST at
    `points` random float64 points (seeded; pre-activations kept away from the
-   kinks of ReLU-like activations) with the values of `symnet.reference`, and
+   kinks of ReLU-like activations) with the values of `symnet.trace`, and
    compared with the derived quantity. A mismatch is a counterexample. Where the
    network has kinks, one more point puts pre-activations exactly on the kinks:
    a formula that agrees everywhere else but not there is "equal almost
    everywhere" (e.g. ReLU'(0) = 1 instead of symnet's 0);
-3. symbols (where feasible): the same AST walk over numpy object arrays of
-   SymPy symbols (a copy of the network at most 2 units wide), compared with the
-   derivation's expressions entry by entry; `simplify` runs under a time limit.
-   It can confirm equality; a difference it cannot cancel decides nothing alone.
+3. symbols (per-example formulas on dense networks): the same AST walk over
+   numpy object arrays of SymPy symbols (a copy at most 2 units wide), compared
+   with the derivation's expressions entry by entry; `simplify` runs under a
+   time limit. It can confirm equality; a difference it cannot cancel decides
+   nothing alone;
+4. answer notes (`symnet.verify.notes`): on "not equal", repaired formulas
+   (sign, factors, g', transpose, order, a/z, layer +-1, missing sums) are checked
+   by stages 1 and 2; the first that is equal names the mistake.
 
 Batch formulas: a formula that mentions the batch size (m or n), sums over the
-examples (a \\sum whose index the summand does not use) or uses the batch
-capitals (A, Z, X, Y, dZ, \\Delta) is evaluated on a batch of 3 examples, one
-column each (Andrew Ng's layout: Z^{[l]} is (n_l, m)); its value must be the
-gradient of the batch-mean loss (W, b, x) or, for delta targets, the per-example
-deltas side by side. Any other formula is checked per example (a batch of 1).
-`per_example=True/False` overrides the guess.
+examples or uses the batch capitals (A, Z, X, Y, dZ, \\Delta) is evaluated on a
+batch of 3 examples, one per column (Andrew Ng's layout: Z^{[l]} is (n_l, m)) or,
+when only that fits, one per row (symnet's printed batch formulas); its value
+must be the gradient of the batch-mean loss (W, b, x) or, for delta targets, the
+per-example deltas side by side. Any other formula is checked per example (a
+batch of 1; with batch norm a batch of 3, since its statistics couple the
+examples). `per_example=True/False` overrides the guess.
 """
 from __future__ import annotations
 
@@ -46,9 +53,9 @@ import sympy as sp
 from ..errors import FormulaError, SpecError, SymnetError
 from ..functions import sigmoid
 from ..numeric import lambdify
-from .parser import (Add, Binary, Call, Div, FormulaShapeError, Hadamard, MatMul, Mul, Neg, Node,
-                     Num, Pow, ResolvedFormula, Sub, Sum, Sym, SymbolInfo, Transpose, check_shapes,
-                     children, parse_formula, resolve, shape_of)
+from .parser import (BATCH_AXIS, Add, Affine, Ast, Binary, Star, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
+                     IndexValue, MatMul, Mul, Neg, Node, Num, Pow, ResolvedFormula, Sub, Sum, Sym,
+                     SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of)
 
 STATUSES = ("equal", "equal almost everywhere", "not equal", "undecided")
 BATCH_EXAMPLES = 3          # examples per point for batch formulas
@@ -105,6 +112,9 @@ class Verdict:
     symbolic: str = "skipped"        # "equal", "different", "timeout", "skipped"
     points: int = 0                  # random points compared
     batch: bool = False              # evaluated as a batch formula
+    layout: str = ""                 # how a batch formula's matrices were read
+    names: tuple = ()                # each numbered name and the layer it was resolved to
+    note: str = ""                   # the mistake that explains a "not equal", when one does
 
     @property
     def ok(self) -> bool:
@@ -113,10 +123,28 @@ class Verdict:
     def __bool__(self) -> bool:
         return self.ok
 
+    def as_data(self) -> dict:
+        """The verdict as JSON-ready data (symnet verify --json)."""
+        from dataclasses import asdict
+        data = asdict(self)
+        data["ok"] = self.ok
+        cex = data.get("counterexample")
+        if cex is not None:
+            cex["index"] = cex["index"] if isinstance(cex["index"], dict) else list(cex["index"])
+            cex["seed"] = list(cex["seed"])
+            for k in ("given", "derived", "abs_error", "rel_error"):
+                if cex[k] != cex[k] or cex[k] in (float("inf"), float("-inf")):
+                    cex[k] = None       # JSON has no nan or inf
+        return data
+
     def report(self) -> str:
         lines = [f"verdict: {self.message}"]
+        if self.note:
+            lines.append(f"note:    {self.note}")
         if self.given_latex:
-            lines.append(f"given:   {self.given_latex}")
+            lines.append(f"given:   {self.given_latex}" + (f"   (read as a batch, {self.layout})" if self.layout else ""))
+        if self.names:
+            lines.append(f"names:   {'; '.join(self.names)}")
         if self.derived_latex:
             lines.append(f"derived: {self.derived_latex}")
         return "\n".join(lines)
@@ -136,6 +164,36 @@ class _Net:
     categorical: bool
     symbols: dict
     kinks: dict            # layer -> sorted kink points of g and g'
+    shapes: dict = None    # layer position -> per-example output shape (0: the input)
+    dense_only: bool = True
+    strides: dict = None           # conv/pool layer position -> stride (`s` in index expressions)
+    batch_norm: bool = False       # examples are coupled: every formula is read on a batch
+    vectors: frozenset = frozenset()   # keys whose quantity is a vector (a column in the table)
+    training: bool = True          # False: dropout off, batch norm through its running statistics
+
+    @property
+    def placed(self) -> dict:
+        return {p.position: p for p in self.net.placed}
+
+    def batch_symbols(self, rows: bool) -> dict:
+        """The table for a batch formula: the example axis has its own size BATCH_AXIS
+        (m), one example per column (Andrew Ng) or per row (symnet's batch formulas:
+        \\frac{1}{m} (\\Delta^{(1)})^T A^{(0)})."""
+        out = {}
+        for k, v in self.symbols.items():
+            if k == "ones":
+                out[k] = SymbolInfo(v.kind, (BATCH_AXIS, 1))
+            elif v.kind not in ("param", "scalar") and not _NO_EXAMPLE.fullmatch(k) \
+                    and len(v.shape) == 2 and v.shape[1] == 1:
+                out[k] = SymbolInfo(v.kind, (BATCH_AXIS, v.shape[0]) if rows else (v.shape[0], BATCH_AXIS))
+            else:
+                out[k] = v
+        return out
+
+    def dims(self, key) -> tuple:
+        """The index ranges of a quantity: one for a vector, else its shape."""
+        shape = self.symbols[key].shape
+        return shape[:1] if key in self.vectors else shape
 
 
 _DERIVATIONS: dict = {}
@@ -153,49 +211,76 @@ def _derivation(net):
         return _DERIVATIONS[key]
 
 
+_PREACT = ("dense", "conv2d", "batchnorm")
+
+
+def _col(shape) -> tuple:
+    """Per-example shape in the symbol table: vectors are columns (n, 1)."""
+    return (shape[0], 1) if len(shape) == 1 else tuple(shape)
+
+
 def _describe_net(net) -> _Net:
     from ..network import Network
     if not isinstance(net, Network):
         raise SpecError(f"verify needs a symnet Network (from symnet.load or Network(...)), "
                         f"got {type(net).__name__}")
     placed = list(net.placed)
-    if len(net.input_shape) != 1:
-        raise SpecError(f"input {net.input_shape}: verify covers dense networks on vector inputs")
-    softmax_position = None
-    dense = []
-    for i, p in enumerate(placed):
-        if p.layer.type == "dense":
-            dense.append(p)
-        elif p.layer.type == "softmax" and i == len(placed) - 1:
-            softmax_position = p.position
-        else:
-            raise SpecError(f"{p.where}: verify covers dense (and a final softmax) layers only")
+    softmax_position = placed[-1].position if placed[-1].layer.type == "softmax" else None
+    body = placed[:-1] if softmax_position else placed
     d = _derivation(net)
-    sizes = {0: net.input_shape[0]}
-    for p in dense:
-        sizes[p.position] = p.out_shape[0]
-    L = dense[-1].position
-    nL = sizes[L]
-    col = lambda n: (n, 1)      # noqa: E731
-    symbols = {"x": SymbolInfo("data", col(sizes[0])), "y": SymbolInfo("data", col(nL)),
-               "yhat": SymbolInfo("activation", col(nL)),
+    dense_only = len(net.input_shape) == 1 and all(p.layer.type == "dense" for p in body)
+    sizes = {0: net.input_shape[0]} if dense_only else {}
+    shapes = {0: tuple(net.input_shape)}
+    for p in placed:
+        shapes[p.position] = tuple(p.out_shape)
+        if dense_only and p.layer.type == "dense":
+            sizes[p.position] = p.out_shape[0]
+    L = body[-1].position
+    out = _col(body[-1].out_shape)
+    symbols = {"x": SymbolInfo("data", _col(net.input_shape)), "y": SymbolInfo("data", out),
+               "yhat": SymbolInfo("activation", out),
                "n": SymbolInfo("scalar", ()), "m": SymbolInfo("scalar", ())}
+    symbols["ones"] = SymbolInfo("data", (1, 1))       # \mathbf{1}: one entry per example
     if net.loss.is_categorical:
-        symbols["p"] = SymbolInfo("activation", col(nL))
-    if softmax_position is not None:
-        symbols[f"a{softmax_position}"] = SymbolInfo("activation", col(nL))
-    for p in dense:
-        l, n, k = p.position, sizes[p.position], p.trainable_index
-        prev = max(q for q in sizes if q < l)
-        symbols[f"W{k}"] = SymbolInfo("param", (n, sizes[prev]))
-        symbols[f"b{k}"] = SymbolInfo("param", col(n))
-        symbols[f"z{l}"] = SymbolInfo("preact", col(n))
-        symbols[f"a{l}"] = SymbolInfo("activation", col(n))
-        symbols[f"delta{l}"] = SymbolInfo("delta", col(n))
-        symbols[f"Delta{l}"] = SymbolInfo("delta", col(n))
+        symbols["p"] = SymbolInfo("activation", out)
+        symbols[f"p{L}"] = SymbolInfo("activation", out)    # the document's p^{(L)}
+    strides = {p.position: p.layer.stride for p in placed if p.layer.type in ("conv2d", "maxpool2d", "avgpool2d")}
+    if strides:
+        symbols["s"] = SymbolInfo("scalar", ())
+    for p in placed:
+        l, shape = p.position, _col(p.out_shape)
+        symbols[f"a{l}"] = SymbolInfo("activation", shape)
+        for name, pshape in p.param_shapes.items():
+            symbols[name] = SymbolInfo("param", _col(pshape))
+        for name, pshape in p.state_shapes.items():
+            symbols[name] = SymbolInfo("data", _col(pshape))
+        if p.layer.type in _PREACT:
+            symbols[f"z{l}"] = SymbolInfo("preact", shape)
+            symbols[f"delta{l}"] = SymbolInfo("delta", shape)
+            symbols[f"Delta{l}"] = SymbolInfo("delta", shape)
+        if p.layer.type == "batchnorm":
+            c = _col((p.out_shape[0],))
+            symbols[f"mu{l}"] = SymbolInfo("data", c)
+            symbols[f"var{l}"] = SymbolInfo("data", c)
+            symbols[f"xhat{l}"] = SymbolInfo("data", shape)
+        if p.layer.type == "dropout":
+            for name in (f"mask{l}", f"D{l}", f"d{l}"):     # Andrew Ng writes the mask D^{[l]}
+                symbols[name] = SymbolInfo("data", shape)
     kinks = {l: _kinks(math.g, math.dg) for l, math in d.activations.items()}
+    vectors = {k for k, v in symbols.items() if len(v.shape) == 2 and v.shape[1] == 1}
+    for p in placed:
+        vectors -= {k for k, shape in p.param_shapes.items() if len(shape) == 2}   # W (n, 1) is a matrix
     return _Net(net, d, sizes, L, softmax_position, net.loss.is_categorical, symbols,
-                {l: k for l, k in kinks.items() if k})
+                {l: k for l, k in kinks.items() if k}, shapes, dense_only,
+                strides, bool(net.state_shapes), frozenset(vectors))
+
+
+def _is_param(info: _Net, key: str) -> bool:
+    return info.symbols.get(key, SymbolInfo("data", ())).kind == "param"
+
+
+# Quantities without an example axis: parameters, running and batch statistics.
+_NO_EXAMPLE = re.compile(r"(W|b|gamma|beta|running_mean|running_var|mu|var)\d+")
 
 
 @lru_cache(maxsize=None)
@@ -246,7 +331,7 @@ def _resolve_target(target, info: _Net, layer) -> tuple[str, bool]:
     if kind == "delta":
         return key, False
     if kind == "param" or key == "x" or (sym.d and re.fullmatch(r"a\d+", key) and key in info.symbols):
-        if re.fullmatch(r"a\d+", key) and int(key[1:]) not in info.sizes:
+        if re.fullmatch(r"a\d+", key) and int(key[1:]) == info.softmax_position:
             raise FormulaError(f"target {target!r}: no gradient of the softmax output here")
         return key, True
     raise FormulaError(f"target {target!r}: {key} is not a parameter, an error term or the input; "
@@ -261,17 +346,92 @@ def _walk(node: Node):
         stack.extend(children(n))
 
 
+def _letters(indices) -> set:
+    """The index letters of a subscript, inside index expressions too."""
+    out = set()
+    for ix in indices:
+        out |= set(ix.letters) if isinstance(ix, Affine) else {ix}
+    return out
+
+
 def _free_indices(node: Node, bound=frozenset()) -> set:
     stack, free = [(node, bound)], set()
     while stack:
         n, b = stack.pop()
         if isinstance(n, Sym):
-            free |= set(n.indices) - b
+            free |= _letters(n.indices) - b
+        elif isinstance(n, IndexValue):
+            free |= {n.letter} - b
         elif isinstance(n, Sum):
             stack.append((n.body, b | {n.index}))
         else:
             stack.extend((c, b) for c in children(n))
     return free
+
+
+def _stride(info: _Net, key: str, grad: bool):
+    """The stride `s` stands for: that of the target's layer (of the layer above for
+    the gradient of an activation or of x)."""
+    digits = re.search(r"\d+$", key)
+    layer = int(digits.group()) if digits else 0
+    if grad and (key == "x" or key.startswith("a")):
+        layer += 1
+    return (info.strides or {}).get(layer)
+
+
+def _names_read(resolved: ResolvedFormula, info: _Net) -> tuple:
+    """'W_3 = W3 (layer 3, dense)' for each distinct numbered name of the formula."""
+    out, seen = [], set()
+    placed = info.placed
+    for root in (resolved.lhs, resolved.rhs):
+        if root is None:
+            continue
+        for n in sorted((n for n in _walk(root) if isinstance(n, Sym)), key=lambda n: n.span):
+            raw = re.sub(r"_\{[^}]*\}$|_[a-z]$", "", resolved.source[n.span[0]:n.span[1]].strip())
+            mt = re.search(r"(\d+)$", n.key)
+            if not mt or (raw, n.key) in seen:
+                continue
+            seen.add((raw, n.key))
+            l = int(mt.group(1))
+            where = f"layer {l}, {placed[l].layer.type}" if l in placed else "the input"
+            out.append(f"{raw} = {'d' if n.d else ''}{n.key} ({where})")
+    return tuple(out)
+
+
+def _summed(result, expected):
+    """A per-example result (example axis last) summed over the examples."""
+    result = np.asarray(result, dtype=np.float64)
+    if result.ndim == expected.ndim + 1 or (result.ndim == expected.ndim and result.shape[-1] != expected.shape[-1]
+                                            and expected.shape[-1] == 1):
+        return result.sum(axis=-1, keepdims=result.ndim == expected.ndim)
+    return result
+
+
+def _check_target_shape(resolved: ResolvedFormula, symbols: dict, key: str, name: str, element: bool):
+    if element:         # entries: the indices decide (in the numeric stage)
+        shape_of(resolved.rhs, symbols)
+        return
+    check_shapes(resolved, symbols)
+    if not element:
+        rhs_shape = shape_of(resolved.rhs, symbols)
+        want = symbols[key].shape
+        if rhs_shape is not None and rhs_shape != want and not (rhs_shape == () and want == (1, 1)):
+            hint = "; a transpose missing?" if rhs_shape == want[::-1] else ""
+            raise FormulaShapeError(f"the right side has shape {rhs_shape}; {name} has shape {want}{hint}")
+
+
+def _ranges(resolved: ResolvedFormula, info: _Net, key: str) -> dict:
+    """How many values each index letter takes: from its plain uses (W_{f,c,m,n}) and the left side."""
+    ranges = {}
+    nodes = list(_walk(resolved.rhs))
+    if isinstance(resolved.lhs, Sym):
+        nodes.append(Sym(key, resolved.lhs.indices, span=resolved.lhs.span))
+    for n in nodes:
+        if isinstance(n, Sym) and n.indices and n.key in info.symbols:
+            for ix, size in zip(n.indices, info.dims(n.key)):
+                if isinstance(ix, str):
+                    ranges.setdefault(ix, size)
+    return ranges
 
 
 def _uses_indices(node: Node) -> bool:
@@ -285,10 +445,9 @@ def _looks_batch(resolved: ResolvedFormula) -> bool:
         for n in _walk(root):
             if isinstance(n, Sym):
                 raw = resolved.source[n.span[0]:n.span[1]]
-                if n.key in ("m", "n") or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
+                if n.key in ("m", "n") or n.sample or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
                     return True
-            elif isinstance(n, Sum) and not any(isinstance(s, Sym) and n.index in s.indices
-                                                for s in _walk(n.body)):
+            elif isinstance(n, Sum) and n.index not in _free_indices(n.body):
                 return True
     return False
 
@@ -335,10 +494,11 @@ class _Evaluator:
     """Evaluates a resolved AST. `values(key, d)` gives matrices (columns are
     examples); `funcs` maps (name, prime, layer) to an element-wise function."""
 
-    def __init__(self, backend, values, element: bool):
+    def __init__(self, backend, values, element: bool, ranges=None):
         self.backend = backend
         self.values = values
         self.element = element
+        self.ranges = ranges or {}      # index letter -> number of values
 
     def eval(self, node: Node):
         method = getattr(self, "_" + type(node).__name__)
@@ -348,7 +508,16 @@ class _Evaluator:
         return self.backend.number(node.value)
 
     def _Sym(self, node: Sym):
+        if node.sample and node.d and hasattr(self.values, "example_gradients") \
+                and _is_param(self.values.info, node.key):
+            value = self.values.example_gradients(node.key)     # \partial \ell_e / \partial W: one per example
+            return self.indexed(node, value) if node.indices else value
         value = self.values(node.key, node.d)
+        if node.summed and node.d:
+            if not _is_param(self.values.info, node.key):
+                raise FormulaError(f"\\partial \\mathcal{{L}} at column {node.span[0] + 1}: the summed loss is "
+                                   "written for parameters; expected \\partial L or \\partial \\ell")
+            value = value * self.values.batch_size()
         if not node.indices:
             if self.element and np.ndim(value) != 0:
                 raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} has no index while the "
@@ -359,21 +528,80 @@ class _Evaluator:
     def indexed(self, node: Sym, value):
         if np.ndim(value) == 0:
             raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} is a scalar; expected no index")
-        shape = self.values.shape(node.key)
-        if len(set(node.indices)) != len(node.indices):
+        dims = self.values.info.dims(node.key)
+        has_example = self.values.has_example(node.key, node.d)
+        if dims != self.values.shape(node.key):
+            value = value if has_example else value[:, 0]       # a column: one index
+        if len(node.indices) != len(dims):
+            what = {1: "a vector", 2: "a matrix"}.get(len(dims), f"an array with {len(dims)} axes")
+            raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is {what}; "
+                                    f"expected {len(dims)} indices, got {len(node.indices)}")
+        plain = [ix for ix in node.indices if not isinstance(ix, Affine)]
+        if len(set(plain)) != len(plain):
             raise FormulaError(f"repeated index in '{node.key}' at column {node.span[0] + 1}; "
                                "expected distinct letters such as W_{k,i}")
-        if not re.fullmatch(r"W\d+", node.key):     # a column vector; columns are examples
-            if len(node.indices) != 1:
-                raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is a vector; "
-                                        f"expected one index, got {len(node.indices)}")
-            if re.fullmatch(r"b\d+", node.key):        # parameters have no example axis
-                return _Indexed(value[:, 0], node.indices)
-            return _Indexed(value, (node.indices[0], _EXAMPLE_AXIS))
-        if len(node.indices) != 2:
-            raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} is a matrix; "
-                                    f"expected two indices, got {len(node.indices)}")
-        return _Indexed(value, node.indices)
+        tail = (_EXAMPLE_AXIS,) if has_example else ()
+        if len(plain) == len(node.indices):
+            return _Indexed(value, tuple(node.indices) + tail)
+        return self.gather(node, value, dims, tail)
+
+    def gather(self, node: Sym, value, dims, tail):
+        """x_{c, s i + m, s j + n}: entries at index expressions; outside the array 0 (padding)."""
+        letters = []
+        for ix in node.indices:
+            for letter in (ix.letters if isinstance(ix, Affine) else (ix,)):
+                if letter not in letters:
+                    letters.append(letter)
+        grids = {}
+        for k, letter in enumerate(letters):
+            if letter not in self.ranges:
+                raise FormulaError(f"index {letter} in '{node.key}' at column {node.span[0] + 1} has no "
+                                   "range; expected it also as a plain index (like W_{f,c,m,n}) or on the left side")
+            shape = [1] * len(letters)
+            shape[k] = self.ranges[letter]
+            grids[letter] = np.arange(self.ranges[letter]).reshape(shape)
+        where, valid = [], np.ones([1] * len(letters), dtype=bool)
+        for ix, size in zip(node.indices, dims):
+            if isinstance(ix, Affine):
+                pos = 0
+                for coef, sym, letter in ix.terms:
+                    if sym:
+                        if self.values.stride is None:
+                            raise FormulaError(f"'s' at column {node.span[0] + 1}: the target's layer has no "
+                                               "stride; expected the stride as a number, like 2 i + m")
+                        coef = coef * self.values.stride
+                    pos = pos + coef * (grids[letter] if letter else 1)
+            else:
+                pos = grids[ix]
+            valid = valid & (pos >= 0) & (pos < size)
+            where.append(np.clip(pos, 0, size - 1))
+        picked = value[tuple(where)]
+        mask = valid.reshape(valid.shape + (1,) * len(tail))
+        return _Indexed(np.where(mask, picked, 0 * picked), tuple(letters) + tail)
+
+    def _IndexValue(self, node: IndexValue):
+        if node.letter not in self.ranges:
+            raise FormulaError(f"index {node.letter} at column {node.span[0] + 1} has no range; expected "
+                               "it as a plain index of a quantity too")
+        return _Indexed(np.arange(self.ranges[node.letter]).astype(np.float64), (node.letter,))
+
+    def _Const(self, node: Const):
+        return self.backend.const(node.name)
+
+    def _Compare(self, node: Compare):
+        a, b = self.eval(node.left), self.eval(node.right)
+        f = lambda x, y: self.backend.compare(node.op, x, y)      # noqa: E731
+        if isinstance(a, _Indexed) or isinstance(b, _Indexed):
+            if _is_scalar(a):
+                return _Indexed(f(a, b.arr), b.axes)
+            if _is_scalar(b):
+                return _Indexed(f(a.arr, b), a.axes)
+            if not (isinstance(a, _Indexed) and isinstance(b, _Indexed)):
+                raise FormulaError(f"column {node.span[0] + 1} compares an indexed entry with a whole "
+                                   "matrix; expected indices on both sides")
+            x, y, axes = _align(a, b, node)
+            return _Indexed(f(x, y), axes)
+        return f(a, b)
 
     def _Transpose(self, node):
         v = self.eval(node.expr)
@@ -398,9 +626,87 @@ class _Evaluator:
                 raise FormulaError(f"softmax at column {node.span[0] + 1} needs a whole vector; "
                                    "expected softmax(z2) without indices")
             return self.backend.softmax(arg)
+        if node.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop", "spread", "dilate"):
+            return self.map_operator(node, arg)
+        if node.func == "diag":
+            if node.prime or isinstance(arg, _Indexed) or _is_scalar(arg) or np.shape(arg)[1:] != (1,):
+                raise FormulaError(f"diag at column {node.span[0] + 1}: expected one example's column vector, "
+                                   "as in diag(g'(z2)) W3^T delta3 (per example)")
+            return self.backend.diag(arg)
         layer = self.layer_of(node) if node.func == "g" else None
         f = self.backend.function(node.func, node.prime, layer)
         return self.unary(arg, f)
+
+    def _layer_in(self, node: Node):
+        """The Placed layer of the first numbered quantity in `node` (delta3 -> layer 3)."""
+        for n in _walk(node):
+            if isinstance(n, Sym):
+                mt = re.search(r"(\d+)$", n.key)
+                if mt:
+                    return self.values.info.placed.get(int(mt.group(1)))
+        return None
+
+    def _conv(self, node: Node, what: str):
+        p = self._layer_in(node)
+        if p is None or p.layer.type != "conv2d":
+            raise FormulaError(f"{what} at column {node.span[0] + 1}: expected a conv layer's "
+                               "quantity inside, like \\delta^{(3)} or W^{(3)}")
+        return p
+
+    def map_operator(self, node: Call, arg):
+        if isinstance(arg, _Indexed) or _is_scalar(arg) or not isinstance(arg, np.ndarray):
+            raise FormulaError(f"{node.func} at column {node.span[0] + 1} needs a whole array, not an entry")
+        func = node.func.split(":")[0]
+        if func == "rot180":
+            return arg[..., ::-1, ::-1]
+        if func == "dilate":        # delta\uparrow_{s}: s - 1 zeros between entries
+            s = int(node.func.split(":")[1])
+            F, Ho, Wo = arg.shape[:3]
+            out = np.zeros((F, s * (Ho - 1) + 1, s * (Wo - 1) + 1) + arg.shape[3:])
+            out[:, ::s, ::s] = arg
+            return out
+        if func == "full":          # pad by k - 1 on every side: the full convolution's input
+            p = self._conv(node, "full")
+            kh, kw = p.layer.kernel
+            return np.pad(arg, ((0, 0), (kh - 1, kh - 1), (kw - 1, kw - 1)) + ((0, 0),) * (arg.ndim - 3))
+        if func == "spread":        # average pooling's backward map without its 1/(k k)
+            return self.values.spread(arg, int(node.func.split(":")[1]))
+        if func == "crop":
+            ph, _, pw = node.func.split(":")[1].partition(",")
+            ph, pw = int(ph), int(pw or ph)
+            if arg.ndim < 3 or arg.shape[1] <= 2 * ph or arg.shape[2] <= 2 * pw:
+                raise FormulaShapeError(f"crop at column {node.span[0] + 1}: nothing left of {arg.shape[:3]}")
+            return arg[:, ph:arg.shape[1] - ph, pw:arg.shape[2] - pw]
+        if func == "reshape":
+            dims = tuple(int(d) for d in node.func.split(":")[1].split("x"))
+            if np.shape(arg)[0] != int(np.prod(dims)):
+                raise FormulaShapeError(f"reshape at column {node.span[0] + 1}: {np.shape(arg)[0]} values "
+                                        f"do not fill {node.func.split(':')[1]}")
+            return arg.reshape(dims + arg.shape[1:])
+        return self.values.route(arg)      # route_{argmax}
+
+    def correlate(self, node: Binary, a, b):
+        from numpy.lib.stride_tricks import sliding_window_view
+        if not (isinstance(a, np.ndarray) and isinstance(b, np.ndarray)) or a.ndim != 4 or b.ndim != 4:
+            raise FormulaShapeError(f"column {node.op_pos + 1}: \\star and \\ast combine feature maps "
+                                    "and kernels; expected a^{(l-1)} \\star \\delta^{(l)} or "
+                                    "full(\\delta^{(l)}) \\ast rot180(W^{(l)})")
+        if isinstance(node, Star):      # dW[f,c,m,n] = sum_ij a~[c, s i + m, s j + n] delta[f,i,j]
+            p = self._conv(node.right, "\\star")
+            (kh, kw), s, (ph, pw) = p.layer.kernel, p.layer.stride, p.layer.pads
+            _, Ho, Wo = p.out_shape
+            ap = np.pad(a, ((0, 0), (ph, ph), (pw, pw)) + ((0, 0),) * (a.ndim - 3))
+            win = sliding_window_view(ap, (kh, kw), axis=(1, 2))[:, ::s, ::s][:, :Ho, :Wo]
+            return np.einsum("cijemn,fije->fcmne", win, b, optimize=True)
+        p = self._conv(node.right, "\\ast")     # dx~[c,u,v] = sum_f sum_mn full(delta)[f,u+m,v+n] rot180(W)[f,c,m,n]
+        kh, kw = b.shape[2:4]
+        win = sliding_window_view(a, (kh, kw), axis=(1, 2))
+        out = np.einsum("fuvemn,fcmn->cuve", win, b, optimize=True)
+        (ph, pw), (_, H, W) = p.layer.pads, p.in_shape
+        padded = np.zeros((out.shape[0], H + 2 * ph, W + 2 * pw, out.shape[3]))    # rows no window reached stay 0
+        h, w = min(out.shape[1], padded.shape[1]), min(out.shape[2], padded.shape[2])
+        padded[:, :h, :w] = out[:, :h, :w]
+        return padded       # the gradient at the padded input: crop_{p} removes the padding
 
     def layer_of(self, node: Call) -> int:
         arg = node.args[0]
@@ -431,10 +737,12 @@ class _Evaluator:
             return _Indexed(body.arr.sum(axis=axis), body.axes[:axis] + body.axes[axis + 1:])
         if _is_scalar(body):
             return body * self.values.batch_size()
-        return body.sum(axis=1, keepdims=True)
+        return body.sum(axis=-1, keepdims=True)
 
     def _Binary(self, node: Binary):
         a, b = self.eval(node.left), self.eval(node.right)
+        if isinstance(node, (Star, Ast)):
+            return self.correlate(node, a, b)
         op = {Add: lambda x, y: x + y, Sub: lambda x, y: x - y, Hadamard: lambda x, y: x * y,
               Mul: lambda x, y: x * y, Div: self.backend.divide,
               MatMul: self.backend.matmul}[type(node)]
@@ -463,13 +771,18 @@ class _Evaluator:
                                         "(with the examples as columns)") from None
         return op(a, b)
 
-    _Add = _Sub = _Hadamard = _Mul = _Div = _MatMul = _Binary
+    _Add = _Sub = _Hadamard = _Mul = _Div = _MatMul = _Star = _Ast = _Binary
 
 
 # ---------------------------------------------------------------- backends
 
 _FUNCTIONS = {"sigma": sigmoid(X), "tanh": sp.tanh(X), "exp": sp.exp(X), "log": sp.log(X),
-              "sqrt": sp.sqrt(X), "relu": sp.Piecewise((X, X > 0), (0, True))}
+              "sqrt": sp.sqrt(X), "relu": sp.Piecewise((X, X > 0), (0, True)), "sign": sp.sign(X),
+              "erf": sp.erf(X), "sech": sp.sech(X), "id": X}
+_COMPARE = {">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal,
+            "==": np.equal, "!=": np.not_equal}
+_RELATIONS = {">": sp.StrictGreaterThan, "<": sp.StrictLessThan, ">=": sp.GreaterThan,
+              "<=": sp.LessThan, "==": sp.Eq, "!=": sp.Ne}
 
 
 class _Backend:
@@ -513,6 +826,15 @@ class _NumericBackend(_Backend):
         e = np.exp(z - z.max(axis=0, keepdims=True))
         return e / e.sum(axis=0, keepdims=True)
 
+    def const(self, name):
+        return np.float64(np.pi)
+
+    def compare(self, op, a, b):
+        return _COMPARE[op](a, b).astype(np.float64)
+
+    def diag(self, v):
+        return np.diagflat(v)
+
     def function(self, name, prime, layer):
         return _numeric_function(self.math(name, prime, layer))
 
@@ -534,6 +856,16 @@ class _SymbolicBackend(_Backend):
         e = np.frompyfunc(sp.exp, 1, 1)(z)
         return e / e.sum(axis=0, keepdims=True)
 
+    def const(self, name):
+        return sp.pi
+
+    def compare(self, op, a, b):
+        f = np.frompyfunc(lambda x, y: sp.Piecewise((1, _RELATIONS[op](x, y)), (0, True)), 2, 1)
+        return f(a, b)
+
+    def diag(self, v):
+        return np.diagflat(np.asarray(v, dtype=object).ravel())
+
     def function(self, name, prime, layer):
         expr = self.math(name, prime, layer)
         f = np.frompyfunc(lambda v: expr.xreplace({X: v}), 1, 1)
@@ -543,14 +875,23 @@ class _SymbolicBackend(_Backend):
 # ---------------------------------------------------------------- values of the symbols
 
 class _NumericValues:
-    """Values at one point from symnet.reference (batch rows -> columns)."""
+    """Values at one point from symnet.trace (batch rows -> the example axis last:
+    columns (n, m) for vectors, (C, H, W, m) for feature maps)."""
 
-    def __init__(self, info: _Net, params, ev):
+    def __init__(self, info: _Net, params, ev, stride=None, rows=False):
         self.info, self.params, self.ev = info, params, ev
         self.m = ev.values["x"].shape[0]
+        self.stride = stride
+        self.rows = rows        # batch matrices with one example per row
+
+    def orient(self, arr):
+        return arr.T if self.rows and arr.ndim == 2 else arr
 
     def shape(self, key):
         return self.info.symbols[key].shape
+
+    def has_example(self, key, d=False):
+        return not _NO_EXAMPLE.fullmatch(key)
 
     def batch_size(self):
         return np.float64(self.m)
@@ -562,29 +903,40 @@ class _NumericValues:
         info, v = self.info, self.ev.values
         if key.startswith("Delta"):
             key = "delta" + key[5:]
-        if key == f"a{info.softmax_position}" or key == "p":
-            return v["p"].T
-        return v[key].T
+        if re.fullmatch(r"[Dd]\d+", key):
+            key = "mask" + key[1:]
+        if key in (f"a{info.softmax_position}", "p", f"p{info.L}"):
+            key = "p"
+        if key == "ones":
+            return np.ones((self.m, 1))
+        if key not in v:
+            raise _Undecidable(f"{key} has no value at this point")
+        return self.orient(np.moveaxis(v[key], 0, -1))
 
     def __call__(self, key, d):
-        info = self.info
         if key in ("m", "n"):
             if d:
                 raise FormulaError(f"d{key}: the batch size has no gradient")
             return np.float64(self.m)
+        if key == "s":
+            if d:
+                raise FormulaError("ds: the stride has no gradient")
+            if self.stride is None:
+                raise FormulaError("s: the target's layer has no stride; expected the stride as a number")
+            return np.float64(self.stride)
         if d:
             return self.gradient(key)
-        if re.fullmatch(r"[Wb]\d+", key):
-            p = self.params[key]
-            return p if key[0] == "W" else p.reshape(-1, 1)
+        if _NO_EXAMPLE.fullmatch(key):
+            p = self.params[key] if key in self.params else self.ev.values[key]
+            return p.reshape(-1, 1) if p.ndim == 1 else p
         return self.column(key)
 
     def gradient(self, key):
-        """dW, db (batch mean), da_l and dx (per example, columns)."""
+        """Parameter gradients (batch mean); da_l and dx per example (example axis last)."""
         info, ev = self.info, self.ev
-        if re.fullmatch(r"[Wb]\d+", key):
+        if _is_param(info, key):
             g = ev.grads[key]
-            return g if key[0] == "W" else g.reshape(-1, 1)
+            return g.reshape(-1, 1) if g.ndim == 1 else g
         if key in ("x", "a0"):
             key = "a0"
         m = re.fullmatch(r"a(\d+)", key)
@@ -592,9 +944,51 @@ class _NumericValues:
             raise FormulaError(f"d{key}: expected the gradient of a parameter, an activation or x")
         l = int(m.group(1))
         if l == info.L or l == info.softmax_position:
-            return self.output_gradient()
-        above = min(q for q in info.sizes if q > l)
-        return (ev.values[f"delta{above}"] @ self.params[f"W{above}"]).T
+            return self.orient(self.output_gradient())
+        return self.orient(np.moveaxis(ev.values[f"da{l}"], 0, -1))
+
+    def route(self, g):
+        """Max pooling's backward map of g (the gradient at a pooling layer's output,
+        example axis last): to the first maximum of each window, as symnet.trace routes."""
+        from ..trace import _LAYERS
+        shape = g.shape[:-1]
+        pools = [p for p in self.info.net.placed if p.layer.type == "maxpool2d" and tuple(p.out_shape) == shape]
+        if len(pools) != 1:
+            raise FormulaError("route_{argmax}: expected the gradient at one max-pooling layer's output "
+                               f"(shape {shape} matches {len(pools)} such layers)")
+        p = pools[0]
+        fwd, bwd = _LAYERS["maxpool2d"]
+        st = {}
+        fwd(p, self.ev.values[f"a{p.position - 1}"], {}, st, {})
+        _, back = bwd(p, np.moveaxis(g, -1, 0), {}, st, {})
+        return np.moveaxis(back, 0, -1)
+
+    def spread(self, g, k: int):
+        """Each window's value added to every input of its window (the pooling layer
+        whose output has g's shape and whose window is k)."""
+        from ..trace import _scatter_windows
+        shape = g.shape[:-1]
+        pools = [p for p in self.info.net.placed if p.layer.type in ("avgpool2d", "maxpool2d")
+                 and tuple(p.out_shape) == shape and p.layer.size == k]
+        if len(pools) != 1:
+            raise FormulaError(f"spread_{{{k}}}: expected the gradient at one pooling layer's output "
+                               f"with {k}x{k} windows (shape {shape} matches {len(pools)})")
+        p = pools[0]
+        rows = np.moveaxis(g, -1, 0)
+        per_window = np.broadcast_to(rows[..., None, None], rows.shape + (k, k))
+        back = _scatter_windows((rows.shape[0], *p.in_shape), per_window, p.layer.stride)
+        return np.moveaxis(back, 0, -1)
+
+    def example_gradients(self, key):
+        """Each example's own gradient of a parameter (its loss alone), example axis last."""
+        from ..trace import trace
+        v, masks = self.ev.values, getattr(self.ev, "masks", {}) or {}
+        # The same batch (same rounding of every z; with batch norm the same batch statistics),
+        # the loss weighted to one example: m * e-th row.
+        grads = [trace(self.info.derivation, self.params, v["x"], v["y"], masks=masks, training=self.info.training,
+                       weights=self.m * np.eye(self.m)[e]).grads[key] for e in range(self.m)]
+        g = np.stack(grads, axis=-1)
+        return g if g.ndim > 2 else g.reshape(g.shape[0], 1, -1)[:, 0]
 
     def output_gradient(self):
         from ..derive.core import N_OUT
@@ -659,8 +1053,13 @@ class _SymbolicValues:
         v["da0"] = v["W" + str(layers[1])].T @ v["delta" + str(layers[1])]
         self.v = v
 
+    stride = None
+
     def shape(self, key):
         return self.info.symbols[key].shape
+
+    def has_example(self, key, d=False):
+        return not (re.fullmatch(r"[Wb]\d+", key))
 
     def batch_size(self):
         return sp.Integer(1)
@@ -698,49 +1097,62 @@ class _SymbolicValues:
 
 # ---------------------------------------------------------------- comparison
 
-def _expected(key: str, grad: bool, values: _NumericValues):
-    """symnet's value of the target at one point, matrices with examples as columns."""
-    ev = values.ev
+def _expected(key: str, grad: bool, values: _NumericValues, batch: bool):
+    """symnet's value of the target at one point, the example axis last: parameter
+    gradients of the batch-mean loss; activation and input gradients per example,
+    divided by m for a batch formula (the gradient of the batch mean)."""
     if not grad:
-        return ev.values[key].T
-    if re.fullmatch(r"[Wb]\d+", key):
+        return values.column(key)
+    if _is_param(values.info, key):
         return values.gradient(key)
-    if key == "x":
-        return ev.grads["x"].T
-    return values.gradient(key) / (values.m if values.m > 1 else 1)
+    return values.gradient(key) / (values.m if batch else 1)
 
 
-def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int):
-    """An element-form result as a matrix in the target's layout."""
+def _finish_element(result, resolved: ResolvedFormula, key: str, grad: bool, m: int, info: _Net,
+                    keep_examples: bool = False):
+    """An element-form result as an array in the target's layout."""
     if not isinstance(result, _Indexed):
         result = _Indexed(np.asarray(result), ())
-    lhs_indices = resolved.lhs.indices if isinstance(resolved.lhs, Sym) else ()
+    lhs_indices = tuple(resolved.lhs.indices) if isinstance(resolved.lhs, Sym) else ()
+    if any(isinstance(ix, Affine) for ix in lhs_indices):
+        raise FormulaError("the left side has an index expression; expected plain letters, like "
+                           "dW_{f,c,m,n} or \\delta_{f,i,j}")
     free = [ax for ax in result.axes if ax != _EXAMPLE_AXIS]
+    symbol = info.symbols[key].shape
+    dims = info.dims(key)
+    want = len(dims)
+    if not lhs_indices and want > 2 and len(free) == want:
+        raise FormulaShapeError(f"the right side has free indices {', '.join(sorted(free))}; write the left "
+                                f"side with them in order, like d{key}_{{{','.join('fcmn'[:want])}}} = ...")
     order = list(lhs_indices) if lhs_indices else sorted(free)
-    column = not (grad and key.startswith("W"))
-    want = 1 if column else 2
+    param = grad and _is_param(info, key)
     if set(order) != set(free) or len(order) != want:
         if lhs_indices and set(lhs_indices) != set(free):
             raise FormulaShapeError(f"the left side has indices {', '.join(lhs_indices) or 'none'}, the right "
                                     f"side free indices {', '.join(sorted(free)) or 'none'}")
+        what = {1: "a vector", 2: "a matrix"}.get(want, f"an array with {want} axes")
         raise FormulaShapeError(f"the right side has free indices {', '.join(sorted(free)) or 'none'}; "
-                                f"an entry of {'a vector' if column else 'a matrix'} needs {want} "
-                                f"(like {'_i' if column else '_{i,j}'})")
+                                f"an entry of {what} needs {want} (like {'_i' if want == 1 else '_{i,j}'})")
     arr, axes = result.arr, list(result.axes)
     if _EXAMPLE_AXIS not in axes:
         arr, axes = arr[..., None], axes + [_EXAMPLE_AXIS]
     arr = np.transpose(arr, [axes.index(ax) for ax in order + [_EXAMPLE_AXIS]])
-    if column:
+    if not param or keep_examples:
         return arr if arr.shape[-1] == m else np.broadcast_to(arr, arr.shape[:-1] + (m,)), order
     if arr.shape[-1] != 1:
         raise FormulaShapeError("the right side still has one value per example; a batch gradient "
-                                "averages over the examples (\\frac{1}{m} \\sum ...)")
-    return arr[..., 0], order
+                                "averages over the examples (\\frac{1}{m} \\sum ...)"
+                                + ("; with batch norm every formula is read on a batch"
+                                   if info.batch_norm else ""))
+    arr = arr[..., 0]
+    return (arr[:, None] if symbol != dims else arr), order
 
 
 def _compare(given, expected, order, point, seed, batch: bool):
     """None when equal, else a Counterexample; raises _Undecidable without finite values."""
     given = np.asarray(given, dtype=np.float64)
+    if given.ndim == expected.ndim + 1 and given.shape[-1] == 1:
+        given = given[..., 0]       # a per-example operator result for one example, or summed over them
     if given.shape != expected.shape:
         given = np.broadcast_to(given, expected.shape) if given.ndim == 0 else given
     if given.shape != expected.shape:
@@ -772,18 +1184,29 @@ def _compare(given, expected, order, point, seed, batch: bool):
 # ---------------------------------------------------------------- points
 
 def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
+    """Parameters, a batch of m examples, dropout masks and their trace (ev.masks)."""
     from ..check import random_batch
-    from ..reference import evaluate
+    from ..trace import trace
     net = info.net
-    for _ in range(50):
+    for _ in range(50 if info.dense_only else 3):     # wide feature maps always have a unit near a kink
         params = {}
         for name, shape in net.param_shapes.items():
-            if name.startswith("W"):
-                params[name] = rng.normal(size=shape) * (1.5 / np.sqrt(shape[1]))
+            if len(shape) > 1:
+                params[name] = rng.normal(size=shape) * (1.5 / np.sqrt(np.prod(shape[1:])))
+            elif name.startswith("gamma"):
+                params[name] = 1 + 0.3 * rng.normal(size=shape)
             else:
                 params[name] = rng.normal(size=shape) * 0.5
+        for name, shape in net.state_shapes.items():
+            params[name] = (rng.uniform(0.5, 1.5, shape) if name.startswith("running_var")
+                            else rng.normal(size=shape) * 0.5)
         X_, Y_ = random_batch(net, m, rng)
-        ev = evaluate(info.derivation, params, X_, Y_)
+        masks = {p.position: (rng.random((m, *p.out_shape)) >= p.layer.rate).astype(np.float64)
+                 for p in net.placed if p.layer.type == "dropout"}
+        if not info.training:
+            masks = {}
+        ev = trace(info.derivation, params, X_, Y_, masks=masks, training=info.training)
+        ev.masks = masks
         near = any(np.any(np.abs(ev.values[f"z{l}"] - k) < KINK_MARGIN)
                    for l, ks in info.kinks.items() for k in ks)
         if not (avoid_kinks and near):
@@ -792,31 +1215,37 @@ def _random_point(info: _Net, rng, m: int, avoid_kinks=True):
 
 
 def _kink_point(info: _Net, rng, m: int):
-    """A point whose pre-activations sit exactly on kinks in every kinked layer
-    (half of the units, example 0)."""
-    from ..reference import evaluate
+    """A point whose pre-activations sit exactly on kinks in every kinked dense
+    layer (half of the units, example 0)."""
+    from ..trace import trace
     params, X_, Y_, ev = _random_point(info, rng, m)
+    masks = ev.masks
     for l in sorted(info.kinks):
+        if f"W{l}" not in params or params[f"W{l}"].ndim != 2:
+            continue
         k = info.kinks[l][0]
         W, b = params[f"W{l}"], params[f"b{l}"].copy()
-        prev = ev.values["x"] if l == 1 else ev.values[f"a{max(q for q in info.sizes if q < l)}"]
-        s = prev @ W.T
+        s = ev.values[f"a{l - 1}"] @ W.T
         units = np.arange(0, b.size, 2)
         b[units] = k - s[0, units]
         params[f"b{l}"] = b
-        ev = evaluate(info.derivation, params, X_, Y_)
+        ev = trace(info.derivation, params, X_, Y_, masks=masks, training=info.training)
+        ev.masks = masks
     return params, X_, Y_, ev
 
 
 # ---------------------------------------------------------------- LaTeX
 
 def _sym_latex(node: Sym) -> str:
-    m = re.fullmatch(r"([A-Za-z]+?)(\d*)", node.key)
+    m = re.fullmatch(r"([A-Za-z_]+?)(\d*)", node.key)
     base, layer = m.groups() if m else (node.key, "")
-    base = {"delta": r"\delta", "Delta": r"\Delta", "yhat": r"\hat{y}"}.get(base, base)
+    base = {"delta": r"\delta", "Delta": r"\Delta", "yhat": r"\hat{y}", "gamma": r"\gamma",
+            "beta": r"\beta", "mu": r"\mu", "xhat": r"\hat{x}", "mask": "D", "var": r"\mathrm{var}",
+            "running_mean": r"\mathrm{running\_mean}", "running_var": r"\mathrm{running\_var}",
+            "ones": r"\mathbf{1}"}.get(base, base)
     text = base + (f"^{{({layer})}}" if layer else "")
     if node.indices:
-        text += "_{" + ",".join(node.indices) + "}"
+        text += "_{" + ",".join(str(ix) for ix in node.indices) + "}"
     return (r"\mathrm{d}" + text) if node.d else text
 
 
@@ -834,6 +1263,13 @@ def to_latex(node: Node | None) -> str:
             return str(v.numerator) if v.denominator == 1 else rf"\frac{{{v.numerator}}}{{{v.denominator}}}"
         if isinstance(n, Sym):
             return _sym_latex(n)
+        if isinstance(n, IndexValue):
+            return n.letter
+        if isinstance(n, Const):
+            return r"\pi"
+        if isinstance(n, Compare):
+            op = {">": ">", "<": "<", ">=": r"\geq", "<=": r"\leq", "==": "=", "!=": r"\neq"}[n.op]
+            return rf"\mathbb{{1}}\left[{go(n.left)} {op} {go(n.right)}\right]"
         if isinstance(n, Transpose):
             bare = isinstance(n.expr, Sym) and not n.expr.indices and not re.search(r"\d", n.expr.key)
             return f"{go(n.expr)}^{{T}}" if bare and not n.expr.d else f"\\left({go(n.expr)}\\right)^{{T}}"
@@ -842,13 +1278,24 @@ def to_latex(node: Node | None) -> str:
             return f"\\left(-{inner}\\right)" if parent else f"-{inner}"
         if isinstance(n, Pow):
             return f"\\left({go(n.base)}\\right)^{{{n.exponent}}}"
+        if isinstance(n, Call) and n.func.startswith("dilate:"):
+            return rf"{go(n.args[0], 3)}\uparrow_{{{n.func.partition(':')[2]}}}"
+        if isinstance(n, Call) and n.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop", "spread"):
+            sub = {"route": r"_{\operatorname{argmax}}", "reshape": "_{%s}" % n.func.partition(":")[2],
+                   "crop": "_{%s}" % n.func.partition(":")[2], "spread": "_{%s}" % n.func.partition(":")[2]}
+            return rf"\operatorname{{{n.func.split(':')[0]}}}{sub.get(n.func.split(':')[0], '')}\left({go(n.args[0])}\right)"
+        if isinstance(n, (Star, Ast)):
+            op = r" \star " if isinstance(n, Star) else r" \ast "
+            return go(n.left, 3) + op + go(n.right, 3)
         if isinstance(n, Call):
             name = {"sigma": r"\sigma", "tanh": r"\tanh", "exp": r"\exp", "log": r"\log",
                     "sqrt": r"\sqrt", "relu": r"\operatorname{ReLU}",
-                    "softmax": r"\operatorname{softmax}", "g": "g"}[n.func]
+                    "softmax": r"\operatorname{softmax}", "g": "g", "sign": r"\operatorname{sign}",
+                    "erf": r"\operatorname{erf}", "sech": r"\operatorname{sech}",
+                    "diag": r"\operatorname{diag}", "id": r"\operatorname{id}"}[n.func]
             return f"{name}{chr(39) if n.prime else ''}\\left({go(n.args[0])}\\right)"
         if isinstance(n, Sum):
-            text = f"\\sum_{{{n.index}}} {go(n.body, 2)}"
+            text = (f"\\sum_{{{n.index}}} " if n.index else "\\sum ") + go(n.body, 2)
             return f"\\left({text}\\right)" if parent > 2 else text
         if isinstance(n, Div):
             return f"\\frac{{{go(n.left)}}}{{{go(n.right)}}}"
@@ -863,11 +1310,18 @@ def to_latex(node: Node | None) -> str:
 
 
 def _derived_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
+    try:
+        return _derived_step_latex(info, key, grad, batch)
+    except (KeyError, ValueError, TypeError, AttributeError):     # a form the document does not print
+        return ""
+
+
+def _derived_step_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
     from ..derive.notation import column, indexed
     from ..derive.core import I
     from ..render import latex
     d = info.derivation
-    if grad and (re.fullmatch(r"[Wb]\d+", key) or key == "x"):
+    if grad and (_is_param(info, key) or key == "x"):
         g = d.gradients[key]
         step = g.batch if batch else g.matrix
         return f"{latex(step.lhs)} = {latex(step.rhs)}"
@@ -879,7 +1333,8 @@ def _derived_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
         return ""
     l = int(key[5:])
     targets = (column(r"\delta", l), indexed(r"\delta", l)[I])
-    found = [s for s in d.steps if s.form in ("matrix", "element") and s.lhs in targets]
+    texts = {str(t) for t in targets}
+    found = [s for s in d.steps if s.form in ("matrix", "element") and str(s.lhs) in texts]
     matrix = [s for s in found if s.form == "matrix"]
     s = (matrix or found or [None])[-1]
     if s is None:
@@ -887,7 +1342,7 @@ def _derived_latex(info: _Net, key: str, grad: bool, batch: bool) -> str:
     rhs = s.rhs
     if l == info.L and isinstance(rhs, sp.Basic):     # n in the loss is the output count, not m
         from ..derive.core import N_OUT
-        rhs = rhs.subs(N_OUT, info.sizes[l])
+        rhs = rhs.subs(N_OUT, info.symbols["y"].shape[0])
     return f"{latex(s.lhs)} = {latex(rhs)}"
 
 
@@ -925,7 +1380,7 @@ def _symbolic(info: _Net, resolved: ResolvedFormula, key: str, grad: bool, eleme
         result = _Evaluator(values.backend, values, element).eval(resolved.rhs)
         expected = values.derived(key, grad)
         if element:
-            result, _ = _finish_element(result, resolved, key, grad, 1)
+            result, _ = _finish_element(result, resolved, key, grad, 1, info)
         result = np.broadcast_to(np.asarray(result, dtype=object), expected.shape)
     except (SymnetError, _Undecidable, ValueError, TypeError, KeyError, ZeroDivisionError):
         return "skipped", False
@@ -957,10 +1412,62 @@ def _simplify_zero(diff) -> tuple[bool, bool]:
 
 # ---------------------------------------------------------------- verify
 
-def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5) -> Verdict:
+NOTE_POINTS = 2             # random points each repaired formula must match
+
+
+def _note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points) -> str:
+    """The common mistake that explains the difference, or a line saying none does."""
+    from .notes import TRIED, candidates
+    backend = _NumericBackend(info.derivation.activations)
+    lhs_indices = tuple(resolved.lhs.indices) if isinstance(resolved.lhs, Sym) else ()
+    free = _free_indices(resolved.rhs)
+    samples = []
+    for k in range(min(points, NOTE_POINTS)):
+        params, _, _, ev = _random_point(info, np.random.default_rng([seed, k]), m)
+        samples.append((params, ev))
+    deadline = time.monotonic() + 0.5
+    for note, alt in candidates(resolved.rhs, info, key, grad, lhs_indices, batch, free):
+        if time.monotonic() > deadline:
+            break
+        fixed = ResolvedFormula(resolved.lhs, alt, resolved.source, resolved.layer)
+        if _repairs(info, fixed, key, grad, element, batch, m, ranges, stride, backend, samples):
+            return note
+    return "no common mistake explains the difference (tried " + ", ".join(TRIED) + ")"
+
+
+def _repairs(info, fixed, key, grad, element, batch, m, ranges, stride, backend, samples) -> bool:
+    tables = [info.batch_symbols(False), info.batch_symbols(True)] if batch and not element else [info.symbols]
+    for rows, table in enumerate(tables):
+        try:
+            _check_target_shape(fixed, table, key, "", element)
+        except (FormulaShapeError, KeyError):
+            continue
+        try:
+            with np.errstate(all="ignore"):
+                for params, ev in samples:
+                    values = _NumericValues(info, params, ev, stride, bool(rows))
+                    result = _Evaluator(backend, values, element, ranges).eval(fixed.rhs)
+                    order = None
+                    if element:
+                        result, order = _finish_element(result, fixed, key, grad, m, info)
+                    if _compare(result, _expected(key, grad, values, batch), order, 0, (0,), batch) is not None:
+                        return False
+            return True
+        except (SymnetError, _Undecidable, ValueError, TypeError, KeyError, IndexError):
+            continue
+    return False
+
+
+def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5, training=True) -> Verdict:
     """Compare a hand-derived formula for `target` (W2, b1, delta2, x, da1) with
-    symnet's derivation of `net`. Returns a Verdict; user errors raise SymnetError."""
+    symnet's derivation of `net`. Returns a Verdict; user errors raise SymnetError.
+    training=False: evaluation mode (dropout off, batch norm through running_mean<l>,
+    running_var<l>)."""
     info = _describe_net(net)
+    if training not in (True, False):
+        raise SpecError(f"training must be True or False, not {training!r}")
+    info.training = training
+    info.batch_norm = info.batch_norm and training     # running statistics do not couple the examples
     if isinstance(points, bool) or not isinstance(points, int) or not 1 <= points <= 100:
         raise SpecError(f"points must be a whole number from 1 to 100, not {points!r}")
     if isinstance(seed, bool) or not isinstance(seed, int) or seed < 0:
@@ -988,24 +1495,40 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
 
     element = _uses_indices(resolved.rhs)
     batch = _looks_batch(resolved) if per_example is None else not per_example
-    m = BATCH_EXAMPLES if batch else 1
+    # Batch norm couples the examples (one example alone has no statistics): always a batch.
+    m = BATCH_EXAMPLES if batch or info.batch_norm else 1
+    ranges = _ranges(resolved, info, key) if element else {}
+    stride = _stride(info, key, grad)
+    # With batch norm a per-example formula for a parameter is read on the batch and summed
+    # over its examples (each example's d ell_e / dW, as the document writes it).
+    summed_examples = info.batch_norm and not batch and grad and _is_param(info, key)
     given_latex = (to_latex(lhs) + " = " if lhs is not None else "") + to_latex(resolved.rhs)
+    names = _names_read(resolved, info)
     derived_latex = _derived_latex(info, key, grad, batch)
     make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
                                                  derived_latex=derived_latex, given_latex=given_latex,
-                                                 batch=batch, **kw)
+                                                 batch=batch, names=names, **kw)
 
-    # 1. shapes
+    # 1. shapes (a batch formula that fits only with one example per row is read that way, and says so)
+    rows = False
     try:
-        check_shapes(resolved, info.symbols)
-        if not element:
-            rhs_shape = shape_of(resolved.rhs, info.symbols)
-            want = info.symbols[key].shape
-            if rhs_shape != want and not (rhs_shape == () and want == (1, 1)):
-                hint = "; a transpose missing?" if rhs_shape == want[::-1] else ""
-                raise FormulaShapeError(f"the right side has shape {rhs_shape}; {name} has shape {want}{hint}")
+        _check_target_shape(resolved, info.batch_symbols(False) if batch else info.symbols, key, name, element)
     except FormulaShapeError as exc:
-        return make("not equal", f"shapes differ: {exc}", reason="shape")
+        try:
+            if not batch or element:
+                raise exc
+            _check_target_shape(resolved, info.batch_symbols(True), key, name, element)
+            rows = True
+        except FormulaShapeError:
+            return make("not equal", f"shapes differ: {str(exc).replace(str(BATCH_AXIS), 'm')}", reason="shape",
+                        note=_note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points))
+    layout = ""
+    if batch and not element:
+        layout = ("one example per row (symnet's batch matrices)" if rows
+                  else "one example per column (Andrew Ng's layout)")
+        make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
+                                                     derived_latex=derived_latex, given_latex=given_latex,
+                                                     batch=batch, layout=layout, names=names, **kw)
 
     # 2. numbers
     backend = _NumericBackend(info.derivation.activations)
@@ -1015,15 +1538,19 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
             point_seed = (seed, k)
             rng = np.random.default_rng(list(point_seed))
             params, _, _, ev = _random_point(info, rng, m)
-            values = _NumericValues(info, params, ev)
+            values = _NumericValues(info, params, ev, stride, rows)
             try:
-                result = _Evaluator(backend, values, element).eval(resolved.rhs)
+                result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None
                 if element:
-                    result, order = _finish_element(result, resolved, key, grad, m)
-                cex = _compare(result, _expected(key, grad, values), order, k, point_seed, batch)
+                    result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
+                expected = _expected(key, grad, values, batch)
+                if summed_examples:
+                    result, expected = _summed(result, expected), expected * m
+                cex = _compare(result, expected, order, k, point_seed, batch)
             except FormulaShapeError as exc:
-                return make("not equal", f"shapes differ: {exc}", reason="shape")
+                return make("not equal", f"shapes differ: {exc}", reason="shape",
+                            note=_note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points))
             except _Undecidable as exc:
                 undecidable = str(exc)
                 continue
@@ -1032,26 +1559,29 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 worst = cex
         if worst is not None:
             return make("not equal", worst.describe(name), counterexample=worst, reason="numeric",
-                        points=compared)
+                        points=compared,
+                        note=_note(info, resolved, key, grad, element, batch, m, ranges, stride, seed, points))
         kink_cex = None
         if compared and info.kinks:
             rng = np.random.default_rng([seed, points, 1])
             params, _, _, ev = _kink_point(info, rng, m)
-            values = _NumericValues(info, params, ev)
+            values = _NumericValues(info, params, ev, stride, rows)
             try:
-                result = _Evaluator(backend, values, element).eval(resolved.rhs)
+                result = _Evaluator(backend, values, element, ranges).eval(resolved.rhs)
                 order = None
                 if element:
-                    result, order = _finish_element(result, resolved, key, grad, m)
-                kink_cex = _compare(result, _expected(key, grad, values), order, -1,
-                                    (seed, points, 1), batch)
+                    result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
+                expected = _expected(key, grad, values, batch)
+                if summed_examples:
+                    result, expected = _summed(result, expected), expected * m
+                kink_cex = _compare(result, expected, order, -1, (seed, points, 1), batch)
             except _Undecidable as exc:
                 kink_cex = Counterexample(-1, (seed, points, 1), (), float("nan"), float("nan"),
                                           float("nan"), float("nan"), str(exc))
 
     # 3. symbols (per example only; at most SYMBOLIC_SECONDS)
     symbolic, piecewise = "skipped", False
-    if not batch:
+    if not batch and info.dense_only:
         symbolic, piecewise = _symbolic(info, resolved, key, grad, element,
                                         time.monotonic() + SYMBOLIC_SECONDS)
 
@@ -1060,6 +1590,9 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
         checked = f"at {compared} random point{'s' if compared > 1 else ''}"
         if batch:
             checked += f" (batches of {m} examples)"
+        elif summed_examples:
+            checked += (f" (batches of {m} examples: with batch norm the per-example formula is summed "
+                        "over the batch and compared with m dL/d" + key + ")")
         if kink_cex is not None:
             if kink_cex.abs_error != kink_cex.abs_error:        # nan: no value at the kink
                 detail = kink_cex.note

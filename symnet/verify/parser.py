@@ -38,7 +38,9 @@ MAX_EXPONENT = 100       # |n| in x^n, also for stacked powers (x^a)^b
 MAX_NUMBER_CHARS = 30    # digits of one number literal
 MAX_NUMBER_E = 300       # |e| in 1e-3 style literals
 
-INDEX_LETTERS = "ijk"
+BATCH_AXIS = 1_000_003     # the example axis of batch shape tables (engine): no layer has this size
+INDEX_LETTERS = "ijkfcmnpqrtuvh"    # in subscripts and under \\sum (m, n elsewhere: the batch size)
+SAMPLE_LETTERS = "ie"                # x^{(i)}: example i (Andrew Ng's sample superscript)
 KINDS = ("param", "activation", "preact", "delta", "data", "scalar")
 
 
@@ -61,7 +63,7 @@ _TOKEN = re.compile(r"""
   | (?P<num>(?:\d+(?:\.\d+)? | \.\d+)(?:[eE][+-]?\d+)?)
   | (?P<word>[A-Za-z][A-Za-z0-9]*)
   | (?P<cmd>\\[A-Za-z]+)
-  | (?P<sym>\\[{}] | \.\* | \*\* | [-+*/^_@=',.()\[\]{}])
+  | (?P<sym>\\[{}_] | \.\* | \*\* | >= | <= | != | [-+*/^_@=',.()\[\]{}<>:])
 """, re.VERBOSE)
 
 # Commands that only size or space things: dropped like whitespace.
@@ -75,7 +77,9 @@ _UNICODE = {
     "Θ": [("cmd", "Theta")], "θ": [("cmd", "theta")], "⊙": [("cmd", "odot")],
     "∘": [("cmd", "circ")], "·": [("cmd", "cdot")], "⋅": [("cmd", "cdot")],
     "×": [("cmd", "times")], "∑": [("cmd", "sum")], "′": [("sym", "'")],
-    "−": [("sym", "-")], "ᵀ": [("sym", "^"), ("word", "T")],
+    "−": [("sym", "-")], "ᵀ": [("sym", "^"), ("word", "T")], "≤": [("cmd", "le")],
+    "≥": [("cmd", "ge")], "≠": [("cmd", "neq")], "∂": [("cmd", "partial")], "π": [("cmd", "pi")],
+    "★": [("cmd", "star")],
 }
 
 
@@ -97,6 +101,8 @@ def tokenize(text: str) -> list[Token]:
             tok_text = tok_text[1:]
             if tok_text in _IGNORED:
                 kind = "space"
+        if kind == "sym" and tok_text == "\\_":       # running\_var: an escaped underscore
+            tok_text = "_"
         if kind == "num" and len(tok_text) > MAX_NUMBER_CHARS:
             raise FormulaError(f"number at column {pos + 1} has more than {MAX_NUMBER_CHARS} "
                                "characters; expected a shorter number")
@@ -123,6 +129,25 @@ class LayerRef:
 
 
 @dataclass(frozen=True)
+class Affine:
+    """An index expression in a subscript: x_{c, s i + m} has terms ((1, 's', 'i'),
+    (1, '', 'm')); a constant term has letter ''; coefficient symbol 's' is the stride."""
+    terms: tuple
+
+    @property
+    def letters(self) -> tuple:
+        return tuple(t[2] for t in self.terms if t[2])
+
+    def __str__(self) -> str:
+        out = ""
+        for coef, sym, letter in self.terms:
+            text = ((str(abs(coef)) if abs(coef) != 1 or not (sym or letter) else "")
+                    + (sym + " " if sym else "") + letter).strip()
+            out += (" - " if coef < 0 else " + ") + text if out else ("-" if coef < 0 else "") + text
+        return out
+
+
+@dataclass(frozen=True)
 class Node:
     # Source span (start, end), 0-based; left out of == so that notations compare.
     span: tuple[int, int] = field(default=(0, 0), compare=False, repr=False, kw_only=True)
@@ -141,14 +166,38 @@ class Name(Node):
     indices: tuple[str, ...] = ()
     hat: bool = False
     d: bool = False          # Andrew Ng's dW / db / da / dz
+    sample: bool = field(default=False, compare=False)   # dZ^{[2](i)}: one example's column
+    bar: bool = False        # \\bar{a}^{(l)}: the gradient arriving at a^{(l)}; \\bar{x}^{(l)}: at layer l's input
+    summed: bool = False     # \\partial \\mathcal{L}: the summed loss m L
 
 
 @dataclass(frozen=True)
 class Sym(Node):
     """A resolved name: a key of the symbol table."""
     key: str
-    indices: tuple[str, ...] = ()
+    indices: tuple = ()      # index letters, or Affine index expressions
     d: bool = False          # the gradient of `key` (dW2), not `key` itself
+    sample: bool = field(default=False, compare=False)
+    summed: bool = False     # the gradient of the summed loss m L (\\partial \\mathcal{L})
+
+
+@dataclass(frozen=True)
+class IndexValue(Node):
+    """An index letter used as a number, as in \\mathbb{1}[0 \\le u - 2i \\le 1]."""
+    letter: str
+
+
+@dataclass(frozen=True)
+class Const(Node):
+    name: str                # "pi"
+
+
+@dataclass(frozen=True)
+class Compare(Node):
+    """An Iverson bracket: 1 where `left op right` holds, else 0."""
+    op: str                  # ">", "<", ">=", "<=", "==", "!="
+    left: Node
+    right: Node
 
 
 @dataclass(frozen=True)
@@ -169,14 +218,14 @@ class Pow(Node):
 
 @dataclass(frozen=True)
 class Call(Node):
-    func: str                # sigma, tanh, exp, log, sqrt, relu, softmax, g
+    func: str                # sigma, tanh, exp, log, sqrt, relu, softmax, g, sign, erf, sech, diag
     args: tuple[Node, ...]
     prime: bool = False      # the derivative: sigma'(z), g'(z)
 
 
 @dataclass(frozen=True)
 class Sum(Node):
-    index: str
+    index: str               # "" for a bare \\sum: over the examples
     body: Node
     lower: str | None = None     # bounds kept as source text, never resolved
     upper: str | None = None
@@ -215,6 +264,17 @@ class Mul(Binary):
 
 
 @dataclass(frozen=True)
+class Star(Binary):
+    """\\star: the correlation of a layer's (zero-padded) input with its delta maps, giving dW."""
+
+
+@dataclass(frozen=True)
+class Ast(Binary):
+    """\\ast: full(delta) correlated with rot180(W) over the filters, giving the input gradient
+    (cropped by the layer's padding)."""
+
+
+@dataclass(frozen=True)
 class Div(Binary):
     """a / b and \\frac{a}{b}."""
 
@@ -242,18 +302,27 @@ _OPENERS = {"(": ")", "[": "]", "{": "}", "\\{": "\\}"}
 _SYM_OPS = {"+": (Add, _PREC_ADD), "-": (Sub, _PREC_ADD), "*": (Hadamard, _PREC_ELEM),
             ".*": (Hadamard, _PREC_ELEM), "/": (Div, _PREC_ELEM), "@": (MatMul, _PREC_MATMUL)}
 _CMD_OPS = {"odot": (Hadamard, _PREC_ELEM), "circ": (Hadamard, _PREC_ELEM),
-            "cdot": (MatMul, _PREC_MATMUL), "times": (MatMul, _PREC_MATMUL)}
-_NOT_ATOMS = set(_CMD_OPS) | {"top", "intercal", "prime"}
+            "cdot": (MatMul, _PREC_MATMUL), "times": (MatMul, _PREC_MATMUL),
+            "star": (Star, _PREC_ELEM), "ast": (Ast, _PREC_ELEM)}
+_MAP_FUNCTIONS = {"full", "rot180", "route", "reshape", "crop", "spread", "dilate"}     # the conv/pooling operator words
+_COMPARE_SYMS = {">": ">", "<": "<", ">=": ">=", "<=": "<=", "!=": "!=", "=": "=="}
+_COMPARE_CMDS = {"gt": ">", "lt": "<", "ge": ">=", "geq": ">=", "geqslant": ">=", "le": "<=",
+                 "leq": "<=", "leqslant": "<=", "neq": "!=", "ne": "!="}
+_NOT_ATOMS = set(_CMD_OPS) | set(_COMPARE_CMDS) | {"top", "intercal", "prime", "uparrow"}
+_LOSS_LETTERS = {"C", "L", "J", "E", "ell", "l"}     # \frac{\partial C}{\partial w}
 
 _FUNCTIONS = {"sigma": "sigma", "sigmoid": "sigma", "tanh": "tanh", "exp": "exp",
               "log": "log", "ln": "log", "sqrt": "sqrt", "relu": "relu", "ReLU": "relu",
-              "softmax": "softmax", "g": "g", "f": "g"}
-_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta"}
+              "softmax": "softmax", "g": "g", "f": "g", "sign": "sign", "sgn": "sign",
+              "erf": "erf", "sech": "sech", "diag": "diag", "id": "id"}
+_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta", "gamma", "beta", "mu"}
 _WRAPPERS = {"mathbf", "boldsymbol", "bm", "mathrm", "mathit", "operatorname", "text",
-             "vec", "mathsf", "rm", "sf"}
-_SYNONYMS = {"Theta": "W", "theta": "W"}
-_D_BASES = {"z", "Z", "W", "w", "b", "a", "A", "x", "X", "Theta", "theta"}
+             "vec", "mathsf", "rm", "sf", "mathbb", "mathcal", "mathds", "mathbbm"}
+_INDICATOR_WRAPPERS = {"mathbb", "mathbf", "mathds", "mathbbm", "boldsymbol", "bm", "mathrm"}
+_SYNONYMS = {"Theta": "W", "theta": "W", "w": "W", "ell": "l"}
+_D_BASES = {"z", "Z", "W", "w", "b", "a", "A", "x", "X", "Theta", "theta", "gamma", "beta"}
 _MODULES_HINT = "math such as W3^T delta3 or W3.T @ delta3"
+_NUMPY = {"sum"}
 
 
 def _canonical(letters: str) -> tuple[str, bool, bool]:
@@ -368,9 +437,18 @@ class _Parser:
         while (op := self.operator()) and op[1] >= min_prec:
             kind, prec, consumes = op
             op_tok = self.advance() if consumes else self.tok
+            if kind in (Star, Ast) and self.is_sym(self.tok, "_"):      # \star_{\text{dilation } 2}: a note
+                self.advance()
+                self.raw_group()
             if self.tok.kind == "end":
                 raise self.fail(op_tok.pos, f"nothing after {_describe(op_tok)}", "an operand")
+            grouped = self.is_sym(self.tok, *_OPENERS)
             right = self.binary(prec + 1)
+            if kind is Div and consumes and isinstance(right, (MatMul, Mul)) \
+                    and not (grouped and self.text[right.span[1]:right.span[1] + 1] in ")]}"):
+                # 1/m dZ2 A1^T: people mean (1/m) dZ2 A1^T, the precedence says 1/(m dZ2 A1^T)
+                raise self.fail(op_tok.pos, f"'{self.text[left.span[0]:right.span[1]].strip()}' is ambiguous",
+                                "\\frac{1}{m} dZ2 A1^T or (1/m) dZ2 A1^T for a factor, or a/(b c) for a quotient")
             if kind is MatMul and (_is_number(left) or _is_number(right)):
                 kind = Mul
             left = kind(left, right, span=(left.span[0], right.span[1]), op_pos=op_tok.pos)
@@ -415,25 +493,148 @@ class _Parser:
         close = _OPENERS[opened.text]
         if self.is_sym(self.tok, close):
             raise self.fail(self.tok.pos, f"empty {opened.text}{close}", "an expression inside")
-        expr = self.expression()
+        expr = self.comparison(self.expression())
         self.expect_sym(close, opened)
         return expr
 
+    def compare_op(self) -> str | None:
+        tok = self.tok
+        if tok.kind == "sym" and tok.text in _COMPARE_SYMS:
+            return _COMPARE_SYMS[tok.text]
+        if tok.kind == "cmd" and tok.text in _COMPARE_CMDS:
+            return _COMPARE_CMDS[tok.text]
+        return None
+
+    def comparison(self, left: Node) -> Node:
+        """left, or the Iverson bracket of a (chained) comparison: 0 <= u - 2i <= 1."""
+        result = None
+        while (op := self.compare_op()) is not None:
+            op_tok = self.advance()
+            right = self.expression()
+            cmp = Compare(op, left, right, span=(left.span[0], right.span[1]))
+            result = cmp if result is None else Mul(result, cmp, span=(result.span[0], cmp.span[1]),
+                                                    op_pos=op_tok.pos)
+            left = right
+        return left if result is None else result
+
+    def indicator(self, tok: Token) -> Node:
+        """\\mathbb{1}[z > 0], \\mathbb{1}_{z > 0}, \\mathbf{1}\\{...\\}: the condition's Iverson bracket."""
+        if self.is_sym(self.tok, "_"):
+            self.advance()
+            if not self.is_sym(self.tok, "{"):
+                raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as 1_{z > 0}")
+            cond = self.group()
+        elif self.is_sym(self.tok, *_OPENERS):
+            cond = self.group()
+        else:
+            raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as \\mathbb{1}[z > 0]")
+        if not isinstance(cond, (Compare, Mul)) or not any(isinstance(n, Compare) for n in (cond, *children(cond))):
+            raise self.fail(tok.pos, "an indicator without a comparison", "a condition such as \\mathbb{1}[z > 0]")
+        return cond
+
     def word(self, tok: Token) -> Node:
         nxt, after = self.tok, self.peek()
+        if tok.text in ("np", "numpy") and self.is_sym(nxt, ".") and after.text in _NUMPY:
+            return self.numpy_call(tok)
+        if tok.text in _MAP_FUNCTIONS:
+            return self.map_function(tok)
         if self.is_sym(nxt, ".") and after.kind == "word" and after.text != "T":
             raise self.fail(tok.pos, f"'{tok.text}.{after.text}': module and method calls are "
                             "not allowed", _MODULES_HINT)
-        m = re.fullmatch(r"([A-Za-z]+)(\d*)", tok.text)
+        if tok.text == "running" and self.is_sym(nxt, "_") and after.kind == "word" \
+                and re.fullmatch(r"(mean|var)\d*", after.text) and after.pos == nxt.end:
+            self.advance()
+            self.advance()          # running_mean2, running\_var^{(2)}: batch norm's running statistics
+            tok = Token("word", "running_" + after.text, tok.pos, after.end)
+        m = re.fullmatch(r"([A-Za-z_]+?)(\d*)", tok.text) if tok.text.startswith("running_") else \
+            re.fullmatch(r"([A-Za-z]+)(\d*)", tok.text)
         if not m:
             raise self.fail(tok.pos, f"name {tok.text!r}",
                             "letters then an optional layer number, like W2 or delta3")
         letters, digits = m.groups()
+        if letters == "d" and not digits and self.tok.kind == "cmd" and self.tok.pos == tok.end \
+                and self.tok.text in ("gamma", "beta"):     # d\gamma^{(2)}
+            name = self.command(self.advance())
+            return replace(name, d=True, span=(tok.pos, name.span[1])) if isinstance(name, Name) else name
         if not digits and letters == "sum":
             return self.sum(tok)
         if not digits and letters in _FUNCTIONS:
             return self.call(tok, _FUNCTIONS[letters])
         return self.name(tok, letters, digits)
+
+    def map_function(self, tok: Token) -> Node:
+        """full(delta), rot180(W), route_{argmax}(g), reshape_{16x4x4}(v)."""
+        func = tok.text
+        if func in ("route", "reshape", "crop", "spread"):
+            if not self.is_sym(self.tok, "_"):
+                raise self.fail(self.tok.pos, f"{func} without a subscript",
+                                "route_{argmax}(...)" if func == "route" else "reshape_{16x4x4}(...)")
+            self.advance()
+            opened = self.expect_sym("{")
+            start, level = self.tok.pos, 0
+            while level or not self.is_sym(self.tok, "}"):
+                if self.tok.kind == "end":
+                    self.expect_sym("}", opened)
+                level += self.is_sym(self.tok, "{") - self.is_sym(self.tok, "}")
+                self.advance()
+            text = re.sub(r"\\(?:operatorname|mathrm|text)|[{}\s]", "", self.text[start:self.tok.pos])
+            self.advance()
+            if func == "route":
+                if text != "argmax":
+                    raise self.fail(start, f"route_{{{text}}}", "route_{argmax}: max pooling's routing")
+            elif func == "spread":
+                if not text.isdigit():
+                    raise self.fail(start, f"spread_{{{text}}}", "the window size, as in spread_{2}")
+                func = "spread:" + text
+            elif func == "crop":
+                if not re.fullmatch(r"\d+(?:,\d+)?", text):
+                    raise self.fail(start, f"crop_{{{text}}}", "the padding to remove, as in crop_{1} or crop_{1,2}")
+                func = "crop:" + text
+            else:
+                dims = re.fullmatch(r"(\d+)x(\d+)x(\d+)", text)
+                if not dims:
+                    raise self.fail(start, f"reshape_{{{text}}}", "the map's sizes, as in reshape_{16x4x4}")
+                func = "reshape:" + text
+        if not self.is_sym(self.tok, *_OPENERS):
+            raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", f"an argument of {tok.text}, as in {tok.text}(...)")
+        arg = self.group()
+        return Call(func, (arg,), span=(tok.pos, self.last_end))
+
+    def numpy_call(self, tok: Token) -> Node:
+        """np.sum(dZ2, axis=1, keepdims=True) (examples are columns), np.dot(A, B),
+        np.multiply(A, B): read as the math they compute, never run."""
+        self.advance()
+        func = self.advance().text
+        opened = self.expect_sym("(")
+        args = [self.expression()]
+        keywords = {}
+        while self.is_sym(self.tok, ","):
+            self.advance()
+            if self.tok.kind == "word" and self.is_sym(self.peek(), "="):
+                key = self.advance()
+                self.advance()
+                value = self.advance()
+                keywords[key.text] = (value.text, value.pos)
+            else:
+                args.append(self.expression())
+        self.expect_sym(")", opened)
+        span = (tok.pos, self.last_end)
+        want = 1 if func == "sum" else 2
+        if len(args) != want:
+            raise self.fail(tok.pos, f"np.{func} with {len(args)} argument(s)", f"{want}")
+        if func == "sum":
+            axis = keywords.pop("axis", (None, tok.pos))
+            keywords.pop("keepdims", None)
+            if axis[0] != "1":
+                raise self.fail(axis[1], f"np.sum with axis={axis[0]}",
+                                "axis=1, keepdims=True: the sum over the examples (columns)")
+            if keywords:
+                raise self.fail(tok.pos, f"np.sum argument {next(iter(keywords))!r}", "axis=1, keepdims=True")
+            return Sum("", args[0], span=span)
+        if keywords:
+            raise self.fail(tok.pos, f"np.{func} argument {next(iter(keywords))!r}", "two arrays")
+        kind = MatMul if func == "dot" else Hadamard
+        return kind(args[0], args[1], span=span, op_pos=tok.pos)
 
     def command(self, tok: Token) -> Node:
         name = tok.text
@@ -446,10 +647,19 @@ class _Parser:
             return self.name(tok, name, digits)
         if name in ("frac", "dfrac", "tfrac"):
             return self.frac(tok)
+        if name == "pi":
+            return Const("pi", span=(tok.pos, tok.end))
+        if name == "partial":
+            raise self.fail(tok.pos, "\\partial outside a fraction",
+                            "a left side such as \\frac{\\partial L}{\\partial W^{(2)}}")
         if name == "sum":
             return self.sum(tok)
         if name in ("hat", "widehat"):
             return self.hat(tok)
+        if name in ("tilde", "widetilde"):      # \tilde{a}: the zero-padded input, as \star pads it
+            return self.hat(tok, hat=False)
+        if name in ("bar", "overline"):         # \bar{a}^{(4)}: the gradient arriving from above
+            return replace(self.hat(tok, hat=False), bar=True)
         if name in _WRAPPERS:
             return self.wrapped(tok)
         raise self.fail(tok.pos, f"unknown command \\{name}",
@@ -459,21 +669,31 @@ class _Parser:
         """\\mathbf{W}, \\operatorname{relu}: the braces hold one name."""
         opened = self.expect_sym("{")
         inner = self.advance()
+        if inner.kind == "num" and inner.text == "1" and tok.text in _INDICATOR_WRAPPERS:
+            self.expect_sym("}", opened)
+            if not (self.is_sym(self.tok, "_") or self.is_sym(self.tok, *_OPENERS)):
+                return Name("ones", span=(tok.pos, self.last_end))     # \mathbf{1}: a column of ones
+            return self.indicator(tok)
+        if inner.kind == "word" and inner.text == "rot" and self.tok.kind == "num" and self.tok.text == "180":
+            self.advance()
+            inner = Token("word", "rot180", inner.pos, self.last_end)
         if inner.kind not in ("word", "cmd"):
             raise self.fail(inner.pos, f"{_describe(inner)} inside \\{tok.text}", "a name")
         self.expect_sym("}", opened)
         return self.word(inner) if inner.kind == "word" else self.command(inner)
 
-    def hat(self, tok: Token) -> Node:
+    def hat(self, tok: Token, hat: bool = True) -> Node:
         opened = self.advance() if self.is_sym(self.tok, "{") else None
         inner = self.advance()
         if inner.kind != "word" or not inner.text.isalpha():
             raise self.fail(inner.pos, f"{_describe(inner)} under \\{tok.text}", "a name such as y")
         if opened:
             self.expect_sym("}", opened)
-        return self.name(tok, inner.text, "", hat=True)
+        return self.name(tok, inner.text, "", hat=hat)
 
-    def frac(self, tok: Token) -> Div:
+    def frac(self, tok: Token) -> Node:
+        if self.is_sym(self.tok, "{") and self.peek().kind == "cmd" and self.peek().text == "partial":
+            return self.partial(tok)
         parts = []
         for _ in range(2):
             if not self.is_sym(self.tok, "{"):
@@ -482,6 +702,44 @@ class _Parser:
             parts.append(self.group())
         return Div(parts[0], parts[1], span=(tok.pos, self.last_end), op_pos=tok.pos)
 
+    def partial(self, tok: Token) -> Node:
+        """\\frac{\\partial L}{\\partial W^{[2]}}: the gradient of the loss (C, L, J, E, \\ell,
+        \\mathcal{L}) with respect to a name, read as dW2 (dz2 is delta2)."""
+        opened = self.advance()
+        self.advance()          # \partial
+        loss = self.advance()
+        summed = False
+        if loss.kind in ("cmd",) and loss.text in _WRAPPERS and self.is_sym(self.tok, "{"):
+            summed = loss.text == "mathcal"     # \mathcal{L} = m L, the summed loss (batch norm's documents)
+            inner_open = self.advance()
+            loss = self.advance()
+            self.expect_sym("}", inner_open)
+        if loss.kind not in ("word", "cmd") or loss.text not in _LOSS_LETTERS:
+            raise self.fail(loss.pos, f"\\partial {_describe(loss)} in the numerator",
+                            "the loss: \\partial L, \\partial C, \\partial J or \\partial \\ell")
+        sample = False
+        if self.is_sym(self.tok, "_"):          # \partial \ell_e: the loss of example e
+            self.advance()
+            opened_e = self.advance() if self.is_sym(self.tok, "{") else None
+            e = self.advance()
+            if e.kind != "word" or e.text not in SAMPLE_LETTERS:
+                raise self.fail(e.pos, f"loss subscript {_describe(e)}", "an example index, as in \\ell_e")
+            if opened_e:
+                self.expect_sym("}", opened_e)
+            sample = True
+        self.expect_sym("}", opened)
+        opened = self.expect_sym("{")
+        mark = self.tok
+        if not (mark.kind == "cmd" and mark.text == "partial"):
+            raise self.fail(mark.pos, f"found {_describe(mark)}", "\\partial and a name in the denominator")
+        self.advance()
+        inner = self.atom()
+        self.expect_sym("}", opened)
+        if not isinstance(inner, Name) or inner.d:
+            raise self.fail(mark.pos, "the denominator is not one name",
+                            "\\partial followed by a name such as W^{(2)} or z^{(2)}_{i}")
+        return replace(inner, d=True, sample=inner.sample or sample, summed=summed, span=(tok.pos, self.last_end))
+
     # -- names, sub- and superscripts
     def name(self, tok: Token, letters: str, digits: str, hat: bool = False) -> Node:
         base, word_hat, d = _canonical(letters)
@@ -489,7 +747,7 @@ class _Parser:
         layer: int | LayerRef | None = int(digits) if digits else None
         indices: tuple[str, ...] = ()
         pending = []        # transposes and powers, applied after the name is complete
-        seen_sub = False
+        seen_sub = sample = False
         while self.is_sym(self.tok, "_", "^"):
             mark = self.advance()
             if mark.text == "_":
@@ -508,11 +766,13 @@ class _Parser:
                     indices += value
                 elif kind == "hat":
                     hat = True
+                elif kind == "sample":
+                    sample = True
                 elif kind == "prime":
                     raise self._prime_error(pos)
                 else:
                     pending.append((kind, value, pos))
-        node = Name(base, layer, indices, hat, d, span=(tok.pos, self.last_end))
+        node = Name(base, layer, indices, hat, d, sample, span=(tok.pos, self.last_end))
         return self.apply_superscripts(node, pending)
 
     def subscript(self) -> list[tuple]:
@@ -524,10 +784,15 @@ class _Parser:
             self.advance()
             items.append(self.subscript_part(braced=True))
         self.expect_sym("}", opened)
+        if len(items) > 1:      # x_{0,i,j}: a number among indices is a constant index
+            items = [("index", (Affine(((v, "", ""),)),), p) if k == "layer" and isinstance(v, int) else (k, v, p)
+                     for k, v, p in items]
         return items
 
     def subscript_part(self, braced: bool) -> tuple:
         tok = self.tok
+        if braced and self.affine_ahead():
+            return "index", (self.affine(),), tok.pos
         if tok.kind == "num" and tok.text.isdigit():
             self.advance()
             return "layer", int(tok.text), tok.pos
@@ -536,11 +801,59 @@ class _Parser:
         if tok.kind == "word" and tok.text == "hat":
             self.advance()
             return "hat", True, tok.pos
+        if self.is_sym(tok, ":"):        # delta_{:,i,j}: every value of this axis
+            self.advance()
+            return "index", (":",), tok.pos
         if tok.kind == "word" and set(tok.text) <= set(INDEX_LETTERS):
             self.advance()
             return "index", tuple(tok.text), tok.pos
         raise self.fail(tok.pos, f"subscript {_describe(tok)}",
                         "a layer number, l, l+1, or index letters i, j, k")
+
+    def affine_ahead(self) -> bool:
+        """An index expression (s i + m, 2j + n, i - m) rather than a letter or a layer."""
+        k, tok = 0, self.tok
+        if self.is_sym(tok, "-"):
+            return True
+        while True:
+            t = self.peek(k)
+            if t.kind == "end" or self.is_sym(t, ",", "}"):
+                return False
+            if self.is_sym(t, "+", "-"):
+                return not (k == 1 and tok.kind == "word" and tok.text in ("l", "L"))
+            if t.kind == "num" and k == 0 and self.peek(1).kind == "word":
+                return True
+            k += 1
+
+    def affine(self) -> Affine:
+        terms, sign = [], 1
+        if self.is_sym(self.tok, "-"):
+            self.advance()
+            sign = -1
+        while True:
+            tok = self.tok
+            coef, sym, letter = 1, "", ""
+            if tok.kind == "num":
+                if not tok.text.isdigit():
+                    raise self.fail(tok.pos, f"index coefficient {tok.text}", "a whole number")
+                coef = int(self.advance().text)
+            if self.tok.kind == "word":
+                word = self.advance()
+                text = word.text
+                if text.startswith("s") and len(text) == 2:
+                    sym, text = "s", text[1:]
+                elif text == "s" and self.tok.kind == "word":
+                    sym, text = "s", self.advance().text
+                if len(text) != 1 or text not in INDEX_LETTERS:
+                    raise self.fail(word.pos, f"index {word.text!r}",
+                                    f"one index letter ({', '.join(INDEX_LETTERS)}), as in s i + m")
+                letter = text
+            elif tok.kind != "num":
+                raise self.fail(tok.pos, f"found {_describe(tok)}", "an index expression such as s i + m")
+            terms.append((sign * coef, sym, letter))
+            if not self.is_sym(self.tok, "+", "-"):
+                return Affine(tuple(terms))
+            sign = 1 if self.advance().text == "+" else -1
 
     def layer_symbol(self, braced: bool) -> LayerRef:
         """l, L, and inside brackets l+1, l-1, L-1."""
@@ -580,6 +893,11 @@ class _Parser:
             for _ in range(4):              # \mathsf{T}
                 self.advance()
             return "T", None, tok.pos
+        if self.is_sym(tok, "(") and self.peek().kind == "word" and self.peek().text in SAMPLE_LETTERS \
+                and self.is_sym(self.peek(2), ")"):
+            for _ in range(3):
+                self.advance()
+            return "sample", None, tok.pos
         if self.is_sym(tok, "(", "["):
             return "layer", self.bracketed_layer(), tok.pos
         if tok.kind == "word" and tok.text in ("l", "L"):
@@ -652,6 +970,13 @@ class _Parser:
                 node = Transpose(node, span=(node.span[0], self.last_end))
             elif self.is_sym(tok, "."):
                 raise self.fail(tok.pos, "unexpected '.'", ".T (transpose) or .* (element-wise product)")
+            elif tok.kind == "cmd" and tok.text == "uparrow":     # \delta\uparrow_{2}: dilated by the stride
+                self.advance()
+                self.expect_sym("_")
+                factor = self.raw_group()
+                if not factor.isdigit() or not 1 <= int(factor) <= 64:
+                    raise self.fail(tok.pos, f"\\uparrow_{{{factor}}}", "a whole-number stride, as in \\uparrow_{2}")
+                node = Call("dilate:" + factor, (node,), span=(node.span[0], self.last_end))
             elif self.is_sym(tok, "'"):
                 raise self._prime_error(tok.pos)
             elif self.is_sym(tok, "_"):
@@ -698,18 +1023,29 @@ class _Parser:
                 upper = self.raw_group()
             else:
                 raise self.fail(mark.pos, f"a second {mark.text!r} on \\sum", "\\sum_{k=1}^{n}")
-        if index is None:
-            raise self.fail(tok.pos, "a sum without an index", "\\sum_k or \\sum_{k=1}^{n}")
         if not self.starts_atom(self.tok) and not self.is_sym(self.tok, "-"):
             raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "the summand after \\sum")
         body = self.binary(_PREC_ELEM)
-        return Sum(index, body, lower, upper, span=(tok.pos, body.span[1]))
+        indices = index if index is not None else ("",)     # a bare \sum: over the examples
+        for letter in reversed(indices):
+            body = Sum(letter, body, lower, upper, span=(tok.pos, body.span[1]))
+        return body
 
-    def sum_index(self) -> tuple[str, str | None]:
+    def sum_index(self) -> tuple[tuple, str | None]:
         opened = self.advance() if self.is_sym(self.tok, "{") else None
-        tok = self.advance()
-        if tok.kind != "word" or len(tok.text) != 1 or tok.text not in INDEX_LETTERS:
-            raise self.fail(tok.pos, f"sum index {_describe(tok)}", "one of the letters i, j, k")
+        letters = []
+        while True:
+            tok = self.advance()
+            if tok.kind != "word" or not set(tok.text) <= set(INDEX_LETTERS + SAMPLE_LETTERS) \
+                    or (len(tok.text) > 1 and not opened):
+                raise self.fail(tok.pos, f"sum index {_describe(tok)}",
+                                f"index letters ({', '.join(INDEX_LETTERS)}), as in \\sum_k or \\sum_{{i,j}}")
+            letters += list(tok.text)
+            if not (opened and self.is_sym(self.tok, ",")):
+                break
+            self.advance()
+        if len(set(letters)) != len(letters):
+            raise self.fail(tok.pos, "a repeated sum index", "distinct letters, as in \\sum_{i,j}")
         lower = None
         if opened:
             if self.is_sym(self.tok, "="):
@@ -717,7 +1053,7 @@ class _Parser:
                 lower = self.raw_until(opened)
             else:
                 self.expect_sym("}", opened)
-        return tok.text, lower
+        return tuple(letters), lower
 
     def raw_group(self) -> str:
         """A bound's source text: {...} or one token."""
@@ -758,6 +1094,8 @@ def parse_formula(text: str) -> ParsedFormula:
     """Parse `text` (LaTeX or plain text) into an AST; `lhs = ` is split off."""
     if not isinstance(text, str):
         raise FormulaError(f"formula must be a string, not {type(text).__name__}")
+    # Prose such as \text{ per example} is blanked (same length: columns stay right).
+    text = re.sub(r"\\text\{[^{}]*\s[^{}]*\}", lambda mt: " " * len(mt.group()), text)
     try:
         parsed = _Parser(text).parse()
     except RecursionError:      # a backstop: MAX_DEPTH should stop nesting first
@@ -794,6 +1132,8 @@ class _Resolver:
         self.source = source
         self.symbols = symbols
         self.layer = layer
+        self.comparing = 0      # inside an Iverson bracket, index letters are numbers
+        self.bound = []         # sum indices and the left side's indices in scope (m, n there are indices)
 
     def fail(self, node: Node, what: str, expected: str) -> FormulaError:
         return FormulaError(f"{what} at column {node.span[0] + 1}; {expected}")
@@ -801,11 +1141,16 @@ class _Resolver:
     def resolve(self, node: Node) -> tuple[Node, bool]:
         """(resolved node, whether it is a scalar)."""
         if isinstance(node, Name):
+            if self.is_index_value(node):
+                return IndexValue(node.base, span=node.span), True
             sym = self.name(node)
             return sym, bool(sym.indices) or self.symbols[sym.key].shape == ()
-        if isinstance(node, Num):
+        if isinstance(node, (Num, Const)):
             return node, True
         changes, scalars = {}, []
+        self.comparing += isinstance(node, Compare)
+        if isinstance(node, Sum):
+            self.bound.append(node.index)
         for f in fields(node):
             value = getattr(node, f.name)
             if isinstance(value, Node):
@@ -815,14 +1160,28 @@ class _Resolver:
                 pairs = [self.resolve(v) for v in value]
                 changes[f.name] = tuple(p[0] for p in pairs)
                 scalars += [p[1] for p in pairs]
+        self.comparing -= isinstance(node, Compare)
+        if isinstance(node, Sum):
+            self.bound.pop()
         new = replace(node, **changes)
         if isinstance(new, (MatMul, Hadamard)) and any(scalars):
             new = Mul(new.left, new.right, span=new.span, op_pos=new.op_pos)
         return new, all(scalars)
 
+    def is_index_value(self, node: Name) -> bool:
+        """u in \\mathbb{1}[0 \\le u - 2i \\le 1]: an index letter the table does not name."""
+        return (self.comparing and len(node.base) == 1 and node.base in INDEX_LETTERS and node.layer is None
+                and (node.base not in self.symbols or node.base in self.bound) and not node.indices
+                and not node.d and not node.hat)
+
     def name(self, node: Name) -> Sym:
         layer = self.layer_number(node)
         base, d = node.base, node.d
+        if node.bar:        # \bar a^{(l)} = d ell / d a^{(l)}; \bar x^{(l)}: at layer l's input, a^{(l-1)}
+            if base not in ("a", "x") or layer is None or d:
+                raise self.fail(node, "a bar on this name", "\\bar{a}^{(l)} or \\bar{x}^{(l)}, a gradient from above")
+            base, d = "a", True
+            layer = layer - (node.base == "x")
         if d and base in ("z", "Z"):        # Ng's dz^{[l]} is delta^{(l)}
             base, d = "delta", False
         if node.hat:
@@ -831,11 +1190,11 @@ class _Resolver:
         candidates = [key]
         if base in ("Z", "A", "X", "Y"):    # batch capitals of the same quantity
             candidates.append(key.lower())
-        if base == "a" and layer == 0:      # a^{(0)} is the input
+        if base in ("a", "A") and layer == 0:      # a^{(0)}, A^{[0]} are the input
             candidates.append("x")
         for candidate in candidates:
             if candidate in self.symbols:
-                return Sym(candidate, node.indices, d, span=node.span)
+                return Sym(candidate, node.indices, d, node.sample, node.summed, span=node.span)
         raw = self.source[node.span[0]:node.span[1]]
         read = "" if raw == key else f" (read as {key})"
         known = list(self.symbols)
@@ -865,6 +1224,8 @@ def resolve(parsed: ParsedFormula, symbols: dict[str, SymbolInfo],
         raise FormulaError(f"layer must be a whole number, not {layer!r}")
     resolver = _Resolver(parsed.source, symbols, layer)
     lhs = resolver.resolve(parsed.lhs)[0] if parsed.lhs is not None else None
+    if isinstance(lhs, Sym):
+        resolver.bound += [ix for ix in lhs.indices if isinstance(ix, str)]
     return ResolvedFormula(lhs, resolver.resolve(parsed.rhs)[0], parsed.source, layer)
 
 
@@ -884,6 +1245,8 @@ def _as_matrix(shape: tuple[int, ...], node: Binary) -> tuple[int, int]:
 
 
 def _matmul(a: tuple, b: tuple, node: Binary) -> tuple:
+    if a is None or b is None:
+        return None
     if a == () or b == ():
         return b or a
     ma, mb = _as_matrix(a, node), _as_matrix(b, node)
@@ -900,10 +1263,14 @@ def _matmul(a: tuple, b: tuple, node: Binary) -> tuple:
 
 
 def _elementwise(a: tuple, b: tuple, node: Binary) -> tuple:
+    if a is None or b is None:
+        return None if a != () and b != () else (a if b == () else b)
     if a == b or b == ():
         return a
     if a == ():
         return b
+    if len(a) == len(b) and all(x == y or {x, y} == {1, BATCH_AXIS} for x, y in zip(a, b)):
+        return tuple(max(x, y) for x, y in zip(a, b))     # a per-unit column against a batch (broadcast)
     hint = "; a transpose missing?" if a == b[::-1] else ""
     raise FormulaShapeError(f"{_OP_NAMES[type(node)]} at column {node.op_pos + 1}: "
                             f"{a} and {b} differ{hint}")
@@ -913,24 +1280,41 @@ def shape_of(node: Node | ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tu
     """The shape of a resolved node (of the right side, given a ResolvedFormula)."""
     if isinstance(node, ResolvedFormula):
         node = node.rhs
-    if isinstance(node, Num):
+    if isinstance(node, (Num, Const, IndexValue)):
         return ()
+    if isinstance(node, Compare):
+        a, b = shape_of(node.left, symbols), shape_of(node.right, symbols)
+        return _elementwise(a, b, Sub(node.left, node.right, span=node.span, op_pos=node.span[0]))
     if isinstance(node, Sym):
         return () if node.indices else tuple(symbols[node.key].shape)
     if isinstance(node, Name):
         raise TypeError("shape_of needs a resolved formula; call resolve() first")
     if isinstance(node, Transpose):
         shape = shape_of(node.expr, symbols)
+        if shape is None:
+            return None
         if len(shape) > 2:
             raise FormulaShapeError(f"transpose at column {node.span[0] + 1}: {shape} has "
                                     f"{len(shape)} axes; expected a matrix or a vector")
         return shape[::-1] if len(shape) == 2 else shape
     if isinstance(node, (Neg, Pow)):
         return shape_of(node.expr if isinstance(node, Neg) else node.base, symbols)
+    if isinstance(node, (Star, Ast)) or (isinstance(node, Call) and node.func.split(":")[0] in _MAP_FUNCTIONS):
+        for child in children(node):
+            shape_of(child, symbols)
+        return None         # the layer's sizes decide: the numeric stage checks these
     if isinstance(node, Call):
-        return shape_of(node.args[0], symbols)      # all functions act element-wise
-    if isinstance(node, Sum):
-        return shape_of(node.body, symbols)
+        shape = shape_of(node.args[0], symbols)
+        if shape is None:
+            return None
+        if node.func == "diag":
+            if len(shape) != 2 or shape[1] != 1:
+                raise FormulaShapeError(f"diag at column {node.span[0] + 1}: {shape} is not a column vector")
+            return shape[0], shape[0]
+        return shape      # the other functions act element-wise
+    if isinstance(node, Sum):      # over the examples: the batch axis (BATCH_AXIS) goes
+        shape = shape_of(node.body, symbols)
+        return None if shape is None else tuple(1 if n == BATCH_AXIS else n for n in shape)
     if isinstance(node, Binary):
         a, b = shape_of(node.left, symbols), shape_of(node.right, symbols)
         return _matmul(a, b, node) if isinstance(node, MatMul) else _elementwise(a, b, node)
@@ -940,7 +1324,7 @@ def shape_of(node: Node | ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tu
 def check_shapes(resolved: ResolvedFormula, symbols: dict[str, SymbolInfo]) -> tuple[int, ...]:
     """The right side's shape, after checking that it matches the claimed left side."""
     rhs = shape_of(resolved.rhs, symbols)
-    if resolved.lhs is not None:
+    if resolved.lhs is not None and rhs is not None:
         lhs = shape_of(resolved.lhs, symbols)
         if lhs != rhs:
             raise FormulaShapeError(f"right side at column {resolved.rhs.span[0] + 1} has shape "
