@@ -77,7 +77,8 @@ def test_cli_names_the_worst_entry_of_a_broken_kernel(kernels, monkeypatch, caps
         lines.append("[[layers]]")
         lines += [f"{k} = {v!r}".replace("'", '"') for k, v in layer.items()]
     spec.write_text("\n".join(lines) + "\n")
-    monkeypatch.setattr(codegen, "generate", lambda net, *a, **k: Broken(kernel, "W8", scale=-1.0))
+    # symnet check compiles through symnet.progress (one shared kernel cache, a progress line)
+    monkeypatch.setattr("symnet.progress.compiled_kernel", lambda net, *a, **k: Broken(kernel, "W8", scale=-1.0))
     assert main(["check", str(spec)]) == 1
     out = capsys.readouterr().out
     assert "gradient check failed: worst entry W8[0, 0]" in out

@@ -578,6 +578,7 @@ class _Parser:
                 level += self.is_sym(self.tok, "{") - self.is_sym(self.tok, "}")
                 self.advance()
             text = re.sub(r"\\(?:operatorname|mathrm|text)|[{}\s]", "", self.text[start:self.tok.pos])
+            text = re.sub(r"\\times|\u00d7", "x", text)      # reshape_{16\times4\times4}, as documents print it
             self.advance()
             if func == "route":
                 if text != "argmax":
