@@ -345,6 +345,7 @@ def train(
     progress: bool = True,
     optimizer_options: dict | None = None,
     schedule_options: dict | None = None,
+    client=None,
 ) -> TrainResult:
     """Train ``net`` on ``data`` (a :class:`symnet.data.Dataset`) with mini-batch descent.
 
@@ -355,7 +356,8 @@ def train(
     ``max_norm``: row-norm bound c; ``early_stopping``: patience in epochs on
     the validation loss (the best parameters are returned). ``out``: run
     directory (checkpoint every epoch, metrics.json and plots at the end);
-    ``resume``: continue from ``out``'s checkpoint.
+    ``resume``: continue from ``out``'s checkpoint. ``client``: a Dask client;
+    each step's gradients are then computed on its workers (:mod:`symnet.cluster`).
     """
     epochs = _check_int("epochs", epochs, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -403,6 +405,10 @@ def train(
               "dropout_rates": sorted({p.layer.rate for p in net.placed if p.layer.type == "dropout"})}
 
     dropout = bool(getattr(kernel, "DROPOUT", ()))   # masks drawn from rng: resume stays exact
+    parallel = None
+    if client is not None:   # data-parallel: the workers compute each step's gradients
+        from .cluster import DataParallel
+        parallel = DataParallel(client, net, kernel, X_tr, Y_tr, out=out, advise=progress)
     show_bar = progress and sys.stderr.isatty()
     n = len(X_tr)
     n_batches = math.ceil(n / batch_size)
@@ -417,7 +423,10 @@ def train(
         seen, total_loss, total_pen = 0, 0.0, 0.0
         for idx in iterate_minibatches(n, batch_size, rng):
             xb, yb = X_tr[idx], Y_tr[idx]
-            if dropout:
+            if parallel is not None:
+                loss, grads = parallel.loss_and_grads(
+                    params, idx, kernel.dropout_masks(rng, len(idx)) if dropout else None)
+            elif dropout:
                 loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
             else:
                 loss, grads = kernel.loss_and_grads(params, xb, yb)
@@ -630,7 +639,7 @@ def add_train_arguments(parser):
     return parser
 
 
-def cli_train(args) -> int:
+def cli_train(args, client=None) -> int:
     """``symnet train``: load the spec and data, train, print the summary. Returns 0.
 
     ``args`` is an argparse Namespace from :func:`add_train_arguments`.
@@ -653,7 +662,7 @@ def cli_train(args) -> int:
         seed=args.seed, l2=args.l2, l1=getattr(args, "l1", 0.0), max_norm=getattr(args, "max_norm", None),
         early_stopping=getattr(args, "early_stopping", None), schedule=getattr(args, "schedule", "constant"),
         init=getattr(args, "init", "he"), out=args.out, resume=args.resume,
-        progress=getattr(args, "progress", True),
+        progress=getattr(args, "progress", True), client=client,
     )
     print(result.summary())
     return 0
