@@ -52,7 +52,8 @@ def distributed():
 
 
 @contextmanager
-def open_client(workers: int | None = None, scheduler: str | None = None, *, out=sys.stderr):
+def open_client(workers: int | None = None, scheduler: str | None = None, *, announce: bool = True,
+                timeout: float | None = None):
     """A dask Client on a new LocalCluster of ``workers`` single-threaded processes,
     or on the scheduler at ``scheduler``; what it started is closed on exit."""
     if (workers is None) == (scheduler is None):
@@ -60,7 +61,7 @@ def open_client(workers: int | None = None, scheduler: str | None = None, *, out
     dd = distributed()
     if scheduler is not None:
         try:
-            client = dd.Client(scheduler, timeout=CONNECT_TIMEOUT_S)
+            client = dd.Client(scheduler, timeout=timeout or CONNECT_TIMEOUT_S)
         except (OSError, TimeoutError, ValueError, TypeError) as exc:
             reason = " ".join(str(exc).split()) or type(exc).__name__
             raise ClusterError(f"--scheduler {scheduler}: cannot reach the Dask scheduler ({reason})") from None
@@ -74,9 +75,10 @@ def open_client(workers: int | None = None, scheduler: str | None = None, *, out
                                   dashboard_address=":0")
         client = dd.Client(cluster)
     try:
-        if out is not None:
+        if announce:
             n = len(client.scheduler_info(n_workers=-1)["workers"])
-            print(f"dask: {n} worker(s) at {client.scheduler.address}; dashboard {client.dashboard_link}", file=out)
+            print(f"dask: {n} worker(s) at {client.scheduler.address}; dashboard {client.dashboard_link}",
+                  file=sys.stderr)
         yield client
     finally:
         client.close()
@@ -185,13 +187,13 @@ class DataParallel:
     ``out``: the run directory named in the message when a worker is lost.
     """
 
-    def __init__(self, client, net, kernel, X, Y, *, out=None, advise=True, log=sys.stderr):
+    def __init__(self, client, net, kernel, X, Y, *, out=None, advise=True):
         distributed()
         if net.state_shapes:
             raise ClusterError(f"network {net.name}: data-parallel training refuses batch norm "
                                f"({', '.join(sorted(net.state_shapes))}): each worker would normalise with its shard's "
                                "statistics instead of the whole batch's; train it without --workers/--scheduler")
-        self.client, self.kernel, self.out, self.log = client, kernel, out, log
+        self.client, self.kernel, self.out = client, kernel, out
         self._X, self._Y = X, Y   # for advice(): the same step in this process
         self.workers = sorted(client.scheduler_info(n_workers=-1)["workers"])
         if not self.workers:
@@ -265,6 +267,5 @@ class DataParallel:
         if speed < PAYS_OFF:
             line += ("; scale-out does not pay for this network and batch size (the step is too small "
                      "for the communication it costs): train without --workers, or use a larger batch")
-        if self.log is not None:
-            print(line, file=self.log)
+        print(line, file=sys.stderr)
         return line

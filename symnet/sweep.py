@@ -179,7 +179,7 @@ def run_one(spec: dict, data, kernel, options: dict, config: dict, run_dir: str)
 
 
 def sweep(net, data_name: str, grid: dict, out, *, options: dict | None = None, random: int | None = None,
-          seed: int = 0, resume: bool = False, client=None, log=sys.stderr) -> dict:
+          seed: int = 0, resume: bool = False, client=None, progress: bool = True) -> dict:
     """Run every configuration; write the results table and plot; return
     {"rows": [...], "best": row, "table": path}. ``options`` are symnet.train's
     keyword arguments shared by every run (``lr``, ``epochs``, ...)."""
@@ -203,8 +203,8 @@ def sweep(net, data_name: str, grid: dict, out, *, options: dict | None = None, 
             rows[name] = json.loads(done.read_text(encoding="utf-8"))
         else:
             pending.append((name, config))
-    if log is not None:
-        print(f"sweep: {len(configs)} configuration(s), {len(rows)} finished before, {len(pending)} to run", file=log)
+    if progress:
+        print(f"sweep: {len(configs)} configuration(s), {len(rows)} finished before, {len(pending)} to run", file=sys.stderr)
 
     t0 = time.perf_counter()
     kernels, datasets = {}, {}
@@ -221,11 +221,11 @@ def sweep(net, data_name: str, grid: dict, out, *, options: dict | None = None, 
 
     def report(row):
         rows[row["run"]] = row
-        if log is not None:
+        if progress:
             conf = ", ".join(f"{k}={row[k]}" for k in grid)
             what = (f"failed: {row['error']}" if row.get("error") else
                     f"best val acc {row['best_val_acc']:.3f}, val loss {row['best_val_loss']:.4f}")
-            print(f"[{len(rows)}/{len(configs)}] {conf}: {what} ({row['time_s']:.1f} s)", file=log)
+            print(f"[{len(rows)}/{len(configs)}] {conf}: {what} ({row['time_s']:.1f} s)", file=sys.stderr)
 
     if client is None:
         for name, config, kernel, data in tasks:
@@ -246,11 +246,11 @@ def sweep(net, data_name: str, grid: dict, out, *, options: dict | None = None, 
     best = max(finished, key=lambda r: (r["best_val_acc"], -r["best_val_loss"]))
     table = write_table(out, ordered, list(grid), best, elapsed)
     plot_sweep(out / PLOT, finished, grid, best)
-    if log is not None:
+    if progress:
         conf = ", ".join(f"{k}={best[k]}" for k in grid)
         print(f"sweep: {len(pending)} run(s) in {elapsed:.1f} s; best configuration: {conf} "
               f"(run {best['run']}: best val acc {best['best_val_acc']:.3f}, val loss {best['best_val_loss']:.4f}); "
-              f"table {table}, plot {out / PLOT}", file=log)
+              f"table {table}, plot {out / PLOT}", file=sys.stderr)
     return {"rows": ordered, "best": best, "table": table, "elapsed_s": elapsed}
 
 
@@ -383,7 +383,7 @@ def cli_sweep(args) -> int:
                "early_stopping": args.early_stopping, "schedule": args.schedule, "init": args.init,
                "dropout": args.dropout}
     common = {k: v for k, v in options.items() if k not in grid}
-    kwargs = dict(options=common, random=args.random, seed=args.seed, resume=args.resume)
+    kwargs = dict(options=common, random=args.random, seed=args.seed, resume=args.resume, progress=args.progress)
     if args.workers is None and args.scheduler is None:
         sweep(net, args.data, grid, args.out, **kwargs)
     else:
