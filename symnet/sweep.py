@@ -92,6 +92,8 @@ def _kind(key, net, item):
             l = int(number)
             if not 1 <= l <= len(net.layers) or net.layers[l - 1].type != layer_type:
                 raise SweepError(f"--grid {item!r}: layer {l} of {net.name} is not a {layer_type} layer")
+            if all(layer.type != "dense" for layer in net.layers[l:]):
+                raise SweepError(f"--grid {item!r}: layer {l} is {net.name}'s output layer; the data fix its width")
             return int
     raise SweepError(f"--grid {item!r}: unknown key {key!r} (valid: {', '.join(OPTIONS)}, "
                      "units<l>, filters<l>)")
