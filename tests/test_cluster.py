@@ -46,6 +46,15 @@ def test_mlp_matches_one_process_and_resumes(dask_client, digits, kernel_dir, tm
     assert both.history["epoch"] == [1, 2]
     np.testing.assert_allclose(both.history["train_loss"], local.history["train_loss"], rtol=1e-5)
     assert (out / "metrics.json").is_file() and (out / "loss.png").is_file()
+    # Compiled here first, the workers loaded the machine code from Numba's disk cache.
+    stats = dask_client.run(_worker_compile_stats, Path(kernel.__file__).name)
+    assert len(stats) == 2 and all(hits > 0 and misses == 0 for hits, misses in stats.values()), stats
+
+
+def _worker_compile_stats(name):
+    from symnet.cluster import _LOADED
+    s = _LOADED[name]._loss_and_grads.stats
+    return sum(s.cache_hits.values()), sum(s.cache_misses.values())
 
 
 def test_cnn_and_dropout_match_one_process(dask_client, digits, kernel_dir):
