@@ -76,8 +76,15 @@ def bench_steps(repeats):
             with LocalCluster(n_workers=workers, threads_per_worker=1, processes=True,
                               dashboard_address=":0") as cluster, Client(cluster) as client:
                 dp = DataParallel(client, net, kernel, X, Y, advise=False)
+                t0 = time.perf_counter()
                 row[f"{workers} worker(s)"] = epoch_rate(dp.loss_and_grads, {k: v.copy() for k, v in params0.items()},
                                                          len(X), batch, repeats)
+                wall = time.perf_counter() - t0
+                busy = dp.busy_time()
+                steps = busy[0][0]
+                print(f"  {workers} worker(s): {steps} steps, {wall / steps * 1e3:.2f} ms a step; in the kernel per "
+                      "worker and step: " + ", ".join(f"{w / n * 1e3:.2f} ms wall / {c / n * 1e3:.2f} ms CPU"
+                                                      for n, w, c in busy), flush=True)
         rows.append(row)
         print(f"{label}: " + ", ".join(f"{k} {v:,.0f} ex/s" for k, v in row.items() if k != "case")
               + f"; 2 workers / 1 worker = {row['2 worker(s)'] / row['1 worker(s)']:.2f}x", flush=True)

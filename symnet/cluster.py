@@ -164,17 +164,26 @@ class _Shard:
     def __init__(self, ref: KernelRef, X, Y):
         self.kernel = load_kernel(ref, threads=1)
         self.X, self.Y = X, Y
+        self.busy = [0, 0.0, 0.0]   # steps, wall and CPU seconds spent in them (for benchmarks)
 
     def loss_and_grads(self, params, idx, batch_rows, masks=None):
         """(loss, grads) of rows ``idx``, scaled by len(idx) / batch_rows."""
+        t0, c0 = time.perf_counter(), time.thread_time()
         loss, grads = self.kernel.loss_and_grads(params, self.X[idx], self.Y[idx], masks)
         w = len(idx) / batch_rows
         for g in grads.values():
             g *= g.dtype.type(w)
+        self.busy[0] += 1
+        self.busy[1] += time.perf_counter() - t0
+        self.busy[2] += time.thread_time() - c0
         return float(loss) * w, grads
 
-    def ping(self):
-        return os.getpid()
+    def busy_time(self, reset=True):
+        """(steps, wall s, CPU s) spent computing since the last reset."""
+        busy = tuple(self.busy)
+        if reset:
+            self.busy = [0, 0.0, 0.0]
+        return busy
 
 
 class DataParallel:
@@ -230,6 +239,10 @@ class DataParallel:
             for k, g in more.items():
                 grads[k] += g
         return loss, grads
+
+    def busy_time(self):
+        """Per worker (steps, wall s, CPU s) spent computing since the last call."""
+        return [shard.busy_time().result() for shard in self.shards]
 
     def _lost(self, exc) -> TrainingError:
         reason = " ".join(str(exc).split()) or type(exc).__name__
