@@ -363,6 +363,10 @@ def add_sweep_arguments(parser):
     from .train import add_train_arguments
 
     add_train_arguments(parser)
+    helps = {"out": "the sweep's folder (a run folder per configuration, results.csv/json, validation.png)",
+             "resume": "continue the sweep in --out: finished runs are skipped"}
+    for action in parser._actions:   # the train options' help, for a sweep
+        action.help = helps.get(action.dest, action.help)
     parser.add_argument("--grid", action="append", default=[], metavar="KEY=V1,V2,...",
                         help="a swept option (lr, batch_size, epochs, optimizer, l2, l1, max_norm, "
                              "early_stopping, schedule, init, seed, dropout, units<l>, filters<l>); repeat it")
