@@ -25,7 +25,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .errors import SymnetError, TrainingError
+from .errors import SymnetError
 
 EXTRA = "pip install 'symnet[cluster]'"
 CONNECT_TIMEOUT_S = 10
@@ -247,7 +247,7 @@ class DataParallel:
         """Per worker (steps, wall s, CPU s) spent computing since the last call."""
         return [shard.busy_time().result() for shard in self.shards]
 
-    def _lost(self, exc) -> TrainingError:
+    def _lost(self, exc) -> ClusterError:
         reason = " ".join(str(exc).split()) or type(exc).__name__
         text = f"data-parallel training stopped after {self.steps} step(s): a Dask worker was lost ({reason}); "
         ckpt = None if self.out is None else Path(self.out) / "checkpoint.npz"
