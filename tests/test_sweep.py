@@ -112,10 +112,12 @@ def test_killed_worker_is_retried_and_the_sweep_completes(dask_client, mlp, tmp_
         while time.time() < deadline and not killed:
             for run in out.glob("run*"):
                 if (run / "checkpoint.npz").exists() and not (run / "run.json").exists():
-                    busy = [w for w, keys in dask_client.processing().items() if keys]
-                    if busy:
-                        os.kill(pids[busy[0]], signal.SIGKILL)
-                        killed.append(busy[0])
+                    # the worker running it (task keys name their run)
+                    running = [w for w, keys in dask_client.processing().items()
+                               if any(f"-{run.name}-" in str(k) for k in keys)]
+                    if running:
+                        os.kill(pids[running[0]], signal.SIGKILL)
+                        killed.append(run.name)
                         return
             time.sleep(0.005)
 
@@ -129,7 +131,7 @@ def test_killed_worker_is_retried_and_the_sweep_completes(dask_client, mlp, tmp_
     assert killed, "no run was in progress to kill"
     rows = result["rows"]
     assert len(rows) == 4 and all(r["error"] is None and r["epochs_run"] == 12 for r in rows)
-    assert any(r["resumed"] for r in rows)   # the killed run continued from its checkpoint elsewhere
+    assert {r["run"]: r["resumed"] for r in rows}[killed[0]]   # continued from its checkpoint elsewhere
     # Resuming is exact: the killed run ends where an uninterrupted one does.
     again = sweep(mlp, "digits", grid, tmp_path / "clean", options=options, progress=False)
     np.testing.assert_allclose([r["final_val_loss"] for r in rows],
