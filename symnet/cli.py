@@ -113,6 +113,13 @@ def _add_optional_commands(sub):
         p = sub.add_parser("train", help="train a network on a data set with generated kernels")
         add_train_arguments(p)
         p.set_defaults(run=cli_train)
+        from .cluster import add_cluster_arguments, cli_train as cli_train_on_cluster
+        add_cluster_arguments(p)
+        p.set_defaults(run=cli_train_on_cluster)
+        from .sweep import add_sweep_arguments, cli_sweep
+        p = sub.add_parser("sweep", help="hyper-parameter sweep: one training per configuration, as Dask tasks")
+        add_sweep_arguments(p)
+        p.set_defaults(run=cli_sweep)
     try:
         from .attack import add_attack_arguments, cli_attack
     except ImportError:

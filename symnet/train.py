@@ -380,6 +380,7 @@ def _train(
     augment=(),
     adversarial: float | None = None,
     adversarial_ratio: float = 0.5,
+    client=None,
 ) -> TrainResult:
     """Train ``net`` on ``data`` (a :class:`symnet.data.Dataset`) with mini-batch descent.
 
@@ -393,6 +394,8 @@ def _train(
     ``resume``: continue from ``out``'s checkpoint. ``augment``: kinds of
     :mod:`symnet.augment` for training batches; ``adversarial``: FGSM eps mixed
     into a fraction ``adversarial_ratio`` of each batch (:mod:`symnet.adversarial`).
+    ``client``: a Dask client; each step's gradients are then computed on its
+    workers (:mod:`symnet.cluster`).
     """
     epochs = _check_int("epochs", epochs, 1)
     batch_size = _check_int("batch_size", batch_size, 1)
@@ -456,6 +459,14 @@ def _train(
               "adversarial": adversarial, "adversarial_ratio": adversarial_ratio if adversarial else None}
 
     dropout = bool(getattr(kernel, "DROPOUT", ()))   # masks drawn from rng: resume stays exact
+    parallel = None
+    if client is not None:   # data-parallel: the workers compute each step's gradients
+        if augment or adversarial is not None:
+            raise TrainingError("--augment and --adversarial change each batch in this process, but with "
+                                "--workers/--scheduler the workers read their rows themselves; train without "
+                                "one or the other")
+        from .cluster import DataParallel
+        parallel = DataParallel(client, net, kernel, X_tr, Y_tr, out=out, advise=progress)
     show_bar = progress and sys.stderr.isatty()
     from .pictures import GradNormMeter
     grad_meter = GradNormMeter()
@@ -473,14 +484,18 @@ def _train(
         seen, total_loss, total_pen = 0, 0.0, 0.0
         for idx in iterate_minibatches(n, batch_size, rng):
             xb, yb = X_tr[idx], Y_tr[idx]
-            if augment:
-                xb = augment_batch(xb, augment, rng)      # the checkpointed rng: resume stays exact
-            if adv is not None:
-                xb = adv.mix(kernel, params, xb, yb)
-            if dropout:
-                loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
+            if parallel is not None:      # workers hold the data: only the row indices travel
+                loss, grads = parallel.loss_and_grads(
+                    params, idx, kernel.dropout_masks(rng, len(idx)) if dropout else None)
             else:
-                loss, grads = kernel.loss_and_grads(params, xb, yb)
+                if augment:
+                    xb = augment_batch(xb, augment, rng)      # the checkpointed rng: resume stays exact
+                if adv is not None:
+                    xb = adv.mix(kernel, params, xb, yb)
+                if dropout:
+                    loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
+                else:
+                    loss, grads = kernel.loss_and_grads(params, xb, yb)
             loss = float(loss)
             step += 1
             pen = reg.penalty(params) if reg else 0.0
@@ -757,7 +772,7 @@ def settings_from(args, spec_settings: dict) -> dict:
     return out
 
 
-def cli_train(args) -> int:
+def cli_train(args, client=None) -> int:
     """``symnet train``: load the spec and data, train, print the summary. Returns 0.
 
     ``args`` is an argparse Namespace from :func:`add_train_arguments`.
@@ -791,7 +806,7 @@ def cli_train(args) -> int:
         init=s["init"], out=args.out, resume=args.resume,
         progress=progress,
         augment=getattr(args, "augment", None), adversarial=getattr(args, "adversarial", None),
-        adversarial_ratio=getattr(args, "adversarial_ratio", 0.5),
+        adversarial_ratio=getattr(args, "adversarial_ratio", 0.5), client=client,
     )
     print(result.summary())
     return 0

@@ -10,3 +10,13 @@ def kernel_dir(request, tmp_path_factory):
         return request.config.cache.mkdir("symnet-kernels")
     except Exception:  # pragma: no cover - cache plugin disabled
         return tmp_path_factory.mktemp("kernels")
+
+
+@pytest.fixture(scope="session")
+def dask_client():
+    """A LocalCluster of two single-threaded worker processes, shared by the
+    cluster and sweep tests (started once: ~5 s)."""
+    distributed = pytest.importorskip("distributed", reason="pip install 'symnet[cluster]'")
+    with distributed.LocalCluster(n_workers=2, threads_per_worker=1, processes=True,
+                                  dashboard_address=":0") as cluster, distributed.Client(cluster) as client:
+        yield client
