@@ -378,18 +378,16 @@ def add_sweep_arguments(parser):
 
 def cli_sweep(args) -> int:
     from .cluster import open_client
-    from .spec import load
+    from .spec import load_with_settings
+    from .train import settings_from
 
     if args.out is None:
         raise SweepError("symnet sweep needs --out DIR (the sweep's folder)")
-    net = load(args.spec)
+    net, spec_settings = load_with_settings(args.spec)
     grid = parse_grid(args.grid, net)
-    options = {"optimizer": args.optimizer, "lr": args.lr, "batch_size": args.batch_size, "epochs": args.epochs,
-               "seed": args.seed, "l2": args.l2, "l1": args.l1, "max_norm": args.max_norm,
-               "early_stopping": args.early_stopping, "schedule": args.schedule, "init": args.init,
-               "dropout": args.dropout}
+    options = settings_from(args, spec_settings)     # flags, else the spec's [train] table, else defaults
     common = {k: v for k, v in options.items() if k not in grid}
-    kwargs = dict(options=common, random=args.random, seed=args.seed, resume=args.resume, progress=args.progress)
+    kwargs = dict(options=common, random=args.random, seed=options["seed"], resume=args.resume, progress=args.progress)
     if args.workers is None and args.scheduler is None:
         sweep(net, args.data, grid, args.out, **kwargs)
     else:

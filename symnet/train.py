@@ -440,10 +440,13 @@ def _train(
 
     if resume:
         start_epoch, params, history, best, stopped_early = _restore(out, net, data, opt, rng, dtype)
-        if start_epoch >= epochs:
+        if start_epoch > epochs:
             raise TrainingError(f"{out}: the checkpoint has already trained {start_epoch} epoch(s) and "
-                                f"--epochs {epochs} asks for no more; give --epochs above {start_epoch} "
+                                f"--epochs {epochs} asks for fewer; give --epochs above {start_epoch} "
                                 "to continue")
+        if start_epoch == epochs and progress:   # a finished run: evaluated and written again, no step
+            print(f"note: {out} has already trained all {epochs} epoch(s); give a larger --epochs to "
+                  "continue", file=sys.stderr)
     else:
         params = {k: _cast(v, dtype) for k, v in net.init_params(seed=seed, scheme=init).items()}
         params.update(net.init_state(dtype))   # batch norm's running statistics (updated by the kernel)

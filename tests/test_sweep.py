@@ -95,9 +95,9 @@ def test_cli_sweep_in_process_records_failed_runs(tmp_path, capsys):
             "--epochs", "1", "--optimizer", "sgd", "--out", str(out)]
     assert main(argv) == 0
     err = capsys.readouterr().err
-    assert "lr=1000000000.0: failed: step" in err and "best configuration: lr=0.001" in err
+    assert "lr=1000000000.0: failed: epoch 1, step" in err and "best configuration: lr=0.001" in err
     table = _rows(out / "results.csv")
-    assert table[1]["error"].startswith("step") and table[1]["best_val_acc"] == ""
+    assert "training diverged" in table[1]["error"] and table[1]["best_val_acc"] == ""
 
 
 def test_killed_worker_is_retried_and_the_sweep_completes(dask_client, mlp, tmp_path):

@@ -244,14 +244,14 @@ def test_logic_data_sets_are_their_truth_tables():
 
 
 class ReferenceKernel:
-    """symnet.reference (the derivation evaluated in numpy, float64) as a kernel: no compiling."""
+    """symnet.trace (the derivation evaluated in numpy, float64) as a kernel: no compiling."""
 
     def __init__(self, net):
         from symnet.derive import derive
         self.derivation = derive(net)
 
     def _eval(self, params, X, Y):
-        from symnet.reference import evaluate as ref_eval
+        from symnet.trace import trace as ref_eval
         return ref_eval(self.derivation, params, X, Y)
 
     def forward(self, params, X):

@@ -1,7 +1,7 @@
 """A worked numeric example: the derivation instantiated at a seeded point.
 
 One example x, y (seeded), the network's initial parameters (seeded), every
-z, a, delta as numbers (symnet.reference evaluates the Derivation's own
+z, a, delta as numbers (symnet.trace evaluates the Derivation's own
 lambdified math in float64), and each gradient entry beside its float64
 central difference of the loss, the table a student checks homework against.
 
@@ -56,7 +56,7 @@ def compute(d, seed: int = 0) -> dict:
     """The numbers of the worked example: values, gradients and central differences."""
     from ..check import float64_copy, random_batch
     from ..derive import derive
-    from ..reference import evaluate
+    from ..trace import trace as evaluate      # the one float64 evaluator of every layer kind
     net = d.network
     reason = supported(net)
     if reason:
