@@ -31,7 +31,7 @@ def _graph(args):
 
 def _generate(args):
     from .codegen.generate import cli_generate
-    print(cli_generate(args.spec, args.output))
+    print(cli_generate(args.spec, args.output, args.standalone))
     return 0
 
 
@@ -63,6 +63,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write the Numba training kernels of a network")
     p.add_argument("spec")
     p.add_argument("-o", "--output", default="generated", help="output directory")
+    p.add_argument("--standalone", action="store_true", help="inline symnet's runtime: one file needing only numpy and numba")
     p.set_defaults(run=_generate)
 
     _add_optional_commands(sub)
