@@ -109,6 +109,21 @@ class Regularizer:
             total += sum(float(np.sum(f(p, lam))) for k, p in params.items() if is_weight(k))
         return total
 
+    def fused_coefficients(self) -> tuple[float, float]:
+        """(c2, c1) with the penalty's gradient c2 w + c1 sign(w), read off SymPy's derivatives
+        (for the update fused into a generated step)."""
+        import sympy as sp
+        c2 = c1 = 0.0
+        for kind, lam in self.terms:
+            grad = _penalty_functions(kind)[3]
+            symbols = {str(x): x for x in grad.free_symbols}
+            w, lam_sym = symbols["w"], symbols["lambda"]
+            if kind == "l2":
+                c2 += float(sp.diff(grad, w).subs(lam_sym, lam))          # 2 lambda
+            else:
+                c1 += float(grad.subs({w: 1, lam_sym: lam}))               # lambda sign(w) at w = 1
+        return c2, c1
+
     def add_grads(self, params: dict, grads: dict) -> dict:
         """Gradients of loss + penalty (a new dict; ``grads`` is left alone)."""
         out = dict(grads)
@@ -118,6 +133,16 @@ class Regularizer:
                 if is_weight(k):
                     out[k] = out[k] + np.asarray(g(p, lam), dtype=p.dtype)
         return out
+
+
+def _fusable(kernel, opt, params) -> bool:
+    """Whether the generated train_step can apply opt itself: a symnet optimiser, and
+    parameters the kernel may update in place (C-contiguous arrays of its dtype)."""
+    if getattr(opt, "fused_kind", None) is None or not hasattr(kernel, "PENALISED"):
+        return False
+    dtype = np.dtype(kernel.DTYPE)
+    return all(isinstance(params.get(k), np.ndarray) and params[k].dtype == dtype and params[k].flags.c_contiguous
+               for k in kernel.PARAM_NAMES + kernel.STATE_NAMES)
 
 
 def apply_max_norm(params: dict, c: float) -> None:
@@ -408,6 +433,8 @@ def train(
     n_batches = math.ceil(n / batch_size)
     step = opt.t
     epoch = start_epoch
+    fused = _fusable(kernel, opt, params)
+    penalty = reg.fused_coefficients() if reg else (0.0, 0.0)
     for epoch in range(start_epoch, epochs):
         if stopped_early:
             break
@@ -417,13 +444,14 @@ def train(
         seen, total_loss, total_pen = 0, 0.0, 0.0
         for idx in iterate_minibatches(n, batch_size, rng):
             xb, yb = X_tr[idx], Y_tr[idx]
-            if dropout:
-                loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
+            masks = kernel.dropout_masks(rng, len(idx)) if dropout else None
+            pen = reg.penalty(params) if reg else 0.0   # before the step, as the loss
+            if fused:   # the optimiser's update inside the generated step (symnet.runtime.optim)
+                loss = kernel.train_step(params, xb, yb, opt.lr, masks, optimizer=opt, penalty=penalty)
             else:
-                loss, grads = kernel.loss_and_grads(params, xb, yb)
+                loss, grads = kernel.loss_and_grads(params, xb, yb, masks)
             loss = float(loss)
             step += 1
-            pen = reg.penalty(params) if reg else 0.0
             objective = loss + pen
             if not math.isfinite(objective):
                 if bar is not None:
@@ -431,9 +459,10 @@ def train(
                 what = "nan" if math.isnan(objective) else "inf"
                 raise TrainingError(f"step {step} (epoch {epoch + 1}): loss became {what}; "
                                     f"try a lower learning rate, e.g. --lr {base_lr / 10:g}")
-            if reg:
-                grads = reg.add_grads(params, grads)
-            opt.step({k: params[k] for k in grads}, grads)   # the trainable ones (not batch-norm state)
+            if not fused:
+                if reg:
+                    grads = reg.add_grads(params, grads)
+                opt.step({k: params[k] for k in grads}, grads)   # the trainable ones (not batch-norm state)
             if max_norm is not None:
                 apply_max_norm(params, max_norm)
             seen += len(idx)

@@ -97,11 +97,13 @@ def test_matrix_products_match_numpy(dtype):
         getattr(arrays, "mm_atb" + suffix)(C, A, out)
         np.testing.assert_allclose(out, C.T @ A, **tol)
         assert out.dtype == dtype
-    W, gW, b, gb = A.copy(), np.ascontiguousarray(A[::-1]), np.ones(5, dtype), np.full(5, 2, dtype)
-    expected = A - dtype(0.5) * gW
-    arrays.sgd(W, gW, b, gb, dtype(0.5))
-    np.testing.assert_allclose(W, expected, **tol)
-    np.testing.assert_array_equal(b, np.zeros(5, dtype))
+    from symnet.runtime import optim
+    W, gW = A.copy(), np.ascontiguousarray(A[::-1])
+    kind, h = optim.plain_sgd(0.5)
+    empty = np.empty(0, dtype)
+    optim.fused_update(W, gW, empty, empty, kind, h, np.array([0.2, 0.1]))   # with an L2 and L1 term
+    np.testing.assert_allclose(W, A - 0.5 * (gW + 0.2 * A + 0.1 * np.sign(A)), **tol)
+    assert W.dtype == dtype
 
 
 def test_generated_module_import_allocates_nothing(tmp_path):

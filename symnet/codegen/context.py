@@ -151,8 +151,7 @@ def _dense_op(op, p, small_layer):
 
 def _conv_op(op, p):
     layer = p.layer
-    pads = ", ".join(str(pad) for pad in layer.pads)   # "ph, pw": rows and columns, as code
-    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pads=pads, small=False)
+    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pads=tuple(layer.pads), small=False)
 
 
 def build_ops(net, derivation, printed: _Printed) -> list[dict]:
@@ -287,9 +286,10 @@ def _entries(ops, codes, param_names, state_names, masks) -> list:
     train = [Entry("_loss_and_grads", head + ("m", "work", "iwork") + params + state + grads + tuple(masks),
                    forward_backward(False), "loss", "(the rows' share of the batch loss; the gradients written "
                    "into g<name>), in training mode"),
-             Entry("_train_step", head + ("lr", "m", "work", "iwork") + params + state + tuple(masks),
-                   forward_backward(True), "loss", "one SGD step: each layer's update right after its gradient",
-                   nogil=False)]
+             Entry("_train_step", head + ("kind", "h", "reg", "noreg", "m", "work", "iwork") + params + state
+                   + tuple(f"S{k}{p}" for p in params for k in (1, 2)) + tuple(masks),
+                   forward_backward(True), "loss", "one optimiser step (symnet.runtime.optim.fused_update): each "
+                   "layer's update right after its gradient", nogil=False)]
     assert train[0].work == train[1].work, "the training kernels must take the same workspaces"
     return [evaluate] + train
 
@@ -355,6 +355,7 @@ def context(net, derivation, runtime_text: str) -> dict:
         "in_shape": tuple(net.input_shape),
         "n_out": ops[-1]["n_out"],
         "param_names": tuple(param_names),
+        "penalised": tuple(name.startswith("W") for name in param_names),   # weights: L2/L1 penalties
         "param_shapes": param_shapes,
         "state_names": tuple(state_names),
         "state_shapes": [(name, net.state_shapes[name]) for name in state_names],

@@ -44,9 +44,17 @@ def _after_backward(L, update):
     out = []
     if L["G_in"] and L["kind"] != "dense":   # dense folds g'(z) below into its own kernel
         out.append(Call("mul_inplace", (L["D_in"], L["G_in"])))
-    if L["k"] is not None and update:
-        out.append(Call("sgd", (L["W"], f"g{L['W']}", L["b"], f"g{L['b']}", "lr")))
+    if L["k"] is not None and update:   # the fused optimiser step, right after the gradients
+        for name, reg in ((L["W"], "reg" if L["W"].startswith("W") else "noreg"), (L["b"], "noreg")):
+            out.append(Call("fused_update", (name, f"g{name}", f"S1{name}", f"S2{name}", "kind", "h", reg)))
     return out
+
+
+def _ints(*values) -> tuple[str, ...]:
+    """Integer arguments of the shared runtime kernels, typed int64 rather than as literals:
+    Numba would compile (and cache) a runtime kernel once per literal value otherwise,
+    so networks of other strides or paddings could not share it."""
+    return tuple(f"np.int64({v})" for v in values)
 
 
 def _grad_args(L):
@@ -86,7 +94,7 @@ def dense(L, ops) -> LayerCode:
 # ------------------------------------------------------------------ conv2d
 def conv2d(L, ops) -> LayerCode:
     take_a = Take(L["A"], L["out_size"], L["out_dims"])
-    geometry = (str(L["stride"]), L["pads"])
+    geometry = _ints(L["stride"], *L["pads"])
     code = LayerCode()
     code.infer = [take_a, Call("conv2d_forward", (L["A_in"], L["W"], L["b"]) + geometry + (L["A"],)),
                   Call(f"{L['act']}_inplace", (L["A"],))]
@@ -113,7 +121,7 @@ def _input_gradient(L, call: Call):
 def maxpool2d(L, ops) -> LayerCode:
     code = LayerCode()
     code.infer = [Take(L["A"], L["out_size"], L["out_dims"]), Take(L["I"], L["out_size"], L["out_dims"], index=True),
-                  Call("maxpool2d_forward", (L["A_in"], str(L["size"]), str(L["stride"]), L["A"], L["I"]))]
+                  Call("maxpool2d_forward", (L["A_in"],) + _ints(L["size"], L["stride"]) + (L["A"], L["I"]))]
     code.train_forward = code.infer
     code.backward = lambda update: (_delta_below(L) + _input_gradient(L, Call("maxpool2d_backward", (L["D"], L["I"], L["D_in"])))
                                     + _after_backward(L, update))
@@ -121,7 +129,7 @@ def maxpool2d(L, ops) -> LayerCode:
 
 
 def avgpool2d(L, ops) -> LayerCode:
-    window = (str(L["size"]), str(L["stride"]), L["scale"])
+    window = _ints(L["size"], L["stride"]) + (L["scale"],)
     code = LayerCode()
     code.infer = [Take(L["A"], L["out_size"], L["out_dims"]),
                   Call("avgpool2d_scaled_forward", (L["A_in"],) + window + (L["A"],))]

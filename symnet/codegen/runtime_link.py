@@ -11,7 +11,7 @@ from .program import Call, flat
 
 # What the generated Python API uses of the runtime, by module.
 API = {
-    "arrays": ("sgd",),
+    "optim": ("fused_arguments", "fused_update"),
     "threads": ("MIN_SHARE_FLOPS", "Pool", "checked_threads", "default_threads", "shares"),
     "workspace": ("workspace",),
     "checks": ("ShapeError", "batch", "batches", "check_batch_stats", "draw_dropout_masks", "masks_in_order",
@@ -29,7 +29,8 @@ def imports(entries, kernels_called=()) -> str:
     """`from symnet.runtime.X import ...` lines for the names the entries and the API use."""
     called = {s.fn for e in entries for s in flat(e.body) if isinstance(s, Call)} | set(kernels_called)
     lines = []
-    for module in ("arrays", "conv", "threads", "workspace", "checks"):
+    from ..runtime import MODULES
+    for module in MODULES:
         names = set(API.get(module, ())) | (called & _module_names(module))
         if names:
             lines.append(f"from symnet.runtime.{module} import {', '.join(sorted(names))}")

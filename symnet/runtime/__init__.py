@@ -2,7 +2,8 @@
 unit-tested, compiled once per machine through Numba's cache and imported by the
 generated files (`symnet generate --standalone` inlines it instead).
 
-- arrays:    element-wise helpers, matrix products (BLAS and loops), the SGD update
+- arrays:    element-wise helpers, matrix products (BLAS and loops)
+- optim:     fused optimiser updates (SGD, momentum, RMSprop, Adam, Adagrad; L2/L1)
 - conv:      convolution, pooling and flatten kernels
 - threads:   a batch cut into row shares run in a thread pool, CPU pinning
 - workspace: per-thread work arrays kept between calls
@@ -11,4 +12,4 @@ generated files (`symnet generate --standalone` inlines it instead).
 Nothing here allocates at import, and nothing depends on a particular network.
 """
 # The modules in the order `--standalone` inlines them (each one's imports hoisted).
-MODULES = ("arrays", "conv", "threads", "workspace", "checks")
+MODULES = ("arrays", "optim", "conv", "threads", "workspace", "checks")

@@ -30,17 +30,6 @@ def mul_into(A, M, out):
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def sgd(W, gW, b, gb, lr):
-    """W -= lr gW, b -= lr gb, in place."""
-    w = W.reshape(W.size)
-    g = gW.reshape(gW.size)
-    for k in range(w.size):
-        w[k] -= lr * g[k]
-    for i in range(b.shape[0]):
-        b[i] -= lr * gb[i]
-
-
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def mm_abt(A, B, out):
     """out = A @ B.T (BLAS gemm)."""
     np.dot(A, B.T, out)

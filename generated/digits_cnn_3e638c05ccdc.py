@@ -20,7 +20,7 @@ forward(params, X) -> outputs; loss(params, X, Y) -> float; forward_and_loss(par
 -> (outputs, loss) in one pass;
 loss_and_grads(params, X, Y) -> (loss, grads); loss_and_input_grad(params, X, Y)
 -> (loss, dL/dX); train_step(params, X, Y, lr) -> loss (plain SGD, parameters
-updated in place). params: dict name -> array with the shapes of PARAM_SHAPES
+updated in place; or a fused optimiser step). params: dict name -> array with the shapes of PARAM_SHAPES
 (as PyTorch's); X (batch, 1, 8, 8); Y (batch, 10).
 The loss is the mean over the batch of the per-example losses.
 """
@@ -30,7 +30,8 @@ import threading
 import numpy as np
 from numba import njit
 
-from symnet.runtime.arrays import mm_ab_small, mm_abt_small, mm_atb_small, mul_inplace, sgd
+from symnet.runtime.arrays import mm_ab_small, mm_abt_small, mm_atb_small, mul_inplace
+from symnet.runtime.optim import fused_arguments, fused_update
 from symnet.runtime.conv import conv2d_backward, conv2d_forward, flatten_forward, maxpool2d_backward, maxpool2d_forward
 from symnet.runtime.threads import MIN_SHARE_FLOPS, Pool, checked_threads, default_threads, shares
 from symnet.runtime.workspace import workspace
@@ -40,6 +41,7 @@ DTYPE = np.float32
 IN_SHAPE = (1, 8, 8)
 N_OUT = 10
 PARAM_NAMES = ('W1', 'b1', 'W4', 'b4', 'W5', 'b5')
+PENALISED = (True, False, True, False, True, False)   # weights: L2/L1 penalties apply to them, not to biases or gamma
 PARAM_SHAPES = {
     "W1": (16, 1, 3, 3),
     "b1": (16,),
@@ -223,13 +225,13 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W4, b4, W5, b5):
     rows, o, oi = X.shape[0], 0, 0
     A1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(X, W1, b1, 1, 1, 1, A1)
+    conv2d_forward(X, W1, b1, np.int64(1), np.int64(1), np.int64(1), A1)
     act_relu_inplace(A1)
     A2 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
     I2 = iwork[oi:oi + rows * 256].reshape((rows, 16, 4, 4))
     oi += rows * 256
-    maxpool2d_forward(A1, 2, 2, A2, I2)
+    maxpool2d_forward(A1, np.int64(2), np.int64(2), A2, I2)
     A3 = flatten_forward(A2)
     A4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
@@ -252,13 +254,13 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W4, b
     o += rows * 1024
     A1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(X, W1, b1, 1, 1, 1, G1)
+    conv2d_forward(X, W1, b1, np.int64(1), np.int64(1), np.int64(1), G1)
     act_relu_arrays(G1, A1)
     A2 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
     I2 = iwork[oi:oi + rows * 256].reshape((rows, 16, 4, 4))
     oi += rows * 256
-    maxpool2d_forward(A1, 2, 2, A2, I2)
+    maxpool2d_forward(A1, np.int64(2), np.int64(2), A2, I2)
     A3 = flatten_forward(A2)
     G4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
@@ -279,25 +281,25 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W4, b
     o += rows * 1024
     maxpool2d_backward(D2, I2, D1)
     mul_inplace(D1, G1)
-    conv2d_backward(X, W1, D1, 1, 1, 1, gW1, gb1, DX)
+    conv2d_backward(X, W1, D1, np.int64(1), np.int64(1), np.int64(1), gW1, gb1, DX)
     return loss
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W4, b4, W5, b5):
-    """one SGD step: each layer's update right after its gradient"""
+def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwork, W1, b1, W4, b4, W5, b5, S1W1, S2W1, S1b1, S2b1, S1W4, S2W4, S1b4, S2b4, S1W5, S2W5, S1b5, S2b5):
+    """one optimiser step (symnet.runtime.optim.fused_update): each layer's update right after its gradient"""
     rows, o, oi = X.shape[0], 0, 0
     G1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
     A1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(X, W1, b1, 1, 1, 1, G1)
+    conv2d_forward(X, W1, b1, np.int64(1), np.int64(1), np.int64(1), G1)
     act_relu_arrays(G1, A1)
     A2 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
     I2 = iwork[oi:oi + rows * 256].reshape((rows, 16, 4, 4))
     oi += rows * 256
-    maxpool2d_forward(A1, 2, 2, A2, I2)
+    maxpool2d_forward(A1, np.int64(2), np.int64(2), A2, I2)
     A3 = flatten_forward(A2)
     G4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
@@ -312,13 +314,15 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W4, b
     D4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
     dense5_backward(D5, A4, W5, gW5, gb5, D4, G4)
-    sgd(W5, gW5, b5, gb5, lr)
+    fused_update(W5, gW5, S1W5, S2W5, kind, h, reg)
+    fused_update(b5, gb5, S1b5, S2b5, kind, h, noreg)
     gW4 = np.empty(W4.shape, DTYPE)
     gb4 = np.empty(b4.shape, DTYPE)
     D3 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
     dense4_backward(D4, A3, W4, gW4, gb4, D3)
-    sgd(W4, gW4, b4, gb4, lr)
+    fused_update(W4, gW4, S1W4, S2W4, kind, h, reg)
+    fused_update(b4, gb4, S1b4, S2b4, kind, h, noreg)
     D2 = D3.reshape((rows, 16, 4, 4))
     D1 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
@@ -326,8 +330,9 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W4, b
     mul_inplace(D1, G1)
     gW1 = np.empty(W1.shape, DTYPE)
     gb1 = np.empty(b1.shape, DTYPE)
-    conv2d_backward(X, W1, D1, 1, 1, 1, gW1, gb1, DX)
-    sgd(W1, gW1, b1, gb1, lr)
+    conv2d_backward(X, W1, D1, np.int64(1), np.int64(1), np.int64(1), gW1, gb1, DX)
+    fused_update(W1, gW1, S1W1, S2W1, kind, h, reg)
+    fused_update(b1, gb1, S1b1, S2b1, kind, h, noreg)
     return loss
 
 
@@ -475,17 +480,22 @@ def loss_and_input_grad(params, X, Y, masks=None, training=False):
     return value, DX
 
 
-def train_step(params, X, Y, lr, masks=None):
-    """One SGD step in place on params' arrays; returns the batch loss before the step."""
+def train_step(params, X, Y, lr, masks=None, optimizer=None, penalty=(0.0, 0.0)):
+    """One optimiser step in place on params' arrays at rate lr: plain SGD, or the update of
+    `optimizer` (a symnet.optim.Optimizer; its step count and state buffers advance) fused
+    into the backward pass; penalty (c2, c1) adds c2 W + c1 sign(W) to each weight's
+    gradient (L2/L1). Returns the batch loss before the step."""
     X, Y = _batches(X, Y)
     check_batch_stats(X, bool(STATE_NAMES))
     arrays = _params(params, exact=True, exact_state=True)
     masks = _masks(masks, X.shape[0])
+    kind, h, state = fused_arguments(optimizer, lr, arrays[:len(PARAM_NAMES)], PARAM_NAMES)
+    reg, noreg = np.array(penalty, np.float64), np.zeros(2)
     row_shares = _shares(X.shape[0], TRAIN_FLOPS_PER_ROW, SPLIT_TRAIN)
     if len(row_shares) == 1:   # one fused kernel: each layer's update right after its gradient
-        return _train_step(X, Y, _no_dx(), True, True, DTYPE(lr), X.shape[0],
-                           *_workspace(X.shape[0], TRAIN_WORK_PER_ROW), *arrays, *masks)
+        return _train_step(X, Y, _no_dx(), True, True, kind, h, reg, noreg, X.shape[0],
+                           *_workspace(X.shape[0], TRAIN_WORK_PER_ROW), *arrays, *state, *masks)
     value, grads = _grads(X, Y, _no_dx(), True, True, arrays, masks, row_shares)
-    for k in range(0, len(grads), 2):   # (W, b) pairs; flat, so that one compiled sgd serves all
-        sgd(arrays[k].reshape(-1), grads[k].reshape(-1), arrays[k + 1], grads[k + 1], DTYPE(lr))
+    for k, penalised in enumerate(PENALISED):
+        fused_update(arrays[k], grads[k], state[2 * k], state[2 * k + 1], kind, h, reg if penalised else noreg)
     return value

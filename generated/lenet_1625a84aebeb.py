@@ -23,7 +23,7 @@ forward(params, X) -> outputs; loss(params, X, Y) -> float; forward_and_loss(par
 -> (outputs, loss) in one pass;
 loss_and_grads(params, X, Y) -> (loss, grads); loss_and_input_grad(params, X, Y)
 -> (loss, dL/dX); train_step(params, X, Y, lr) -> loss (plain SGD, parameters
-updated in place). params: dict name -> array with the shapes of PARAM_SHAPES
+updated in place; or a fused optimiser step). params: dict name -> array with the shapes of PARAM_SHAPES
 (as PyTorch's); X (batch, 1, 28, 28); Y (batch, 10).
 The loss is the mean over the batch of the per-example losses.
 """
@@ -33,7 +33,8 @@ import threading
 import numpy as np
 from numba import njit
 
-from symnet.runtime.arrays import mm_ab_small, mm_abt_small, mm_atb_small, mul_inplace, sgd
+from symnet.runtime.arrays import mm_ab_small, mm_abt_small, mm_atb_small, mul_inplace
+from symnet.runtime.optim import fused_arguments, fused_update
 from symnet.runtime.conv import conv2d_backward, conv2d_forward, flatten_forward, maxpool2d_backward, maxpool2d_forward
 from symnet.runtime.threads import MIN_SHARE_FLOPS, Pool, checked_threads, default_threads, shares
 from symnet.runtime.workspace import workspace
@@ -43,6 +44,7 @@ DTYPE = np.float32
 IN_SHAPE = (1, 28, 28)
 N_OUT = 10
 PARAM_NAMES = ('W1', 'b1', 'W3', 'b3', 'W6', 'b6', 'W7', 'b7', 'W8', 'b8')
+PENALISED = (True, False, True, False, True, False, True, False, True, False)   # weights: L2/L1 penalties apply to them, not to biases or gamma
 PARAM_SHAPES = {
     "W1": (6, 1, 5, 5),
     "b1": (6,),
@@ -269,22 +271,22 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W
     rows, o, oi = X.shape[0], 0, 0
     A1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
-    conv2d_forward(X, W1, b1, 1, 0, 0, A1)
+    conv2d_forward(X, W1, b1, np.int64(1), np.int64(0), np.int64(0), A1)
     act_relu_inplace(A1)
     A2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
     I2 = iwork[oi:oi + rows * 864].reshape((rows, 6, 12, 12))
     oi += rows * 864
-    maxpool2d_forward(A1, 2, 2, A2, I2)
+    maxpool2d_forward(A1, np.int64(2), np.int64(2), A2, I2)
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W3, b3, 1, 0, 0, A3)
+    conv2d_forward(A2, W3, b3, np.int64(1), np.int64(0), np.int64(0), A3)
     act_relu_inplace(A3)
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
     I4 = iwork[oi:oi + rows * 256].reshape((rows, 16, 4, 4))
     oi += rows * 256
-    maxpool2d_forward(A3, 2, 2, A4, I4)
+    maxpool2d_forward(A3, np.int64(2), np.int64(2), A4, I4)
     A5 = flatten_forward(A4)
     A6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
@@ -310,24 +312,24 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W3, b
     o += rows * 3456
     A1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
-    conv2d_forward(X, W1, b1, 1, 0, 0, G1)
+    conv2d_forward(X, W1, b1, np.int64(1), np.int64(0), np.int64(0), G1)
     act_relu_arrays(G1, A1)
     A2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
     I2 = iwork[oi:oi + rows * 864].reshape((rows, 6, 12, 12))
     oi += rows * 864
-    maxpool2d_forward(A1, 2, 2, A2, I2)
+    maxpool2d_forward(A1, np.int64(2), np.int64(2), A2, I2)
     G3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W3, b3, 1, 0, 0, G3)
+    conv2d_forward(A2, W3, b3, np.int64(1), np.int64(0), np.int64(0), G3)
     act_relu_arrays(G3, A3)
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
     I4 = iwork[oi:oi + rows * 256].reshape((rows, 16, 4, 4))
     oi += rows * 256
-    maxpool2d_forward(A3, 2, 2, A4, I4)
+    maxpool2d_forward(A3, np.int64(2), np.int64(2), A4, I4)
     A5 = flatten_forward(A4)
     G6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
@@ -358,41 +360,41 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W3, b
     mul_inplace(D3, G3)
     D2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
-    conv2d_backward(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
+    conv2d_backward(A2, W3, D3, np.int64(1), np.int64(0), np.int64(0), gW3, gb3, D2)
     D1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
     maxpool2d_backward(D2, I2, D1)
     mul_inplace(D1, G1)
-    conv2d_backward(X, W1, D1, 1, 0, 0, gW1, gb1, DX)
+    conv2d_backward(X, W1, D1, np.int64(1), np.int64(0), np.int64(0), gW1, gb1, DX)
     return loss
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W8, b8):
-    """one SGD step: each layer's update right after its gradient"""
+def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W8, b8, S1W1, S2W1, S1b1, S2b1, S1W3, S2W3, S1b3, S2b3, S1W6, S2W6, S1b6, S2b6, S1W7, S2W7, S1b7, S2b7, S1W8, S2W8, S1b8, S2b8):
+    """one optimiser step (symnet.runtime.optim.fused_update): each layer's update right after its gradient"""
     rows, o, oi = X.shape[0], 0, 0
     G1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
     A1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
-    conv2d_forward(X, W1, b1, 1, 0, 0, G1)
+    conv2d_forward(X, W1, b1, np.int64(1), np.int64(0), np.int64(0), G1)
     act_relu_arrays(G1, A1)
     A2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
     I2 = iwork[oi:oi + rows * 864].reshape((rows, 6, 12, 12))
     oi += rows * 864
-    maxpool2d_forward(A1, 2, 2, A2, I2)
+    maxpool2d_forward(A1, np.int64(2), np.int64(2), A2, I2)
     G3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W3, b3, 1, 0, 0, G3)
+    conv2d_forward(A2, W3, b3, np.int64(1), np.int64(0), np.int64(0), G3)
     act_relu_arrays(G3, A3)
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
     I4 = iwork[oi:oi + rows * 256].reshape((rows, 16, 4, 4))
     oi += rows * 256
-    maxpool2d_forward(A3, 2, 2, A4, I4)
+    maxpool2d_forward(A3, np.int64(2), np.int64(2), A4, I4)
     A5 = flatten_forward(A4)
     G6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
@@ -412,19 +414,22 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W3, b
     D7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
     dense8_backward(D8, A7, W8, gW8, gb8, D7, G7)
-    sgd(W8, gW8, b8, gb8, lr)
+    fused_update(W8, gW8, S1W8, S2W8, kind, h, reg)
+    fused_update(b8, gb8, S1b8, S2b8, kind, h, noreg)
     gW7 = np.empty(W7.shape, DTYPE)
     gb7 = np.empty(b7.shape, DTYPE)
     D6 = work[o:o + rows * 120].reshape((rows, 120))
     o += rows * 120
     dense7_backward(D7, A6, W7, gW7, gb7, D6, G6)
-    sgd(W7, gW7, b7, gb7, lr)
+    fused_update(W7, gW7, S1W7, S2W7, kind, h, reg)
+    fused_update(b7, gb7, S1b7, S2b7, kind, h, noreg)
     gW6 = np.empty(W6.shape, DTYPE)
     gb6 = np.empty(b6.shape, DTYPE)
     D5 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
     dense6_backward(D6, A5, W6, gW6, gb6, D5)
-    sgd(W6, gW6, b6, gb6, lr)
+    fused_update(W6, gW6, S1W6, S2W6, kind, h, reg)
+    fused_update(b6, gb6, S1b6, S2b6, kind, h, noreg)
     D4 = D5.reshape((rows, 16, 4, 4))
     D3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
@@ -434,16 +439,18 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W3, b
     gb3 = np.empty(b3.shape, DTYPE)
     D2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
-    conv2d_backward(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
-    sgd(W3, gW3, b3, gb3, lr)
+    conv2d_backward(A2, W3, D3, np.int64(1), np.int64(0), np.int64(0), gW3, gb3, D2)
+    fused_update(W3, gW3, S1W3, S2W3, kind, h, reg)
+    fused_update(b3, gb3, S1b3, S2b3, kind, h, noreg)
     D1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
     maxpool2d_backward(D2, I2, D1)
     mul_inplace(D1, G1)
     gW1 = np.empty(W1.shape, DTYPE)
     gb1 = np.empty(b1.shape, DTYPE)
-    conv2d_backward(X, W1, D1, 1, 0, 0, gW1, gb1, DX)
-    sgd(W1, gW1, b1, gb1, lr)
+    conv2d_backward(X, W1, D1, np.int64(1), np.int64(0), np.int64(0), gW1, gb1, DX)
+    fused_update(W1, gW1, S1W1, S2W1, kind, h, reg)
+    fused_update(b1, gb1, S1b1, S2b1, kind, h, noreg)
     return loss
 
 
@@ -591,17 +598,22 @@ def loss_and_input_grad(params, X, Y, masks=None, training=False):
     return value, DX
 
 
-def train_step(params, X, Y, lr, masks=None):
-    """One SGD step in place on params' arrays; returns the batch loss before the step."""
+def train_step(params, X, Y, lr, masks=None, optimizer=None, penalty=(0.0, 0.0)):
+    """One optimiser step in place on params' arrays at rate lr: plain SGD, or the update of
+    `optimizer` (a symnet.optim.Optimizer; its step count and state buffers advance) fused
+    into the backward pass; penalty (c2, c1) adds c2 W + c1 sign(W) to each weight's
+    gradient (L2/L1). Returns the batch loss before the step."""
     X, Y = _batches(X, Y)
     check_batch_stats(X, bool(STATE_NAMES))
     arrays = _params(params, exact=True, exact_state=True)
     masks = _masks(masks, X.shape[0])
+    kind, h, state = fused_arguments(optimizer, lr, arrays[:len(PARAM_NAMES)], PARAM_NAMES)
+    reg, noreg = np.array(penalty, np.float64), np.zeros(2)
     row_shares = _shares(X.shape[0], TRAIN_FLOPS_PER_ROW, SPLIT_TRAIN)
     if len(row_shares) == 1:   # one fused kernel: each layer's update right after its gradient
-        return _train_step(X, Y, _no_dx(), True, True, DTYPE(lr), X.shape[0],
-                           *_workspace(X.shape[0], TRAIN_WORK_PER_ROW), *arrays, *masks)
+        return _train_step(X, Y, _no_dx(), True, True, kind, h, reg, noreg, X.shape[0],
+                           *_workspace(X.shape[0], TRAIN_WORK_PER_ROW), *arrays, *state, *masks)
     value, grads = _grads(X, Y, _no_dx(), True, True, arrays, masks, row_shares)
-    for k in range(0, len(grads), 2):   # (W, b) pairs; flat, so that one compiled sgd serves all
-        sgd(arrays[k].reshape(-1), grads[k].reshape(-1), arrays[k + 1], grads[k + 1], DTYPE(lr))
+    for k, penalised in enumerate(PENALISED):
+        fused_update(arrays[k], grads[k], state[2 * k], state[2 * k + 1], kind, h, reg if penalised else noreg)
     return value

@@ -17,7 +17,7 @@ forward(params, X) -> outputs; loss(params, X, Y) -> float; forward_and_loss(par
 -> (outputs, loss) in one pass;
 loss_and_grads(params, X, Y) -> (loss, grads); loss_and_input_grad(params, X, Y)
 -> (loss, dL/dX); train_step(params, X, Y, lr) -> loss (plain SGD, parameters
-updated in place). params: dict name -> array with the shapes of PARAM_SHAPES
+updated in place; or a fused optimiser step). params: dict name -> array with the shapes of PARAM_SHAPES
 (as PyTorch's); X (batch, 784); Y (batch, 10).
 The loss is the mean over the batch of the per-example losses.
 """
@@ -27,7 +27,8 @@ import threading
 import numpy as np
 from numba import njit
 
-from symnet.runtime.arrays import mm_ab, mm_ab_small, mm_abt, mm_abt_small, mm_atb, mm_atb_small, sgd
+from symnet.runtime.arrays import mm_ab, mm_ab_small, mm_abt, mm_abt_small, mm_atb, mm_atb_small
+from symnet.runtime.optim import fused_arguments, fused_update
 from symnet.runtime.threads import MIN_SHARE_FLOPS, Pool, checked_threads, default_threads, shares
 from symnet.runtime.workspace import workspace
 from symnet.runtime.checks import ShapeError, batch, batches, check_batch_stats, draw_dropout_masks, masks_in_order, param_arrays, param_checks
@@ -36,6 +37,7 @@ DTYPE = np.float32
 IN_SHAPE = (784,)
 N_OUT = 10
 PARAM_NAMES = ('W1', 'b1', 'W2', 'b2')
+PENALISED = (True, False, True, False)   # weights: L2/L1 penalties apply to them, not to biases or gamma
 PARAM_SHAPES = {
     "W1": (256, 784),
     "b1": (256,),
@@ -227,8 +229,8 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W2, b
 
 
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
-def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W2, b2):
-    """one SGD step: each layer's update right after its gradient"""
+def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwork, W1, b1, W2, b2, S1W1, S2W1, S1b1, S2b1, S1W2, S2W2, S1b2, S2b2):
+    """one optimiser step (symnet.runtime.optim.fused_update): each layer's update right after its gradient"""
     rows, o, oi = X.shape[0], 0, 0
     G1 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
@@ -243,11 +245,13 @@ def _train_step(X, Y, DX, batch_stats, update, lr, m, work, iwork, W1, b1, W2, b
     D1 = work[o:o + rows * 256].reshape((rows, 256))
     o += rows * 256
     dense2_backward(D2, A1, W2, gW2, gb2, D1, G1)
-    sgd(W2, gW2, b2, gb2, lr)
+    fused_update(W2, gW2, S1W2, S2W2, kind, h, reg)
+    fused_update(b2, gb2, S1b2, S2b2, kind, h, noreg)
     gW1 = np.empty(W1.shape, DTYPE)
     gb1 = np.empty(b1.shape, DTYPE)
     dense1_backward(D1, X, W1, gW1, gb1, DX)
-    sgd(W1, gW1, b1, gb1, lr)
+    fused_update(W1, gW1, S1W1, S2W1, kind, h, reg)
+    fused_update(b1, gb1, S1b1, S2b1, kind, h, noreg)
     return loss
 
 
@@ -395,17 +399,22 @@ def loss_and_input_grad(params, X, Y, masks=None, training=False):
     return value, DX
 
 
-def train_step(params, X, Y, lr, masks=None):
-    """One SGD step in place on params' arrays; returns the batch loss before the step."""
+def train_step(params, X, Y, lr, masks=None, optimizer=None, penalty=(0.0, 0.0)):
+    """One optimiser step in place on params' arrays at rate lr: plain SGD, or the update of
+    `optimizer` (a symnet.optim.Optimizer; its step count and state buffers advance) fused
+    into the backward pass; penalty (c2, c1) adds c2 W + c1 sign(W) to each weight's
+    gradient (L2/L1). Returns the batch loss before the step."""
     X, Y = _batches(X, Y)
     check_batch_stats(X, bool(STATE_NAMES))
     arrays = _params(params, exact=True, exact_state=True)
     masks = _masks(masks, X.shape[0])
+    kind, h, state = fused_arguments(optimizer, lr, arrays[:len(PARAM_NAMES)], PARAM_NAMES)
+    reg, noreg = np.array(penalty, np.float64), np.zeros(2)
     row_shares = _shares(X.shape[0], TRAIN_FLOPS_PER_ROW, SPLIT_TRAIN)
     if len(row_shares) == 1:   # one fused kernel: each layer's update right after its gradient
-        return _train_step(X, Y, _no_dx(), True, True, DTYPE(lr), X.shape[0],
-                           *_workspace(X.shape[0], TRAIN_WORK_PER_ROW), *arrays, *masks)
+        return _train_step(X, Y, _no_dx(), True, True, kind, h, reg, noreg, X.shape[0],
+                           *_workspace(X.shape[0], TRAIN_WORK_PER_ROW), *arrays, *state, *masks)
     value, grads = _grads(X, Y, _no_dx(), True, True, arrays, masks, row_shares)
-    for k in range(0, len(grads), 2):   # (W, b) pairs; flat, so that one compiled sgd serves all
-        sgd(arrays[k].reshape(-1), grads[k].reshape(-1), arrays[k + 1], grads[k + 1], DTYPE(lr))
+    for k, penalised in enumerate(PENALISED):
+        fused_update(arrays[k], grads[k], state[2 * k], state[2 * k + 1], kind, h, reg if penalised else noreg)
     return value
