@@ -125,3 +125,16 @@ print(repr(mod.loss_and_grads(d, X, Y)[0]))
     from symnet.codegen import generate
     mod = generate(net, tmp_path)
     assert float(out.stdout) == pytest.approx(mod.loss_and_grads(net.init_params(seed=1), X, Y)[0], rel=1e-12)
+
+
+def test_cli_generate_standalone(tmp_path, capsys):
+    from symnet.cli import main
+    spec = str(ROOT / "examples" / "lenet.toml")
+    assert main(["generate", spec, "-o", str(tmp_path / "a"), "--standalone"]) == 0
+    assert main(["generate", spec, "-o", str(tmp_path / "b")]) == 0
+    standalone, importing = capsys.readouterr().out.split()
+    text, short = Path(standalone).read_text(), Path(importing).read_text()
+    assert "def conv2d_forward(" in text and "def conv2d_forward(" not in short
+    assert re.search(r"^from symnet\.runtime\.conv import", short, re.M)
+    assert not re.search(r"^\s*(from|import) symnet\.runtime", text, re.M)
+    compile(text, standalone, "exec")   # one valid module

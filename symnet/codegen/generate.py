@@ -44,6 +44,7 @@ def render(net, derivation=None, templates: dict[str, bytes] | None = None, stan
     derivation = derivation if derivation is not None else derive(net)
     ctx = context(net, derivation, "")
     ctx["runtime"] = runtime_text(standalone, ctx["entries"], ctx["runtime_calls"])
+    ctx["runtime_where"] = "symnet.runtime, inlined below (--standalone)" if standalone else "symnet.runtime"
     return environment(templates).get_template(TEMPLATE).render(**ctx)
 
 
