@@ -138,3 +138,14 @@ def test_cli_generate_standalone(tmp_path, capsys):
     assert re.search(r"^from symnet\.runtime\.conv import", short, re.M)
     assert not re.search(r"^\s*(from|import) symnet\.runtime", text, re.M)
     compile(text, standalone, "exec")   # one valid module
+
+
+def test_cache_index_skips_derivation_only_for_the_same_inputs(tmp_path, monkeypatch):
+    gen = sys.modules["symnet.codegen.generate"]   # the module (symnet.codegen.generate is the function)
+    monkeypatch.setenv("SYMNET_CACHE", str(tmp_path))
+    net = load(ROOT / "examples" / "tiny.toml")
+    first = gen.write(net)
+    assert gen.TIMINGS["derive"] > 0 and first.parent == gen.versioned_cache_dir()
+    assert gen.write(net) == first and gen.TIMINGS["derive"] == 0.0 == gen.TIMINGS["render"]   # warm: no derive
+    monkeypatch.setattr(gen, "_sources_digest", lambda: b"another symnet source")   # e.g. an edited rule
+    assert gen.write(net) == first and gen.TIMINGS["derive"] > 0   # derived again: same text, same file

@@ -9,6 +9,7 @@ template and code-generator sources and the symnet version.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -106,9 +107,38 @@ def load_module(path):
 TIMINGS: dict[str, float] = {}   # seconds of the last generate(): derive, render, write, import
 
 
+@functools.lru_cache(maxsize=1)
+def _sources_digest() -> bytes:
+    """Every source that can change a kernel's text: symnet's own modules and templates, and
+    the versions of the libraries that derive and print it."""
+    import jinja2
+    import sympy
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(f"sympy {sympy.__version__} jinja2 {jinja2.__version__}".encode())
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, data in _template_files().items():
+        h.update(name.encode() + b"\0" + data + b"\0")
+    return h.digest()
+
+
+def _index_path(net, out_dir: Path, standalone: bool) -> Path:
+    """The cache's note of which file a network's inputs gave (so that a warm start skips
+    derive and render): keyed by the network and every input that can change the text."""
+    key = hashlib.sha256(_sources_digest() + net.fingerprint().encode() + bytes([standalone])).hexdigest()
+    return out_dir / "index" / f"{net.name}_{key[:24]}"
+
+
 def write(net, out_dir=None, force: bool = False, standalone: bool = False) -> Path:
-    """Write the kernel file of `net` (skipped when a file of the same text exists)."""
+    """Write the kernel file of `net` (skipped when a file of the same text exists). In the
+    default cache folder an index remembers which file the same inputs gave last time."""
     from ..derive import derive
+    index = _index_path(net, versioned_cache_dir(), standalone) if out_dir is None and not force else None
+    if index is not None and index.exists():
+        path = index.parent.parent / index.read_text(encoding="utf-8").strip()
+        if path.name and path.exists():
+            TIMINGS.update(derive=0.0, render=0.0, write=0.0)
+            return path
     t0 = time.perf_counter()
     derivation = derive(net)
     t1 = time.perf_counter()
@@ -117,6 +147,8 @@ def write(net, out_dir=None, force: bool = False, standalone: bool = False) -> P
     path = kernel_path(net, out_dir, text=text, standalone=standalone)
     if force or not path.exists():
         write_atomic(path, text)
+    if index is not None:
+        write_atomic(index, path.name)
     TIMINGS.update(derive=t1 - t0, render=t2 - t1, write=time.perf_counter() - t2)
     return path
 
