@@ -448,8 +448,10 @@ def train(
             pen = reg.penalty(params) if reg else 0.0   # before the step, as the loss
             if fused:   # the optimiser's update inside the generated step (symnet.runtime.optim)
                 loss = kernel.train_step(params, xb, yb, opt.lr, masks, optimizer=opt, penalty=penalty)
-            else:
+            elif dropout:
                 loss, grads = kernel.loss_and_grads(params, xb, yb, masks)
+            else:
+                loss, grads = kernel.loss_and_grads(params, xb, yb)
             loss = float(loss)
             step += 1
             objective = loss + pen

@@ -1,11 +1,13 @@
 """generate(net): derive, print, render, write and import a Numba kernel module.
 
 The element-wise math (activations, their derivatives, the loss and delta^(L))
-comes from the Derivation and is printed by NumbaPrinter; the Jinja templates
-in `symnet.templates` own signatures, loops, memory and BLAS calls. One
-self-contained `.py` file per network (numpy + numba only), named
-`<name>_<hash12>.py`, where the hash covers the network's fingerprint, the
-template and code-generator sources and the symnet version.
+comes from the Derivation and is printed by NumbaPrinter; one emitter per layer
+kind builds the kernel program (symnet.codegen.emitters, .program) and the Jinja
+templates in `symnet.templates` print it. One `.py` file per network, named
+`<name>_<hash12>.py`, where the hash is of the file's own text (and of the
+symnet.runtime source it imports), so it cannot go stale; the default cache
+folder is per Numba and NumPy version, and its index lets a warm start skip the
+derivation when none of its inputs changed. `standalone=True` inlines the runtime.
 """
 from __future__ import annotations
 
