@@ -92,7 +92,8 @@ class Optimizer:
         if self.fused_kind is None:
             raise TrainingError(f"optimizer {self.name!r} has no fused update")
         self.t += 1
-        return self.fused_kind, (float(lr),) + tuple(float(x) for x in self._fused_hyper())
+        a, b, eps, bc1, bc2 = (float(x) for x in self._fused_hyper())
+        return self.fused_kind, (float(lr), a, b, eps, bc1, bc2, 1.0 - a, 1.0 - b)
 
     def fused_state(self, key: str, like: np.ndarray) -> list:
         """The two state buffers of parameter `key` as flat views the update writes in place

@@ -4,9 +4,10 @@ order of operations, as symnet.optim (and torch.optim): SGD, momentum, RMSprop, 
 Adagrad; plus the gradient of an L2/L1 penalty on weights.
 
 fused_update(P, G, S1, S2, kind, h, reg): P, G arrays of one shape; S1, S2 the optimiser's
-state buffers of P as flat views (or empty for SGD); h = (lr, a, b, eps, bc1, bc2):
-momentum a = mu; RMSprop a = alpha; Adam a = beta1, b = beta2 and the bias
-corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t; reg = (c2, c1): g + c2 p + c1 sign(p)
+state buffers of P as flat views (or empty for SGD); h = (lr, a, b, eps, bc1, bc2,
+1 - a, 1 - b): momentum a = mu; RMSprop a = alpha; Adam a = beta1, b = beta2 and the
+bias corrections bc1 = 1 - beta1^t, bc2 = 1 - beta2^t (1 - a and 1 - b computed in
+float64 first, as the numpy update and torch do, then rounded to P's dtype); reg = (c2, c1): g + c2 p + c1 sign(p)
 (the derivative of the penalty, derived by SymPy in symnet.train, as coefficients).
 """
 import math
@@ -22,7 +23,7 @@ def fused_update(P, G, S1, S2, kind, h, reg):
     """P -= the optimiser's step for gradient G (plus the penalty's), state in S1, S2."""
     p = P.reshape(P.size)
     g = G.reshape(G.size)
-    one = p.dtype.type(1.0)
+    one_a, one_b = p.dtype.type(h[6]), p.dtype.type(h[7])
     lr, a, b, eps = p.dtype.type(h[0]), p.dtype.type(h[1]), p.dtype.type(h[2]), p.dtype.type(h[3])
     c2, c1 = p.dtype.type(reg[0]), p.dtype.type(reg[1])
     penalised = reg[0] != 0.0 or reg[1] != 0.0
@@ -39,12 +40,12 @@ def fused_update(P, G, S1, S2, kind, h, reg):
             S1[k] = v
             p[k] -= lr * v
         elif kind == RMSPROP:
-            s = a * S1[k] + (one - a) * gk * gk
+            s = a * S1[k] + one_a * gk * gk
             S1[k] = s
             p[k] -= lr * gk / (np.sqrt(s) + eps)
         elif kind == ADAM:
-            m = a * S1[k] + (one - a) * gk
-            v = b * S2[k] + (one - b) * gk * gk
+            m = a * S1[k] + one_a * gk
+            v = b * S2[k] + one_b * gk * gk
             S1[k] = m
             S2[k] = v
             p[k] -= step * m / (np.sqrt(v) / sqrt_bc2 + eps)
@@ -56,7 +57,7 @@ def fused_update(P, G, S1, S2, kind, h, reg):
 
 def plain_sgd(lr):
     """(kind, h) of plain SGD at rate lr."""
-    return SGD, np.array([lr, 0.0, 0.0, 1.0, 1.0, 1.0])
+    return SGD, np.array([lr, 0.0, 0.0, 1.0, 1.0, 1.0, 1.0, 1.0])
 
 
 def fused_arguments(optimizer, lr, arrays, names):
