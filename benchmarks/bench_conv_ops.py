@@ -1,6 +1,6 @@
 """Convolution and pooling kernels against PyTorch eager: LeNet-5 shapes, batch 64, float32.
 
-Renders templates/conv_ops.py.jinja (symnet.codegen.conv_ops.render_conv_ops),
+Loads symnet/runtime/conv.py (symnet.codegen.conv_ops.render_conv_ops),
 writes the text to a temporary module, imports it and times, beside the same
 work in torch (torch.set_num_threads(2)):
 
@@ -29,7 +29,7 @@ kernels themselves run on one thread and call no BLAS.
     python benchmarks/bench_conv_ops.py --step               # + the whole train step
     python benchmarks/bench_conv_ops.py --step --blas-threads 1
     python benchmarks/bench_conv_ops.py --threads 1          # one core each
-    python benchmarks/bench_conv_ops.py --template OLD.jinja # time another template text
+    python benchmarks/bench_conv_ops.py --source OLD.py      # time another conv.py source
 """
 from __future__ import annotations
 
@@ -50,17 +50,14 @@ if str(ROOT) not in sys.path:
 
 THREADS = 2      # --threads changes it (numba, OpenBLAS and torch alike)
 BATCH = 64
-OTHER_TEMPLATE = False   # --template: the network module is rendered into a fresh folder
 
 
-def load_kernels(template: str | None, dtype: str = "float32"):
-    """The rendered kernels as an imported module (from --template's text when given)."""
-    global OTHER_TEMPLATE
+def load_kernels(source: str | None, dtype: str = "float32"):
+    """The conv kernels as an imported module (from --source's file when given; the
+    whole step always uses the package's symnet.runtime.conv)."""
     import symnet.codegen.conv_ops as co
-    if template:
-        text = Path(template).read_text(encoding="utf-8")
-        co.template_text = lambda: text     # generate() renders through it too
-        OTHER_TEMPLATE = True
+    if source:
+        co.SOURCE = Path(source)
     source = co.render_conv_ops(dtype)
     folder = Path(tempfile.mkdtemp(prefix="bench_conv_ops_"))
     path = folder / f"bench_conv_ops_{dtype}.py"
@@ -240,21 +237,9 @@ def kernels_and_stack(ops, repeats):
 
 
 def network_module(net):
-    """The generated module of net: symnet.codegen.generate (numba's cache and all) as it
-    stands; with --template, rendered into a fresh folder instead (its file name would
-    hash templates/conv_ops.py.jinja, not the text used)."""
+    """The generated module of net: symnet.codegen.generate (numba's cache and all)."""
     from symnet.codegen import generate
-    if not OTHER_TEMPLATE:
-        return generate(net)
-    from symnet.codegen.generate import render
-    text = render(net)
-    path = Path(tempfile.mkdtemp(prefix="bench_conv_ops_net_")) / f"{net.name}_bench_conv_ops.py"
-    path.write_text(text, encoding="utf-8")
-    spec = importlib.util.spec_from_file_location(path.stem, path)
-    mod = importlib.util.module_from_spec(spec)
-    sys.modules[path.stem] = mod
-    spec.loader.exec_module(mod)
-    return mod
+    return generate(net)
 
 
 def whole_step(repeats):
@@ -301,7 +286,7 @@ def main():
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--repeats", type=int, default=200)
     parser.add_argument("--step", action="store_true", help="also time the whole LeNet-5 train step")
-    parser.add_argument("--template", help="render this template file instead of templates/conv_ops.py.jinja")
+    parser.add_argument("--source", help="time the kernels of this file instead of symnet/runtime/conv.py")
     parser.add_argument("--threads", type=int, default=THREADS,
                         help=f"threads of numba, OpenBLAS and torch (default {THREADS}; set before they load)")
     parser.add_argument("--blas-threads", type=int,
@@ -319,8 +304,8 @@ def main():
           f"torch {torch.__version__} ({torch.get_num_threads()} threads); "
           f"load average {os.getloadavg()[0]:.2f} (another busy process skews every number)")
     start = time.perf_counter()
-    ops = load_kernels(args.template)
-    print(f"kernels: {args.template or 'templates/conv_ops.py.jinja'}")
+    ops = load_kernels(args.source)
+    print(f"kernels: {args.source or 'symnet/runtime/conv.py'}")
     kernels_and_stack(ops, args.repeats)
     print(f"(kernels imported, compiled and timed in {time.perf_counter() - start:.1f} s)")
     if args.step:

@@ -12,9 +12,11 @@ An epoch is one pass of mini-batches (symnet.data.iterate_minibatches; every
 implementation gets the same batch order and the same initial weights,
 net.init_params(seed=0)):
 
-* symnet: ``kernel.loss_and_grads(params, xb, yb)`` + ``symnet.optim`` Adam step,
-  once with the module's default thread count (the usable cores) and once with
-  1 (the module's set_num_threads: how many shares of a batch run at once);
+* symnet: ``kernel.train_step(params, xb, yb, lr, optimizer=adam)`` (the Adam update
+  fused into the generated step, as train() runs it), once with the module's
+  default thread count (the usable cores) and once with 1 (the module's
+  set_num_threads: how many shares of a batch run at once); "unfused":
+  ``kernel.loss_and_grads`` + ``symnet.optim``'s numpy Adam step, for comparison;
 * torch: forward, ``F.cross_entropy``, ``backward()``, ``torch.optim.Adam`` step
   (``zero_grad(set_to_none=True)``), once with torch.set_num_threads(1) and once
   with 2.
@@ -94,7 +96,9 @@ def lenet_case(n_train=6000, n_val=1000, n_test=1000):
 
 
 # ------------------------------------------------------------------ one epoch each
-def symnet_runner(mod, params0, X, Y, lr, threads):
+def symnet_runner(mod, params0, X, Y, lr, threads, fused=True):
+    """fused: mod.train_step with the Adam update inside the generated step (what train()
+    does); else loss_and_grads + symnet.optim's numpy Adam step."""
     from symnet.optim import make_optimizer
 
     params = {k: v.copy() for k, v in params0.items()}
@@ -104,8 +108,11 @@ def symnet_runner(mod, params0, X, Y, lr, threads):
         mod.set_num_threads(threads)
         total, seen = 0.0, 0
         for idx in batches:
-            loss, grads = mod.loss_and_grads(params, X[idx], Y[idx])
-            opt.step({k: params[k] for k in grads}, grads)
+            if fused:
+                loss = mod.train_step(params, X[idx], Y[idx], opt.lr, optimizer=opt)
+            else:
+                loss, grads = mod.loss_and_grads(params, X[idx], Y[idx])
+                opt.step({k: params[k] for k in grads}, grads)
             total += float(loss) * len(idx)
             seen += len(idx)
         return total / seen
@@ -169,6 +176,7 @@ def run_case(label, net, data, batch, lr, epochs, train_epochs, warmup=1):
     runners = {}
     for th in sym_threads:
         runners[f"symnet {th}T"] = symnet_runner(mod, params0, X, Y, lr, th)
+    runners[f"unfused {default_threads}T"] = symnet_runner(mod, params0, X, Y, lr, default_threads, fused=False)
     for th in TORCH_THREADS:
         runners[f"torch {th}T"] = torch_runner(net, params0, X, y, lr, th)
     times = {k: [] for k in runners}

@@ -50,7 +50,7 @@ def _generate(args):
     net = load(args.spec)
     check_writable_dir(args.output, "-o")
     with printing(net):
-        print(write(net, args.output))
+        print(write(net, args.output, standalone=args.standalone))
     return 0
 
 
@@ -92,6 +92,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("generate", help="write the Numba training kernels of a network")
     p.add_argument("spec")
     p.add_argument("-o", "--output", default="generated", help="output folder (default: generated)")
+    p.add_argument("--standalone", action="store_true", help="inline symnet's runtime: one file needing only numpy and numba")
     p.set_defaults(run=_generate)
 
     _add_optional_commands(sub)

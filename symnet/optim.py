@@ -80,6 +80,32 @@ class Optimizer:
             work = self._scratch[key] = (np.empty_like(like), np.empty_like(like))
         return work
 
+    # -- fused into a generated train_step (symnet.runtime.optim.fused_update) --
+    fused_kind = None   # the update's number in symnet.runtime.optim (None: not fusable)
+
+    def _fused_hyper(self) -> tuple:
+        """(a, b, eps, bc1, bc2) of symnet.runtime.optim.fused_update for the current step."""
+        return (0.0, 0.0, 1.0, 1.0, 1.0)
+
+    def fused_step(self, lr: float) -> tuple:
+        """Advance the step count as step() does; (kind, h) for the generated update at rate lr."""
+        if self.fused_kind is None:
+            raise TrainingError(f"optimizer {self.name!r} has no fused update")
+        self.t += 1
+        a, b, eps, bc1, bc2 = (float(x) for x in self._fused_hyper())
+        return self.fused_kind, (float(lr), a, b, eps, bc1, bc2, 1.0 - a, 1.0 - b)
+
+    def fused_state(self, key: str, like: np.ndarray) -> list:
+        """The two state buffers of parameter `key` as flat views the update writes in place
+        (empty arrays where this optimiser keeps fewer)."""
+        out = []
+        for kind in self.buffers:
+            buf = self._buffer(kind, key, like)
+            if buf.dtype != like.dtype or buf.shape != like.shape or not buf.flags.c_contiguous:
+                buf = self.state[kind][key] = np.ascontiguousarray(buf, dtype=like.dtype).reshape(like.shape)
+            out.append(buf.reshape(-1))
+        return out + [np.empty(0, like.dtype)] * (2 - len(out))
+
     def step(self, params: dict, grads: dict) -> None:
         """Update every parameter in place from its gradient."""
         self._check(params, grads)
@@ -126,6 +152,8 @@ class SGD(Optimizer):
     name = "sgd"
     equations = (r"\theta \leftarrow \theta - \eta\, g",)
 
+    fused_kind = 0
+
     def _update(self, key, p, g):
         p -= self.lr * g
 
@@ -146,6 +174,11 @@ class Momentum(Optimizer):
 
     def hyperparameters(self):
         return {"beta": self.beta}
+
+    fused_kind = 1
+
+    def _fused_hyper(self):
+        return (self.beta, 0.0, 1.0, 1.0, 1.0)
 
     def _update(self, key, p, g):
         # torch starts the buffer at g; mu*0 + g is the same thing.
@@ -172,6 +205,11 @@ class RMSprop(Optimizer):
 
     def hyperparameters(self):
         return {"alpha": self.alpha, "eps": self.eps}
+
+    fused_kind = 2
+
+    def _fused_hyper(self):
+        return (self.alpha, 0.0, self.eps, 1.0, 1.0)
 
     def _update(self, key, p, g):
         s = self._buffer("s", key, p)
@@ -202,6 +240,11 @@ class Adam(Optimizer):
 
     def hyperparameters(self):
         return {"beta1": self.beta1, "beta2": self.beta2, "eps": self.eps}
+
+    fused_kind = 3
+
+    def _fused_hyper(self):
+        return (self.beta1, self.beta2, self.eps, 1.0 - self.beta1**self.t, 1.0 - self.beta2**self.t)
 
     def _update(self, key, p, g):
         m = self._buffer("m", key, p)
@@ -241,6 +284,11 @@ class Adagrad(Optimizer):
 
     def hyperparameters(self):
         return {"eps": self.eps}
+
+    fused_kind = 4
+
+    def _fused_hyper(self):
+        return (0.0, 0.0, self.eps, 1.0, 1.0)
 
     def _update(self, key, p, g):
         s = self._buffer("s", key, p)

@@ -24,7 +24,9 @@ FEATURE_MAPS = "feature_maps.png"
 
 class GradNormMeter:
     """Mean over an epoch's mini-batches of ||dL/dW<l>|| (Frobenius norm of the
-    data loss's gradient, before any penalty) for every weight W<l>."""
+    data loss's gradient, before any penalty) for every weight W<l>. When the
+    optimiser runs inside the generated step (fused), only each epoch's first
+    batch hands its gradients back, so the figure is that batch's."""
 
     def __init__(self):
         self.sums: dict[str, float] = {}

@@ -124,6 +124,21 @@ class Regularizer:
             total += sum(float(np.sum(f(p, lam))) for k, p in params.items() if is_weight(k))
         return total
 
+    def fused_coefficients(self) -> tuple[float, float]:
+        """(c2, c1) with the penalty's gradient c2 w + c1 sign(w), read off SymPy's derivatives
+        (for the update fused into a generated step)."""
+        import sympy as sp
+        c2 = c1 = 0.0
+        for kind, lam in self.terms:
+            grad = _penalty_functions(kind)[3]
+            symbols = {str(x): x for x in grad.free_symbols}
+            w, lam_sym = symbols["w"], symbols["lambda"]
+            if kind == "l2":
+                c2 += float(sp.diff(grad, w).subs(lam_sym, lam))          # 2 lambda
+            else:
+                c1 += float(grad.subs({w: 1, lam_sym: lam}))               # lambda sign(w) at w = 1
+        return c2, c1
+
     def add_grads(self, params: dict, grads: dict) -> dict:
         """Gradients of loss + penalty (a new dict; ``grads`` is left alone)."""
         out = dict(grads)
@@ -133,6 +148,16 @@ class Regularizer:
                 if is_weight(k):
                     out[k] = out[k] + np.asarray(g(p, lam), dtype=p.dtype)
         return out
+
+
+def _fusable(kernel, opt, params) -> bool:
+    """Whether the generated train_step can apply opt itself: a symnet optimiser, and
+    parameters the kernel may update in place (C-contiguous arrays of its dtype)."""
+    if getattr(opt, "fused_kind", None) is None or not hasattr(kernel, "PENALISED"):
+        return False
+    dtype = np.dtype(kernel.DTYPE)
+    return all(isinstance(params.get(k), np.ndarray) and params[k].dtype == dtype and params[k].flags.c_contiguous
+               for k in kernel.PARAM_NAMES + kernel.STATE_NAMES)
 
 
 def apply_max_norm(params: dict, c: float) -> None:
@@ -478,6 +503,8 @@ def _train(
     step = opt.t
     epoch = start_epoch
     first_loss = None
+    fused = _fusable(kernel, opt, params) and parallel is None
+    penalty = reg.fused_coefficients() if reg else (0.0, 0.0)
     for epoch in range(start_epoch, epochs):
         if stopped_early:
             break
@@ -487,31 +514,37 @@ def _train(
         seen, total_loss, total_pen = 0, 0.0, 0.0
         for idx in iterate_minibatches(n, batch_size, rng):
             xb, yb = X_tr[idx], Y_tr[idx]
+            masks = kernel.dropout_masks(rng, len(idx)) if dropout else None   # one draw a batch: resume exact
+            pen = reg.penalty(params) if reg else 0.0   # before the step, as the loss
+            grads = None
             if parallel is not None:      # workers hold the data: only the row indices travel
-                loss, grads = parallel.loss_and_grads(
-                    params, idx, kernel.dropout_masks(rng, len(idx)) if dropout else None)
+                loss, grads = parallel.loss_and_grads(params, idx, masks)
             else:
                 if augment:
                     xb = augment_batch(xb, augment, rng)      # the checkpointed rng: resume stays exact
                 if adv is not None:
                     xb = adv.mix(kernel, params, xb, yb)
-                if dropout:
-                    loss, grads = kernel.loss_and_grads(params, xb, yb, kernel.dropout_masks(rng, len(idx)))
+                # The optimiser's update inside the generated step (symnet.runtime.optim); each
+                # epoch's first batch goes the unfused way, for its gradient norms.
+                if fused and seen:
+                    loss = kernel.train_step(params, xb, yb, opt.lr, masks, optimizer=opt, penalty=penalty)
+                elif masks is not None:
+                    loss, grads = kernel.loss_and_grads(params, xb, yb, masks)
                 else:
                     loss, grads = kernel.loss_and_grads(params, xb, yb)
             loss = float(loss)
             step += 1
-            pen = reg.penalty(params) if reg else 0.0
             objective = loss + pen
             first_loss = abs(objective) if first_loss is None else first_loss
             if not math.isfinite(objective) or abs(objective) > EXPLODED * max(first_loss, 1e-12):
                 if bar is not None:
                     bar.close()
                 raise _diverged(kernel, net, params, xb, objective, first_loss, step, epoch, base_lr)
-            grad_meter.add(grads)
-            if reg:
-                grads = reg.add_grads(params, grads)
-            opt.step({k: params[k] for k in grads}, grads)   # the trainable ones (not batch-norm state)
+            if grads is not None:
+                grad_meter.add(grads)
+                if reg:
+                    grads = reg.add_grads(params, grads)
+                opt.step({k: params[k] for k in grads}, grads)   # the trainable ones (not batch-norm state)
             if max_norm is not None:
                 apply_max_norm(params, max_norm)
             seen += len(idx)

@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 
 import sympy as sp
 
+from ..derive.dropout import kept_scale as dropout_scale
 from ..errors import SpecError
 
 # Layers this size or smaller use plain loops instead of BLAS calls (call
@@ -40,6 +41,7 @@ class Function:
     lines: list[str] = field(default_factory=list)   # CSE assignments
     result: str = ""
     ops: int = 0
+    label: str = ""     # where it comes from (layer, rule) and its op count, printed above it
 
 
 def print_function(printer, name, args, expr, doc, where) -> Function:
@@ -52,8 +54,8 @@ def print_function(printer, name, args, expr, doc, where) -> Function:
         result = printer.doprint(reduced)
     except PrintMethodNotImplementedError as exc:
         raise SpecError(f"{where}: cannot be compiled ({str(exc).splitlines()[0]})") from None
-    ops = sum(sp.count_ops(v) for _, v in replacements) + sp.count_ops(reduced)
-    return Function(name, args, doc, lines, result, int(ops))
+    ops = int(sum(sp.count_ops(v) for _, v in replacements) + sp.count_ops(reduced))
+    return Function(name, args, doc, lines, result, ops, f"{where}; {ops} ops")
 
 
 class _Names:
@@ -136,37 +138,20 @@ def _op(p, i, first) -> dict:
             "A_in": "X" if first else f"A{i - 1}", "A": f"A{i}", "D": f"D{i}",
             "D_in": "DX" if first else f"D{i - 1}", "first": first, "G_in": "",
             "out_dims": _dims(p.out_shape), "in_dims": _dims(p.in_shape), "k": p.trainable_index,
-            "out_size": math.prod(p.out_shape), "in_size": math.prod(p.in_shape), "has_act": False, "output": False}
-
-
-# Work arrays per example that the whole-network kernels take from the caller's
-# workspace (templates/network.py.jinja, macros infer, train_forward, backward):
-# (kind) -> multiples of the op's output size, in evaluation and in training.
-_EVAL_WORK = {"dense": 1, "conv2d": 1, "maxpool2d": 1, "avgpool2d": 1, "batchnorm": 1}
-_TRAIN_WORK = {"dense": 2, "conv2d": 2, "maxpool2d": 1, "avgpool2d": 1, "batchnorm": 3, "dropout": 1}
-
-
-def workspace_per_row(ops) -> dict:
-    """Floats (and int64 argmax entries) per example of the workspaces: evaluation
-    (_evaluate) and training (_loss_and_grads, _train_step). The output layer's
-    arrays: its logits/gradient D (n_out); _evaluate's outputs are allocated fresh."""
-    hidden, out = ops[:-1], ops[-1]
-    index = sum(op["out_size"] for op in hidden if op["kind"] == "maxpool2d")
-    evaluation = sum(_EVAL_WORK.get(op["kind"], 0) * op["out_size"] for op in hidden) + out["n_out"]
-    train = sum(_TRAIN_WORK.get(op["kind"], 0) * op["out_size"] for op in hidden) + out["n_out"]
-    train += sum(op["in_size"] for op in ops if not op["first"] and op["kind"] != "flatten")   # the deltas
-    return {"eval_work": evaluation, "train_work": train, "index_work": index}
+            "out_size": math.prod(p.out_shape), "in_size": math.prod(p.in_shape), "has_act": False, "output": False,
+            "act": "", "dact": "", "softmax": False}
 
 
 def _dense_op(op, p, small_layer):
     n_in, n_out = p.in_shape[0], p.out_shape[0]
-    op.update(n_in=n_in, n_out=n_out, W=p.params["W"], b=p.params["b"], small=n_in * n_out <= small_layer)
+    small = n_in * n_out <= small_layer
+    op.update(n_in=n_in, n_out=n_out, W=p.params["W"], b=p.params["b"], small=small,
+              mm={which: f"mm_{which}" + ("_small" if small else "") for which in ("abt", "ab", "atb")})
 
 
 def _conv_op(op, p):
     layer = p.layer
-    pads = ", ".join(str(pad) for pad in layer.pads)   # "ph, pw": rows and columns, as code
-    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pads=pads, small=False)
+    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pads=tuple(layer.pads), small=False)
 
 
 def build_ops(net, derivation, printed: _Printed) -> list[dict]:
@@ -193,10 +178,15 @@ def build_ops(net, derivation, printed: _Printed) -> list[dict]:
             _conv_op(op, p)
         elif kind in ("maxpool2d", "avgpool2d"):
             op.update(size=p.layer.size, stride=p.layer.stride, I=f"I{p.position}")
+            if kind == "avgpool2d":   # the derived factor of one input in its window, for this size
+                from ..derive.conv import KH, KW, generic_avgpool
+                factor = generic_avgpool()["factor"].xreplace({KH: p.layer.size, KW: p.layer.size})
+                op["scale"] = printed.printer.doprint(factor)
         elif kind == "flatten":
             op.update(n_out=p.out_shape[0])
         elif kind == "dropout":
-            op.update(M=f"M{p.position}", rate=p.layer.rate, shape=tuple(p.out_shape))
+            op.update(M=f"M{p.position}", rate=p.layer.rate, shape=tuple(p.out_shape),
+                      scale=float(dropout_scale(p.layer.rate)))
         elif kind == "batchnorm":
             printed.batchnorm()
             per_channel = 1
@@ -241,6 +231,14 @@ def output_math(net, derivation, printed: _Printed, out_op, p_out) -> None:
         if out.loss_value.free_symbols - {Z, Y} or dexpr.free_symbols - {Z, A, Y}:
             raise SpecError(f"loss {net.loss.name}: the kernel math uses unknown symbols")
     else:
+        from ..derive.output import SOFTMAX_S, SOFTMAX_YZ, softmax_kernel_loss
+        out_op["softmax"] = True
+        value = softmax_kernel_loss()
+        printed.add("loss_softmax", ("s", "yz"), value,
+                    f"loss {net.loss.name}: one example's loss from s = sum exp(z - max z), "
+                    f"yz = sum y (z - max z), by SymPy: {_doc(value)}", f"loss {net.loss.name}")
+        if value.free_symbols - {SOFTMAX_S, SOFTMAX_YZ}:
+            raise SpecError(f"loss {net.loss.name}: the kernel math uses unknown symbols")
         printed.add("delta_softmax", ("p", "y"), out.delta,
                     f"loss {net.loss.name}: delta = dloss/dz of softmax cross entropy, "
                     f"by SymPy: {_doc(out.delta)}", f"loss {net.loss.name}")
@@ -261,62 +259,116 @@ def forward_flops_per_row(net) -> int:
     return flops
 
 
-def conv_ops_source(dtype: str) -> str:
-    """The conv/pool/flatten kernels, without their own import lines (the module has them)."""
-    from .conv_ops import render_conv_ops
-    lines = render_conv_ops(dtype).splitlines()
-    kept = [line for line in lines if not (line.startswith("import ") or line.startswith("from numba import"))]
-    return "\n".join(kept).strip("\n")
+# ------------------------------------------------------------------ program
+def _entries(ops, codes, param_names, state_names, masks) -> list:
+    """The whole-network kernels as statement lists (symnet.codegen.program)."""
+    from .program import Alias, Call, Entry, Take, When
+    out, out_code = ops[-1], codes[-1]
+    params, state = tuple(param_names), tuple(state_names)
+    loss_args = (out["A_in"], out["W"], out["b"], "Y", out["D"])
+    take_delta = Take(out["D"], out["n_out"], out["out_dims"])
+    evaluate = Entry("_evaluate", ("X", "Y", "m", "with_loss", "work", "iwork") + params + state,
+                     doc="(outputs, the rows' share of the m-example batch loss if with_loss, else 0), in\n"
+                         "    evaluation mode: one pass serves forward() and loss().", returns=f"{out['A']}, loss")
+    for code in codes:
+        evaluate.body += code.infer
+    evaluate.body += [Alias("loss", "0.0"),
+                      When("with_loss", (take_delta, Call(f"dense{out['k']}_loss", loss_args + ("False", "m"), "loss")))]
+
+    def forward_backward(update):
+        body = [s for code in codes[:-1] for s in code.train_forward]
+        body += [take_delta, Call(f"dense{out['k']}_loss", loss_args + ("True", "m"), "loss")]
+        for code in reversed(codes):
+            body += code.backward(update)
+        return body
+    grads = tuple(f"g{p}" for p in params)
+    head = ("X", "Y", "DX", "batch_stats", "update")
+    train = [Entry("_loss_and_grads", head + ("m", "work", "iwork") + params + state + grads + tuple(masks),
+                   forward_backward(False), "loss", "(the rows' share of the batch loss; the gradients written "
+                   "into g<name>), in training mode"),
+             Entry("_train_step", head + ("kind", "h", "reg", "noreg", "m", "work", "iwork") + params + state
+                   + tuple(f"S{k}{p}" for p in params for k in (1, 2)) + tuple(masks),
+                   forward_backward(True), "loss", "one optimiser step (symnet.runtime.optim.fused_update): each "
+                   "layer's update right after its gradient", nogil=False)]
+    assert train[0].work == train[1].work, "the training kernels must take the same workspaces"
+    return [evaluate] + train
 
 
-def context(net, derivation, templates_hash: str) -> dict:
+def _array_activation_kernels(ops, functions) -> list:
+    """The act_arrays/act_inplace pair of each activation a conv layer applies."""
+    from .program import Kernel
+    ops_of = {f.name: f.ops for f in functions}
+    kernels, seen = [], set()
+    for op in ops:
+        if op["kind"] == "conv2d" and op["has_act"] and op["act"] not in seen:
+            seen.add(op["act"])
+            f = {"act": op["act"], "dact": op["dact"]}
+            n = ops_of.get(op["act"], 0) + ops_of.get(op["dact"], 0)
+            where = f"activation {op['act'][len('act_'):]} of conv layers"
+            kernels += [Kernel("act_arrays", f, f"{where} (training); {n} element-wise ops"),
+                        Kernel("act_inplace", f, f"{where} (inference); {ops_of.get(op['act'], 0)} element-wise ops")]
+    return kernels
+
+
+def context(net, derivation, runtime_text: str) -> dict:
     from .. import __version__
+    from .emitters import EMITTERS
     printed = _Printed(net)
     ops = build_ops(net, derivation, printed)
     placed = [p for p in net.placed if p.layer.type != "softmax"]
     output_math(net, derivation, printed, ops[-1], placed[-1])
     for f in printed.functions:   # names reaching the file are generated identifiers
         assert f.name.isidentifier(), f.name
+    ops_of = {f.name: f.ops for f in printed.functions}
+    codes = [EMITTERS[op["kind"]](op, ops_of) for op in ops]
     trainable = [op for op in ops if op["k"] is not None]
     param_shapes = [(name, net.param_shapes[name]) for op in trainable for name in (op["W"], op["b"])]
+    param_names = [name for name, _ in param_shapes]
     dense = [op for op in ops if op["kind"] == "dense"]
-    uses_conv = any(op["kind"] in CONV_KINDS for op in ops)
     uses_blas = any(not op["small"] for op in dense)
     forward_flops = forward_flops_per_row(net)
     dropout = [op for op in ops if op["kind"] == "dropout"]
     state_names = [name for op in ops if op["kind"] == "batchnorm" for name in (op["RM"], op["RV"])]
+    entries = _entries(ops, codes, param_names, state_names, [op["M"] for op in dropout])
+    eval_work, eval_index = entries[0].work
+    train_work, train_index = entries[1].work
+    kind = derivation.output.kind
+    has_state = bool(state_names)
     return {
         "version": __version__,
         "name": net.name,
         "fingerprint": net.fingerprint(),
-        "templates_hash": templates_hash[:12],
         "summary": net.summary().splitlines(),
         "dtype": net.dtype,
         "np_dtype": f"np.{net.dtype}",
         "fastmath": "{" + ", ".join(repr(f) for f in sorted(FASTMATH)) + "}",
         "functions": printed.functions,
         "n_ops": sum(f.ops for f in printed.functions),
-        "ops": ops,
-        "out": ops[-1],
-        "trainable": trainable,
-        "uses_blas": uses_blas,
-        "uses_small": any(op["small"] for op in dense),
-        "uses_conv": uses_conv,
-        "conv_source": conv_ops_source(net.dtype) if uses_conv else "",
-        "dropout": dropout,
-        "kind": derivation.output.kind,
+        "layer_kernels": _array_activation_kernels(ops, printed.functions) + [k for c in codes for k in c.kernels],
+        "entries": entries,
+        "runtime": runtime_text,
+        "runtime_calls": sorted({name for op in dense for name in op["mm"].values()}),   # from layer kernels
+        "dropout": tuple((op["rate"], op["shape"], op["scale"]) for op in dropout),
+        "dropout_doc": ("Dropout: training calls take masks=dropout_masks(rng, batch); without masks\n"
+                        "dropout is off (evaluation).\n") if dropout else "",
         "loss_name": net.loss.name,
         "in_shape": tuple(net.input_shape),
         "n_out": ops[-1]["n_out"],
-        "param_names": [name for name, _ in param_shapes],
+        "param_names": tuple(param_names),
+        "penalised": tuple(name.startswith("W") for name in param_names),   # weights: L2/L1 penalties
         "param_shapes": param_shapes,
-        "state_names": state_names,
+        "state_names": tuple(state_names),
         "state_shapes": [(name, net.state_shapes[name]) for name in state_names],
-        "batchnorm": [op for op in ops if op["kind"] == "batchnorm"],
-        # conv layers apply their activation through one pair of array functions per activation
-        "array_activations": list({op["act"]: {"act": op["act"], "dact": op["dact"]}
-                                   for op in ops if op["kind"] == "conv2d" and op["has_act"]}.values()),
-        **workspace_per_row(ops),
+        "forward_note": " (softmax probabilities)" if kind == "softmax" else "",
+        "loss_note": ", running statistics" if has_state else "",
+        "grads_note": (": batch statistics; update_state moves the running statistics in params in place"
+                       if has_state else ""),
+        "input_grad_note": "; batch norm uses its running statistics" if has_state else "",
+        "training_note": ("batch norm uses the batch's statistics (its running ones do not move)" if has_state
+                          else "the same here (no batch norm)"),
+        "eval_work": eval_work,
+        "train_work": train_work,
+        "index_work": max(eval_index, train_index),
         "eval_flops": forward_flops,
         "train_flops": 3 * forward_flops,   # backward: two products per forward one
         # BLAS runs its own threads; batch norm's training statistics need the whole batch.

@@ -1,14 +1,17 @@
 """generate(net): derive, print, render, write and import a Numba kernel module.
 
 The element-wise math (activations, their derivatives, the loss and delta^(L))
-comes from the Derivation and is printed by NumbaPrinter; the Jinja templates
-in `symnet.templates` own signatures, loops, memory and BLAS calls. One
-self-contained `.py` file per network (numpy + numba only), named
-`<name>_<hash12>.py`, where the hash covers the network's fingerprint, the
-template and code-generator sources and the symnet version.
+comes from the Derivation and is printed by NumbaPrinter; one emitter per layer
+kind builds the kernel program (symnet.codegen.emitters, .program) and the Jinja
+templates in `symnet.templates` print it. One `.py` file per network, named
+`<name>_<hash12>.py`, where the hash is of the file's own text (and of the
+symnet.runtime source it imports), so it cannot go stale; the default cache
+folder is per Numba and NumPy version, and its index lets a warm start skip the
+derivation when none of its inputs changed. `standalone=True` inlines the runtime.
 """
 from __future__ import annotations
 
+import functools
 import hashlib
 import importlib.util
 import os
@@ -17,81 +20,48 @@ import time
 from pathlib import Path
 
 from ..fileio import write_atomic
-from .context import CONV_KINDS, context
+from .context import context
 
 TEMPLATE = "network.py.jinja"
-KERNEL_TEMPLATES = ("macros.jinja", "network.py.jinja")   # what kernels are rendered from (and hashed)
-CONV_TEMPLATE = "conv_ops.py.jinja"   # hashed too for networks with conv/pool/flatten layers
+KERNEL_TEMPLATES = ("kernels.jinja", "macros.jinja", "network.py.jinja")   # what kernels are rendered from
 
 
 # ----------------------------------------------------------------- templates
 def _template_files() -> dict[str, bytes]:
     """name -> bytes of the kernel templates (installed as package symnet.templates)."""
-    try:
-        from importlib.resources import files
-        root = files("symnet.templates")
-        entries = list(root.iterdir())
-    except (ModuleNotFoundError, FileNotFoundError, TypeError):
-        # A source checkout: templates/ lies beside the package.
-        root = Path(__file__).resolve().parents[2] / "templates"
-        entries = list(root.iterdir())
-    wanted = KERNEL_TEMPLATES + (CONV_TEMPLATE,)
-    out = {}
-    for entry in sorted(entries, key=lambda e: e.name):
-        if entry.name in wanted:
-            out[entry.name] = entry.read_bytes()
-    if set(out) != set(wanted):
-        raise FileNotFoundError(f"symnet templates: {TEMPLATE} not found in {root}")
-    return out
+    from ..templating import template_files
+    return template_files(KERNEL_TEMPLATES)
 
 
-def _environment(templates: dict[str, bytes]):
-    import jinja2
-    loader = jinja2.DictLoader({k: v.decode("utf-8") for k, v in templates.items()})
-    return jinja2.Environment(loader=loader, undefined=jinja2.StrictUndefined, trim_blocks=True,
-                              lstrip_blocks=True, keep_trailing_newline=True, autoescape=False)
+def runtime_text(standalone: bool = False, entries=(), calls=()) -> str:
+    """What the generated module holds of symnet.runtime: import lines, or its source inlined."""
+    from . import runtime_link
+    return runtime_link.inline() if standalone else runtime_link.imports(entries, calls)
 
 
-def _uses_conv(net) -> bool:
-    return any(p.layer.type in CONV_KINDS for p in net.placed)
-
-
-def _used_templates(net, templates: dict[str, bytes]) -> dict[str, bytes]:
-    """The templates a network's kernel is rendered from (conv's only where it has such layers)."""
-    return {k: v for k, v in templates.items() if k != CONV_TEMPLATE or _uses_conv(net)}
-
-
-def _codegen_sources(net) -> bytes:
-    here = Path(__file__).resolve().parent
-    names = ("generate.py", "printer.py", "context.py") + (("conv_ops.py",) if _uses_conv(net) else ())
-    return b"".join((here / f).read_bytes() for f in names)
-
-
-def content_hash(net, templates: dict[str, bytes] | None = None) -> str:
-    from .. import __version__
-    templates = templates if templates is not None else _template_files()
-    h = hashlib.sha256()
-    for part in (net.fingerprint().encode(), __version__.encode(), _codegen_sources(net)):
-        h.update(part)
-        h.update(b"\0")
-    h.update(template_hash(_used_templates(net, templates)).encode())
-    return h.hexdigest()
-
-
-def template_hash(templates: dict[str, bytes]) -> str:
-    h = hashlib.sha256()
-    for name, data in templates.items():
-        h.update(name.encode() + b"\0" + data + b"\0")
-    return h.hexdigest()
-
-
-def render(net, derivation=None, templates: dict[str, bytes] | None = None) -> str:
+def render(net, derivation=None, templates: dict[str, bytes] | None = None, standalone: bool = False) -> str:
     """The kernel module's source text (deterministic bytes for a given network)."""
     from ..derive import derive
+    from ..templating import environment
     templates = templates if templates is not None else _template_files()
     derivation = derivation if derivation is not None else derive(net)
-    ctx = context(net, derivation, template_hash(_used_templates(net, templates)))
-    return _environment(templates).get_template(TEMPLATE).render(**ctx)
+    ctx = context(net, derivation, "")
+    ctx["runtime"] = runtime_text(standalone, ctx["entries"], ctx["runtime_calls"])
+    ctx["runtime_where"] = "symnet.runtime, inlined below (--standalone)" if standalone else "symnet.runtime"
+    return environment(templates).get_template(TEMPLATE).render(**ctx)
+
+
+def content_hash(text: str, standalone: bool = False) -> str:
+    """The key of a kernel file: its own text and, unless standalone, the source of the
+    runtime it imports (Numba's cache of a caller does not notice a changed callee).
+    Nothing else can change what the file computes; the Numba and NumPy versions
+    name the cache folder instead (kernel_path), so golden files keep their names."""
+    from . import runtime_link
+    h = hashlib.sha256(text.encode("utf-8"))
+    if not standalone:
+        for name, source in runtime_link.sources().items():
+            h.update(b"\0" + name.encode() + b"\0" + source.encode("utf-8"))
+    return h.hexdigest()
 
 
 # --------------------------------------------------------------- file & import
@@ -103,9 +73,18 @@ def default_cache_dir() -> Path:
     return Path(base) / "symnet" / "kernels"
 
 
-def kernel_path(net, out_dir=None, templates=None) -> Path:
-    out_dir = Path(out_dir) if out_dir is not None else default_cache_dir()
-    return out_dir / f"{net.name}_{content_hash(net, templates)[:12]}.py"
+def versioned_cache_dir() -> Path:
+    """The default cache folder for this Numba and NumPy (their compiled code is not shared)."""
+    import numba
+    import numpy
+    return default_cache_dir() / f"numba-{numba.__version__}_numpy-{numpy.__version__}"
+
+
+def kernel_path(net, out_dir=None, templates=None, text=None, standalone=False) -> Path:
+    """Where the kernel file of `net` lives: named by the network and the hash of its text."""
+    out_dir = Path(out_dir) if out_dir is not None else versioned_cache_dir()
+    text = text if text is not None else render(net, templates=templates, standalone=standalone)
+    return out_dir / f"{net.name}_{content_hash(text, standalone)[:12]}.py"
 
 
 def load_module(path):
@@ -130,21 +109,49 @@ def load_module(path):
 TIMINGS: dict[str, float] = {}   # seconds of the last generate(): derive, render, write, import
 
 
-def write(net, out_dir=None, force: bool = False) -> Path:
-    """Write the kernel file of `net` (skipped when a file of the same hash exists)."""
-    templates = _template_files()
-    path = kernel_path(net, out_dir, templates)
+@functools.lru_cache(maxsize=1)
+def _sources_digest() -> bytes:
+    """Every source that can change a kernel's text: symnet's own modules and templates, and
+    the versions of the libraries that derive and print it."""
+    import jinja2
+    import sympy
+    root = Path(__file__).resolve().parents[1]
+    h = hashlib.sha256(f"sympy {sympy.__version__} jinja2 {jinja2.__version__}".encode())
+    for path in sorted(root.rglob("*.py")):
+        h.update(str(path.relative_to(root)).encode() + b"\0" + path.read_bytes() + b"\0")
+    for name, data in _template_files().items():
+        h.update(name.encode() + b"\0" + data + b"\0")
+    return h.digest()
+
+
+def _index_path(net, out_dir: Path, standalone: bool) -> Path:
+    """The cache's note of which file a network's inputs gave (so that a warm start skips
+    derive and render): keyed by the network and every input that can change the text."""
+    key = hashlib.sha256(_sources_digest() + net.fingerprint().encode() + bytes([standalone])).hexdigest()
+    return out_dir / "index" / f"{net.name}_{key[:24]}"
+
+
+def write(net, out_dir=None, force: bool = False, standalone: bool = False) -> Path:
+    """Write the kernel file of `net` (skipped when a file of the same text exists). In the
+    default cache folder an index remembers which file the same inputs gave last time."""
+    from ..derive import derive
+    index = _index_path(net, versioned_cache_dir(), standalone) if out_dir is None and not force else None
+    if index is not None and index.exists():
+        path = index.parent.parent / index.read_text(encoding="utf-8").strip()
+        if path.name and path.exists():
+            TIMINGS.update(derive=0.0, render=0.0, write=0.0)
+            return path
+    t0 = time.perf_counter()
+    derivation = derive(net)
+    t1 = time.perf_counter()
+    text = render(net, derivation, standalone=standalone)
+    t2 = time.perf_counter()
+    path = kernel_path(net, out_dir, text=text, standalone=standalone)
     if force or not path.exists():
-        from ..derive import derive
-        t0 = time.perf_counter()
-        derivation = derive(net)
-        t1 = time.perf_counter()
-        text = render(net, derivation, templates)
-        t2 = time.perf_counter()
         write_atomic(path, text)
-        TIMINGS.update(derive=t1 - t0, render=t2 - t1, write=time.perf_counter() - t2)
-    else:
-        TIMINGS.update(derive=0.0, render=0.0, write=0.0)
+    if index is not None:
+        write_atomic(index, path.name)
+    TIMINGS.update(derive=t1 - t0, render=t2 - t1, write=time.perf_counter() - t2)
     return path
 
 
@@ -161,17 +168,17 @@ def generate(net, out_dir=None):
     return mod
 
 
-def cli_generate(spec, output=None) -> str:
-    """`symnet generate SPEC -o DIR`: write the kernel file; returns its path."""
+def cli_generate(spec, output=None, standalone: bool = False) -> str:
+    """`symnet generate SPEC -o DIR [--standalone]`: write the kernel file; returns its path."""
     from ..spec import load
     net = load(spec)
-    path = write(net, output if output is not None else "generated")
+    path = write(net, output if output is not None else "generated", standalone=standalone)
     return str(path)
 
 
 def main_generate(args) -> int:
     """argparse entry: args.spec, args.output."""
-    print(cli_generate(args.spec, getattr(args, "output", None)))
+    print(cli_generate(args.spec, getattr(args, "output", None), getattr(args, "standalone", False)))
     return 0
 
 

@@ -107,12 +107,8 @@ def avgpool_factor_code(dtype: str, size: str = "size") -> str:
     """The derived factor 1/(k_h k_w) as kernel source, for a size x size window."""
     k = sp.Symbol(size, integer=True, positive=True)
     factor = generic_avgpool()["factor"].xreplace({KH: k, KW: k})
-    try:
-        from ..codegen.printer import numba_code
-        return numba_code(factor, dtype)
-    except ImportError:   # pragma: no cover - the printer ships with symnet
-        from sympy.printing.pycode import pycode
-        return pycode(factor)
+    from ..numba_printer import numba_code   # a leaf module: derive imports nothing from codegen
+    return numba_code(factor, dtype)
 
 
 # ---------------------------------------------------------------- notation

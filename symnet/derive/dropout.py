@@ -45,3 +45,10 @@ def _register():
 
 
 _register()
+
+
+def kept_scale(rate) -> sp.Expr:
+    """Code generation's interface: the factor a kept entry (m_i = 1) is multiplied by,
+    d a_i / d a_i^(l-1) of the forward map above, for the given rate."""
+    a, p = sp.Symbol("a", real=True), sp.nsimplify(rate)
+    return sp.diff(MASK[I] * a / (1 - p), a).subs(MASK[I], 1)

@@ -126,3 +126,16 @@ def softmax_output(loss, layer: int) -> tuple[OutputMath, list[Step]]:
                       r"targets are one-hot: $\sum_k y_k = 1$", "element", layer))
     kernel_delta = delta.subs({p[I]: P, y[I]: Y})
     return OutputMath("softmax", None, kernel_delta, kernel_delta, None), steps
+
+
+# Symbols of the softmax cross-entropy kernel's running sums (code generation's interface).
+SOFTMAX_S, SOFTMAX_YZ = sp.symbols("s yz", real=True)
+
+
+def softmax_kernel_loss() -> sp.Expr:
+    """One example's softmax cross entropy in the two sums a stable kernel keeps,
+    s = sum_k exp(u_k) and yz = sum_k y_k u_k with u_k = z_k - max(z): from
+    -sum_k y_k log p_k, p_k = exp(u_k)/s, and sum_k y_k = 1 (one-hot targets)."""
+    u, y = sp.symbols("u y", real=True)
+    term = sp.expand(sp.expand_log(-y * sp.log(sp.exp(u) / SOFTMAX_S), force=True))   # -y u + y log s
+    return term.subs(u * y, SOFTMAX_YZ).subs(y, 1)   # summed over k: sum y_k u_k = yz, sum y_k = 1

@@ -396,10 +396,8 @@ def _template_text(name: str) -> str:
 
 
 def _environment():
-    import jinja2
-    return jinja2.Environment(loader=jinja2.FunctionLoader(_template_text), undefined=jinja2.StrictUndefined,
-                              trim_blocks=True, lstrip_blocks=True, keep_trailing_newline=True,
-                              autoescape=False)
+    from .templating import environment
+    return environment(_template_text)
 
 
 def options(d, sections=None, example=None) -> tuple[tuple, dict | None]:

@@ -1,25 +1,27 @@
-# ---- convolution and pooling kernels ({{ dtype }}), rendered by symnet.codegen.conv_ops
-# Layout: x (batch, channels, height, width); W (filters, channels, kh, kw), as PyTorch.
-# Strategy (measured with benchmarks/bench_conv_ops.py and bench_train_step.py):
-# one thread per call, no prange (the generated module's Python API runs shares
-# of a large batch in threads of its own). Per call the kernels allocate their
-# work arrays once and, per example, build the im2col matrix cols
-# (C*kh*kw, Ho*Wo) straight from x (no padded copy: a fast path for stride 1
-# without padding, bounds tests otherwise). The matrix products are loops the
-# compiler vectorises, blocked so that each load or store serves several
-# multiply-adds; for these sizes (a few filters, small planes) they beat one
-# BLAS call per example, and no BLAS call can start OpenBLAS's threads:
-# - forward, out[n] (F, Ho*Wo) = W (F, C*kh*kw) @ cols, written in place in the
-#   (batch, F, Ho, Wo) layout, then + b;
-# - input gradient, dcols = W^T @ dz[n], then col2im adds it into dx[n];
-# - dW as dot products over the plane, summed over the batch in place.
-# Backward writes dW, db as sums over the batch of the given dz (scale dz by
-# 1/m beforehand for a mean loss); an empty dx (dx.size == 0) skips the input
-# gradient (first layer).
-# Max pooling keeps the flat in-plane index of the first maximum of each window
-# in row-major order (ties go to it, as PyTorch); 2x2 windows with stride 2
-# have their own unrolled path. Average pooling spreads the factor derived by
-# SymPy: {{ avg_factor_doc }}.
+"""Convolution, pooling and flatten kernels (any float dtype; Numba compiles one per dtype).
+Layout: x (batch, channels, height, width); W (filters, channels, kh, kw), as PyTorch.
+Strategy (measured with benchmarks/bench_conv_ops.py and bench_train_step.py):
+one thread per call, no prange (the generated module's Python API runs shares
+of a large batch in threads of its own). Per call the kernels allocate their
+work arrays once and, per example, build the im2col matrix cols
+(C*kh*kw, Ho*Wo) straight from x (no padded copy: a fast path for stride 1
+without padding, bounds tests otherwise). The matrix products are loops the
+compiler vectorises, blocked so that each load or store serves several
+multiply-adds; for these sizes (a few filters, small planes) they beat one
+BLAS call per example, and no BLAS call can start OpenBLAS's threads:
+- forward, out[n] (F, Ho*Wo) = W (F, C*kh*kw) @ cols, written in place in the
+  (batch, F, Ho, Wo) layout, then + b;
+- input gradient, dcols = W^T @ dz[n], then col2im adds it into dx[n];
+- dW as dot products over the plane, summed over the batch in place.
+Backward writes dW, db as sums over the batch of the given dz (scale dz by
+1/m beforehand for a mean loss); an empty dx (dx.size == 0) skips the input
+gradient (first layer).
+Max pooling keeps the flat in-plane index of the first maximum of each window
+in row-major order (ties go to it, as PyTorch); 2x2 windows with stride 2
+have their own unrolled path. Average pooling takes its factor as an argument:
+the generated module passes the factor derived by SymPy
+(symnet.derive.conv.generic_avgpool), printed per layer in the kernel's dtype.
+"""
 import numpy as np
 from numba import njit
 
@@ -293,11 +295,10 @@ def maxpool2d_backward(dout, argmax, dx):
 
 
 @njit(cache=True)
-def avgpool2d_forward(x, size, stride, out):
-    """out = the mean of each size x size window."""
+def avgpool2d_scaled_forward(x, size, stride, scale, out):
+    """out = scale times the sum of each size x size window (scale: the derived factor)."""
     N, C = x.shape[0], x.shape[1]
     ho, wo = out.shape[2], out.shape[3]
-    scale = {{ avg_factor }}
     for n in range(N):
         for c in range(C):
             for i in range(ho):
@@ -310,11 +311,10 @@ def avgpool2d_forward(x, size, stride, out):
 
 
 @njit(cache=True)
-def avgpool2d_backward(dout, size, stride, dx):
-    """dx = each window's gradient times the derived factor, spread over the window."""
+def avgpool2d_scaled_backward(dout, size, stride, scale, dx):
+    """dx = each window's gradient times scale (the derived factor), spread over the window."""
     N, C, H, Wd = dx.shape
     ho, wo = dout.shape[2], dout.shape[3]
-    scale = {{ avg_factor }}
     for n in range(N):
         for c in range(C):
             d = dx[n, c].reshape(H * Wd)

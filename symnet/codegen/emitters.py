@@ -1,0 +1,189 @@
+"""One emitter per layer kind: the layer's kernels and its statements for inference,
+the training forward pass and backward (symnet.codegen.program).
+
+An emitter receives the layer's op (context.build_ops: names, shapes, printed
+math) and returns a LayerCode; Python assembles the entry points from them
+(context.program). Adding a layer kind: one derive rule plus one emitter here
+and its kernel macros in templates/kernels.jinja.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Callable
+
+from .program import Alias, Alloc, Call, Kernel, Take, When
+
+
+@dataclass
+class LayerCode:
+    kernels: list[Kernel] = field(default_factory=list)
+    infer: list = field(default_factory=list)
+    train_forward: list = field(default_factory=list)
+    backward: Callable[[bool], list] = lambda update: []
+
+
+def _label(L, rule, ops) -> str:
+    return f"{L['where']}: {L['describe']}; rule {rule}; {ops} element-wise ops"
+
+
+def _grads_in(L, update):
+    """Gradient arrays of a trainable layer: fresh ones in _train_step (the caller's in _loss_and_grads)."""
+    if L["k"] is None or not update:
+        return []
+    return [Alloc(f"g{L['W']}", f"{L['W']}.shape"), Alloc(f"g{L['b']}", f"{L['b']}.shape")]
+
+
+def _delta_below(L):
+    """Where the gradient below this layer goes (none for the first layer: DX is the caller's)."""
+    if L["first"]:
+        return []
+    return [Take(L["D_in"], L["in_size"], L["in_dims"])]
+
+
+def _after_backward(L, update):
+    out = []
+    if L["G_in"] and L["kind"] != "dense":   # dense folds g'(z) below into its own kernel
+        out.append(Call("mul_inplace", (L["D_in"], L["G_in"])))
+    if L["k"] is not None and update:   # the fused optimiser step, right after the gradients
+        for name, reg in ((L["W"], "reg" if L["W"].startswith("W") else "noreg"), (L["b"], "noreg")):
+            out.append(Call("fused_update", (name, f"g{name}", f"S1{name}", f"S2{name}", "kind", "h", reg)))
+    return out
+
+
+def _ints(*values) -> tuple[str, ...]:
+    """Integer arguments of the shared runtime kernels, typed int64 rather than as literals:
+    Numba would compile (and cache) a runtime kernel once per literal value otherwise,
+    so networks of other strides or paddings could not share it."""
+    return tuple(f"np.int64({v})" for v in values)
+
+
+def _grad_args(L):
+    return (f"g{L['W']}", f"g{L['b']}")
+
+
+# ------------------------------------------------------------------ dense
+def dense(L, ops) -> LayerCode:
+    k, args = L["k"], (L["A_in"], L["W"], L["b"])
+    code = LayerCode()
+    if L["output"]:
+        loss_ops = ops.get("loss_elem", 0) + ops.get("delta_elem", 0) + ops.get("delta_softmax", 0)
+        macro = "dense_loss_softmax" if L["softmax"] else "dense_loss"
+        code.kernels.append(Kernel(macro, L, _label(L, "output: loss and delta^(L)", loss_ops + ops.get(L["act"], 0))))
+        infer = "dense_infer_softmax" if L["softmax"] else "dense_infer"
+        code.kernels.append(Kernel(infer, L, _label(L, "output: inference", ops.get(L["act"], 0))))
+        code.infer = [Alloc(L["A"], L["out_dims"]), Call(f"dense{k}_infer", args + (L["A"],))]
+    else:
+        act_ops = ops.get(L["act"], 0) + ops.get(L["dact"], 0)
+        code.kernels.append(Kernel("dense_forward", L, _label(L, "dense forward", act_ops)))
+        code.kernels.append(Kernel("dense_infer", L, _label(L, "dense inference", ops.get(L["act"], 0))))
+        code.infer = [Take(L["A"], L["out_size"], L["out_dims"]), Call(f"dense{k}_infer", args + (L["A"],))]
+        code.train_forward = [Take(L["G"], L["out_size"], L["out_dims"]), Take(L["A"], L["out_size"], L["out_dims"]),
+                              Call(f"dense{k}_forward", args + (L["G"], L["A"]))]
+    macro = "dense_backward_first" if L["first"] else ("dense_backward_gated" if L["G_in"] else "dense_backward")
+    code.kernels.append(Kernel(macro, L, _label(L, "dense backward", 0)))
+    gated = (L["G_in"],) if L["G_in"] and not L["first"] else ()
+
+    def backward(update):
+        return (_grads_in(L, update) + _delta_below(L)
+                + [Call(f"dense{k}_backward", (L["D"], L["A_in"], L["W"]) + _grad_args(L) + (L["D_in"],) + gated)]
+                + _after_backward(L, update))
+    code.backward = backward
+    return code
+
+
+# ------------------------------------------------------------------ conv2d
+def conv2d(L, ops) -> LayerCode:
+    take_a = Take(L["A"], L["out_size"], L["out_dims"])
+    geometry = _ints(L["stride"], *L["pads"])
+    code = LayerCode()
+    code.infer = [take_a, Call("conv2d_forward", (L["A_in"], L["W"], L["b"]) + geometry + (L["A"],)),
+                  Call(f"{L['act']}_inplace", (L["A"],))]
+    code.train_forward = [Take(L["G"], L["out_size"], L["out_dims"]), take_a,
+                          Call("conv2d_forward", (L["A_in"], L["W"], L["b"]) + geometry + (L["G"],)),
+                          Call(f"{L['act']}_arrays", (L["G"], L["A"]))]
+
+    def backward(update):
+        return (_grads_in(L, update) + _delta_below(L)
+                + [Call("conv2d_backward", (L["A_in"], L["W"], L["D"]) + geometry + _grad_args(L) + (L["D_in"],))]
+                + _after_backward(L, update))
+    code.backward = backward
+    return code
+
+
+# ------------------------------------------------------------------ pooling, flatten, dropout
+def _input_gradient(L, call: Call):
+    """A layer without parameters: its input gradient, skipped in the first layer unless asked for."""
+    if L["first"]:
+        return [When("DX.size > 0", (call,))]
+    return [call]
+
+
+def maxpool2d(L, ops) -> LayerCode:
+    code = LayerCode()
+    code.infer = [Take(L["A"], L["out_size"], L["out_dims"]), Take(L["I"], L["out_size"], L["out_dims"], index=True),
+                  Call("maxpool2d_forward", (L["A_in"],) + _ints(L["size"], L["stride"]) + (L["A"], L["I"]))]
+    code.train_forward = code.infer
+    code.backward = lambda update: (_delta_below(L) + _input_gradient(L, Call("maxpool2d_backward", (L["D"], L["I"], L["D_in"])))
+                                    + _after_backward(L, update))
+    return code
+
+
+def avgpool2d(L, ops) -> LayerCode:
+    window = _ints(L["size"], L["stride"]) + (L["scale"],)
+    code = LayerCode()
+    code.infer = [Take(L["A"], L["out_size"], L["out_dims"]),
+                  Call("avgpool2d_scaled_forward", (L["A_in"],) + window + (L["A"],))]
+    code.train_forward = code.infer
+    code.backward = lambda update: (_delta_below(L) + _input_gradient(L, Call("avgpool2d_scaled_backward", (L["D"],) + window + (L["D_in"],)))
+                                    + _after_backward(L, update))
+    return code
+
+
+def flatten(L, ops) -> LayerCode:
+    code = LayerCode()
+    code.infer = [Call("flatten_forward", (L["A_in"],), target=L["A"])]
+    code.train_forward = code.infer
+
+    def backward(update):
+        if L["first"]:
+            return _input_gradient(L, Call("flatten_backward", (L["D"], "DX")))
+        return [Alias(L["D_in"], f"{L['D']}.reshape({L['in_dims']})")] + _after_backward(L, update)
+    code.backward = backward
+    return code
+
+
+def dropout(L, ops) -> LayerCode:
+    code = LayerCode()
+    code.infer = [Alias(L["A"], L["A_in"])]   # evaluation: dropout is off
+    code.train_forward = [Take(L["A"], L["out_size"], L["out_dims"]), Call("mul_into", (L["A_in"], L["M"], L["A"]))]
+    code.backward = lambda update: (_delta_below(L) + _input_gradient(L, Call("mul_into", (L["D"], L["M"], L["D_in"])))
+                                    + _after_backward(L, update))
+    return code
+
+
+# ------------------------------------------------------------------ batch norm
+def batchnorm(L, ops) -> LayerCode:
+    k = L["k"]
+    bn_ops = sum(v for name, v in ops.items() if name.startswith("bn_"))
+    code = LayerCode()
+    code.kernels = [Kernel("bn_forward", L, _label(L, "batchnorm forward", bn_ops + ops.get(L["act"], 0) + ops.get(L["dact"], 0))),
+                    Kernel("bn_infer", L, _label(L, "batchnorm inference", bn_ops + ops.get(L["act"], 0))),
+                    Kernel("bn_backward", L, _label(L, "batchnorm backward", bn_ops))]
+    params = (L["A_in"], L["W"], L["b"], L["RM"], L["RV"])
+    code.infer = [Take(L["A"], L["out_size"], L["out_dims"]), Call(f"bn{k}_infer", params + (L["A"],))]
+    code.train_forward = [Take(L["Xhat"], L["out_size"], L["out_dims"]), Alloc(L["Inv"], str(L["C"])),
+                          Take(L["G"], L["out_size"], L["out_dims"]), Take(L["A"], L["out_size"], L["out_dims"]),
+                          Call(f"bn{k}_forward", params + ("batch_stats", "update", L["Xhat"], L["Inv"], L["G"], L["A"]))]
+
+    def backward(update):
+        return (_grads_in(L, update) + _delta_below(L)
+                + [Call(f"bn{k}_backward", (L["D"], L["Xhat"], L["Inv"], L["W"], "batch_stats") + _grad_args(L) + (L["D_in"],))]
+                + _after_backward(L, update))
+    code.backward = backward
+    return code
+
+
+EMITTERS = {"dense": dense, "conv2d": conv2d, "maxpool2d": maxpool2d, "avgpool2d": avgpool2d,
+            "flatten": flatten, "dropout": dropout, "batchnorm": batchnorm}
+
+__all__ = ["EMITTERS", "LayerCode"]

@@ -1,0 +1,70 @@
+"""How a generated module reaches symnet.runtime: import lines naming what it uses
+(the default: compiled once per machine, shared by every network), or the runtime's
+source inlined (`symnet generate --standalone`: one file needing only numpy and numba)."""
+from __future__ import annotations
+
+import ast
+import importlib
+from pathlib import Path
+
+from .program import Call, flat
+
+# What the generated Python API uses of the runtime, by module.
+API = {
+    "optim": ("fused_arguments", "fused_update"),
+    "threads": ("MIN_SHARE_FLOPS", "Pool", "checked_threads", "default_threads", "shares"),
+    "workspace": ("workspace",),
+    "checks": ("ShapeError", "batch", "batches", "check_batch_stats", "draw_dropout_masks", "masks_in_order",
+               "param_arrays", "param_checks"),
+}
+RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
+
+
+def _module_names(module: str) -> set[str]:
+    mod = importlib.import_module(f"symnet.runtime.{module}")
+    return {name for name in vars(mod) if not name.startswith("_")}
+
+
+def imports(entries, kernels_called=()) -> str:
+    """`from symnet.runtime.X import ...` lines for the names the entries and the API use."""
+    called = {s.fn for e in entries for s in flat(e.body) if isinstance(s, Call)} | set(kernels_called)
+    lines = []
+    from ..runtime import MODULES
+    for module in MODULES:
+        names = set(API.get(module, ())) | (called & _module_names(module))
+        if names:
+            lines.append(f"from symnet.runtime.{module} import {', '.join(sorted(names))}")
+    return "\n".join(lines)
+
+
+def sources() -> dict[str, str]:
+    """module name -> source text of the runtime (what a kernel file's key must cover)."""
+    from ..runtime import MODULES
+    return {m: (RUNTIME / f"{m}.py").read_text(encoding="utf-8") for m in MODULES}
+
+
+def inline() -> str:
+    """The runtime's modules as one block of source: their imports hoisted and merged,
+    module docstrings kept as comments."""
+    hoisted, bodies = [], []
+    for module, text in sources().items():
+        tree = ast.parse(text)
+        lines = text.splitlines()
+        skip = set()
+        for node in tree.body:
+            if isinstance(node, (ast.Import, ast.ImportFrom)):
+                skip.update(range(node.lineno - 1, node.end_lineno))
+                line = "\n".join(lines[node.lineno - 1:node.end_lineno])
+                if line not in hoisted:
+                    hoisted.append(line)
+        doc = ast.get_docstring(tree)
+        first = tree.body[0]
+        if doc is not None:
+            skip.update(range(first.lineno - 1, first.end_lineno))
+        body = "\n".join(line for k, line in enumerate(lines) if k not in skip).strip("\n")
+        comment = "\n".join(f"# {line}".rstrip() for line in (doc or "").splitlines())
+        bodies.append(f"# ==== symnet.runtime.{module} (inlined by --standalone)\n{comment}\n{body}")
+    return "\n".join(hoisted) + "\n\n\n" + "\n\n\n".join(bodies)
+
+
+__all__ = ["imports", "inline", "sources"]

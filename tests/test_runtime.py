@@ -1,0 +1,133 @@
+"""symnet.runtime: the static half of every generated module, tested as ordinary source
+(threads, workspaces, checks, matrix products), and what a generated module may not do
+at import (allocate)."""
+from __future__ import annotations
+
+import os
+import threading
+
+import numpy as np
+import pytest
+
+from symnet import ShapeError
+from symnet.runtime import arrays, checks, threads, workspace
+
+
+def test_shares_cover_the_batch_without_gaps():
+    for rows in (1, 2, 7, 64, 1000):
+        for n in (1, 2, 3, 8):
+            parts = threads.shares(rows, 1e9, True, n)
+            assert parts[0][0] == 0 and parts[-1][1] == rows
+            assert all(a < b for a, b in parts) and all(p[1] == q[0] for p, q in zip(parts, parts[1:]))
+            assert len(parts) == min(n, rows)
+    assert threads.shares(64, 1e9, False, 8) == ((0, 64),)
+    assert threads.shares(64, 10.0, True, 8) == ((0, 64),)   # too little work to hand off
+    with pytest.raises(ValueError):
+        threads.checked_threads(0)
+
+
+def test_pool_runs_shares_and_forgets_its_threads():
+    pool = threads.Pool()
+    seen = pool.run(lambda a, b: (a, b, threading.get_native_id()), ((0, 1), (1, 2), (2, 3)))
+    assert [s[:2] for s in seen] == [(0, 1), (1, 2), (2, 3)]
+    assert seen[0][2] == threading.get_native_id() and len(pool.workers) == 2
+    workers = pool.workers
+    pool.forget()   # what a forked child does
+    assert pool.workers is workers and not workers
+    assert pool.run(lambda a, b: b - a, ((0, 2), (2, 5))) == [2, 3]
+
+
+def test_workspace_is_kept_per_thread_and_grows():
+    local = threading.local()
+    work, iwork = workspace.workspace(local, 4, 10, 3, np.float32)
+    assert work.dtype == np.float32 and work.size == 40 and iwork.dtype == np.int64 and iwork.size == 12
+    again, _ = workspace.workspace(local, 2, 10, 3, np.float32)
+    assert again is work
+    bigger, _ = workspace.workspace(local, 8, 10, 3, np.float32)
+    assert bigger.size == 80 and local.work is bigger
+
+
+def test_strides_are_computed_like_numpy():
+    for shape in ((), (3,), (2, 5), (6, 1, 5, 5)):
+        for dtype in (np.float32, np.float64):
+            assert checks.c_strides(shape, dtype) == np.empty(shape, dtype).strides
+
+
+def test_param_checks_convert_or_refuse():
+    shapes = {"W1": (2, 3), "b1": (2,), "rm": (2,)}
+    table = checks.param_checks(("W1", "b1", "rm"), shapes, np.float32)
+    good = {"W1": np.ones((2, 3), np.float32), "b1": np.ones(2, np.float32), "rm": np.zeros(2, np.float32)}
+    out = checks.param_arrays(good, table, 2, np.float32, exact=True, exact_state=True)
+    assert all(a is good[k] for a, k in zip(out, ("W1", "b1", "rm")))
+    converted = checks.param_arrays({**good, "W1": np.ones((2, 3))}, table, 2, np.float32)
+    assert converted[0].dtype == np.float32
+    with pytest.raises(ShapeError, match="W1 must be a C-contiguous float32"):
+        checks.param_arrays({**good, "W1": np.ones((2, 3))}, table, 2, np.float32, exact=True)
+    with pytest.raises(ShapeError, match="b1 must have shape"):
+        checks.param_arrays({**good, "b1": np.ones(3)}, table, 2, np.float32)
+    with pytest.raises(ShapeError, match="missing parameter 'rm'.*init_state"):
+        checks.param_arrays({"W1": good["W1"], "b1": good["b1"]}, table, 2, np.float32)
+    with pytest.raises(ShapeError, match=r"Y: 3 rows for 2 rows of X"):
+        checks.batches(np.ones((2, 4)), np.ones((3, 1)), (4,), 1, np.float64)
+
+
+def test_dropout_masks_scale_kept_entries():
+    rng = np.random.default_rng(0)
+    (mask,) = checks.draw_dropout_masks(rng, 1000, ((0.25, (8,), 4 / 3),), np.float32)
+    assert mask.shape == (1000, 8) and set(np.unique(mask)) == {np.float32(0), np.float32(4 / 3)}
+    assert abs((mask > 0).mean() - 0.75) < 0.03
+    with pytest.raises(ShapeError, match=r"masks\[0\]: 3 rows for 2 rows of X"):
+        checks.masks_in_order([np.ones((3, 8))], 2, ((0.25, (8,), 4 / 3),), np.float32)
+
+
+@pytest.mark.parametrize("dtype", [np.float32, np.float64])
+def test_matrix_products_match_numpy(dtype):
+    rng = np.random.default_rng(1)
+    A, B, C = (rng.standard_normal(s).astype(dtype) for s in ((5, 7), (3, 7), (5, 3)))
+    tol = dict(rtol=1e-5, atol=1e-5) if dtype == np.float32 else dict(rtol=1e-12, atol=1e-12)
+    for small in (False, True):
+        suffix = "_small" if small else ""
+        out = np.empty((5, 3), dtype)
+        getattr(arrays, "mm_abt" + suffix)(A, B, out)
+        np.testing.assert_allclose(out, A @ B.T, **tol)
+        out = np.empty((5, 7), dtype)
+        getattr(arrays, "mm_ab" + suffix)(C, B, out)
+        np.testing.assert_allclose(out, C @ B, **tol)
+        out = np.empty((3, 7), dtype)
+        getattr(arrays, "mm_atb" + suffix)(C, A, out)
+        np.testing.assert_allclose(out, C.T @ A, **tol)
+        assert out.dtype == dtype
+    from symnet.runtime import optim
+    W, gW = A.copy(), np.ascontiguousarray(A[::-1])
+    kind, h = optim.plain_sgd(0.5)
+    empty = np.empty(0, dtype)
+    optim.fused_update(W, gW, empty, empty, kind, h, np.array([0.2, 0.1]))   # with an L2 and L1 term
+    np.testing.assert_allclose(W, A - 0.5 * (gW + 0.2 * A + 0.1 * np.sign(A)), **tol)
+    assert W.dtype == dtype
+
+
+def test_generated_module_import_allocates_nothing(tmp_path):
+    """A network far larger than memory: generating and importing it must not allocate
+    (the module checks shapes from computed strides)."""
+    from symnet import Dense, Network
+    from symnet.codegen import generate
+    net = Network(2, [Dense(200_000, "tanh"), Dense(200_000)], loss="mse", name="huge")   # W2: 160 GB
+    mod = generate(net, tmp_path)
+    assert mod.PARAM_SHAPES["W2"] == (200_000, 200_000)
+    item = np.dtype(mod.DTYPE).itemsize
+    assert mod._CHECKS[2] == ("W2", (200_000, 200_000), (200_000 * item, item))
+
+
+def test_runtime_modules_import_nothing_of_symnet_but_errors():
+    import ast
+    from pathlib import Path
+
+    from symnet.runtime import MODULES
+    root = Path(threads.__file__).parent
+    for name in MODULES:
+        tree = ast.parse((root / f"{name}.py").read_text())
+        for node in ast.walk(tree):
+            if isinstance(node, ast.ImportFrom):
+                assert node.level == 0 and node.module in (None, "numpy", "numba", "concurrent.futures",
+                                                           "symnet.errors"), (name, node.module)
+    assert os.path.exists(root / "__init__.py")
