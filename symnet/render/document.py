@@ -396,7 +396,7 @@ def _template_text(name: str) -> str:
 
 
 def _environment():
-    from .templating import environment
+    from ..templating import environment
     return environment(_template_text)
 
 
