@@ -71,6 +71,8 @@ class Network:
         last_act = getattr(self.layers[-1], "activation", None)
         if self.loss.kind == "margin" and (last_act is None or not last_act.is_identity):
             raise SpecError(f"loss {self.loss.name}: takes the scores z, so the last layer needs no activation")
+        if self.loss.kind == "margin" and len(out) == 1 and out[0] < 2:
+            raise ShapeError(f"loss {self.loss.name}: needs at least 2 classes, the network gives {out}")
         if self.loss.name == "bce":
             act = getattr(self.layers[-1], "activation", None)
             if act is None or act.name != "sigmoid":

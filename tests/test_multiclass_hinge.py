@@ -5,7 +5,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from symnet import Dense, Network, SpecError
+from symnet import Dense, Network, ShapeError, SpecError
 from symnet.codegen import generate
 from symnet.derive import derive
 from symnet.trace import trace
@@ -108,6 +108,8 @@ def test_spec_errors():
     from symnet import Softmax
     with pytest.raises(SpecError, match="softmax"):
         Network(3, [Dense(4), Softmax()], loss="multiclass_hinge")
+    with pytest.raises(ShapeError, match="at least 2 classes"):
+        Network(3, [Dense(1)], loss="multiclass_hinge")
 
 
 def test_derivation_document_shows_delta():
