@@ -92,7 +92,7 @@ def test_matches_torch_multimarginloss(kernel):
     np.testing.assert_allclose(grads["W2"], z.grad.numpy().T @ a1, rtol=1e-10, atol=1e-12)
 
 
-def test_tie_at_the_kink_gives_zero_gradient():
+def test_tie_at_the_kink_gives_zero_gradient(kernel):
     # Scores with z_j - z_y = -1 exactly: margin 0, derivative taken as 0 (as ReLU, and as PyTorch).
     net = Network(2, [Dense(3)], loss="multiclass_hinge", name="tie")
     params = {"W1": np.zeros((3, 2)), "b1": np.array([1.0, 0.0, -3.0])}
@@ -100,6 +100,14 @@ def test_tie_at_the_kink_gives_zero_gradient():
     ev = trace(derive(net), params, X, Y)
     assert ev.loss == 0.0
     np.testing.assert_array_equal(ev.grads["b1"], np.zeros(3))
+    # the kernel: a^(1) = tanh(0) = 0, so z = b2; class 1 sits exactly on the margin of class 0
+    net, mod = kernel
+    params = {name: np.zeros(shape) for name, shape in net.param_shapes.items()}
+    params["b2"] = np.array([1.0, 0.0, -3.0, -5.0])
+    loss, grads = mod.loss_and_grads(params, np.ones((2, 3)), np.array([[1.0, 0, 0, 0], [1.0, 0, 0, 0]]))
+    assert loss == 0.0
+    for g in grads.values():
+        np.testing.assert_array_equal(g, np.zeros_like(g))
 
 
 def test_spec_errors():
