@@ -142,8 +142,14 @@ def test_verify_evaluates_the_delta_target():
     net = _net()
     assert verify(net, "W2", "dW2 = delta2 a1^T").ok
     assert verify(net, "W2", r"dW2 = \frac{\partial \ell}{\partial a^{(2)}} a1^T").ok
-    wrong = verify(net, "delta2", "delta2 = (yhat - y)/n")     # the softmax form does not fit the hinge
+    wrong = verify(net, "delta2", "delta2 = (yhat - y)/4")     # the softmax form does not fit the hinge
     assert not wrong.ok and wrong.counterexample is not None
+    # the lecture's delta written by hand (one example, a column; 1 - y + y is a column of ones)
+    violated = "(1 + z2 - (1 - y + y)(y^T z2) > 0)"
+    right = f"delta2 = ((1 - y) * {violated} - y ((1 - y)^T {violated})) / 4"
+    assert verify(net, "delta2", right, per_example=True).ok
+    sign_slip = f"delta2 = ((1 - y) * {violated} + y ((1 - y)^T {violated})) / 4"
+    assert not verify(net, "delta2", sign_slip, per_example=True).ok
 
 
 def test_delta_from_the_definition():
