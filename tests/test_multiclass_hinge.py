@@ -122,7 +122,7 @@ def test_spec_errors():
 
 def test_derivation_document_shows_delta():
     import shutil
-    from symnet.render import build_pdf, to_latex, to_markdown
+    from symnet.render import build_pdf, overfull_pt, to_latex, to_markdown
     d = derive(_net())
     md, tex = to_markdown(d), to_latex(d)
     for text in (md, tex):
@@ -133,8 +133,9 @@ def test_derivation_document_shows_delta():
     assert r"\delta^{(2)}_{i} = \frac{1}{n}" in loss_part          # delta^(L) of the loss
     assert r"\max\left(0," in loss_part and r"\mathbb{1}_{j}" in loss_part
     if shutil.which("pdflatex"):
-        pdf, _ = build_pdf(tex)
+        pdf, log = build_pdf(tex)
         assert pdf.startswith(b"%PDF")
+        assert not [x for x in overfull_pt(log) if x > 2.0], "overfull lines (tests/test_documents.py's bound)"
 
 
 def test_verify_evaluates_the_delta_target():

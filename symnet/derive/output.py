@@ -211,9 +211,9 @@ def multiclass_hinge_output(loss, layer: int) -> tuple[OutputMath, list[Step]]:
     ell = sp.Symbol(r"\ell", real=True)
     written = sp.Sum((1 - y[J]) * sp.Max(0, at(parts["margin"])), (J, 1, n)) / n
     steps = [
-        Step(ell, written, "definition of the multi-class hinge (SVM) loss, margin 1, divided by the n classes "
-             r"as torch.nn.MultiMarginLoss; one-hot $y$: the true class's score is $\sum_k y_k z_k$ and "
-             r"$1 - y_j$ drops the term $j = y$", "loss"),
+        Step(ell, written, "definition of the multi-class hinge (SVM) loss with margin 1, divided by the $n$ classes "
+             r"as in PyTorch's MultiMarginLoss (the lecture's sum is $n$ times it); one-hot $y$: the true "
+             r"class's score is $\sum_k y_k z_k$ and $1 - y_j$ drops the term $j = y$", "loss"),
         Step(sp.Max(0, sp.Symbol("u")), sp.Piecewise((sp.Symbol("u"), sp.Symbol("u") > 0), (0, True)),
              "its derivative is taken as 0 at the kink $u = 0$, as for ReLU and in PyTorch", "loss"),
         Step(sp.Derivative(ell, zl[I]), sp.Sum(at(parts["d_summand"]), (J, 1, n)) / n,
