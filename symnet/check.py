@@ -45,7 +45,7 @@ def float64_copy(net: Network) -> Network:
 def random_batch(net: Network, batch: int, rng) -> tuple[np.ndarray, np.ndarray]:
     X = rng.normal(size=(batch, *net.input_shape))
     n_out = net.output_shape[0]
-    if net.loss.is_categorical:
+    if net.loss.one_hot:
         Y = np.eye(n_out)[rng.integers(0, n_out, batch)]
     elif net.loss.name == "hinge":
         Y = rng.choice([-1.0, 1.0], size=(batch, n_out))

@@ -29,6 +29,12 @@ CATEGORICAL = {
     "softmax_cross_entropy": "softmax cross entropy on logits",
     "cross_entropy": "cross entropy after a softmax layer",
 }
+# Margin losses on class scores (logits, no softmax), one-hot targets. multiclass_hinge:
+# (1/n) sum_{j != y} max(0, 1 + z_j - z_y) per example, torch.nn.MultiMarginLoss's default
+# (p=1, margin=1, divided by the n classes); the CS231n lecture's sum is n times it.
+MARGIN = {
+    "multiclass_hinge": "multi-class hinge (SVM) loss on scores",
+}
 REJECTED = {
     "zero_one": "the 0-1 loss is piecewise constant: its gradient is zero almost everywhere and "
                 "undefined at the jumps, so backprop cannot learn from it; use hinge or bce",
@@ -40,7 +46,7 @@ REJECTED["0-1"] = REJECTED["zero_one"]
 @dataclass(frozen=True)
 class Loss:
     name: str
-    kind: str                     # "elementwise" or "categorical"
+    kind: str                     # "elementwise", "categorical" (softmax) or "margin"
     expr: sp.Expr | None          # per-element loss in yhat, y (elementwise kinds)
     title: str
     source: str | None = None     # formula text of a custom loss
@@ -48,6 +54,11 @@ class Loss:
     @property
     def is_categorical(self) -> bool:
         return self.kind == "categorical"
+
+    @property
+    def one_hot(self) -> bool:
+        """Targets are one-hot classes, predictions the argmax (softmax and margin losses)."""
+        return self.kind in ("categorical", "margin")
 
     def check_differentiable(self):
         d = sp.diff(self.expr, YHAT)
@@ -72,8 +83,10 @@ def make_loss(spec) -> Loss:
         return Loss(name, "elementwise", expr, title)
     if name in CATEGORICAL:
         return Loss(name, "categorical", None, CATEGORICAL[name])
+    if name in MARGIN:
+        return Loss(name, "margin", None, MARGIN[name])
     if name.isidentifier():
-        known = ", ".join(sorted(list(ELEMENTWISE) + list(CATEGORICAL)))
+        known = ", ".join(sorted(list(ELEMENTWISE) + list(CATEGORICAL) + list(MARGIN)))
         raise SpecError(f"loss: unknown loss {short(name)} (known: {known}; or a formula in yhat and y)")
     try:
         expr = parse_formula(name, ["yhat", "y"])

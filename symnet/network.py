@@ -58,7 +58,7 @@ class Network:
 
     def _check_output(self):
         out = self.output_shape
-        if self.loss.is_categorical and len(out) != 1:
+        if self.loss.one_hot and len(out) != 1:
             raise ShapeError(f"loss {self.loss.name}: needs a vector output, the network gives {out}")
         if self.loss.name == "cross_entropy" and not self.ends_in_softmax:
             raise SpecError("loss cross_entropy: the last layer must be softmax "
@@ -68,6 +68,11 @@ class Network:
                             "softmax; use cross_entropy, or drop the softmax")
         if self.ends_in_softmax and self.loss.name != "cross_entropy":
             raise SpecError(f"loss {self.loss.name}: a softmax output goes with cross_entropy only")
+        last_act = getattr(self.layers[-1], "activation", None)
+        if self.loss.kind == "margin" and (last_act is None or not last_act.is_identity):
+            raise SpecError(f"loss {self.loss.name}: takes the scores z, so the last layer needs no activation")
+        if self.loss.kind == "margin" and len(out) == 1 and out[0] < 2:
+            raise ShapeError(f"loss {self.loss.name}: needs at least 2 classes, the network gives {out}")
         if self.loss.name == "bce":
             act = getattr(self.layers[-1], "activation", None)
             if act is None or act.name != "sigmoid":

@@ -223,6 +223,19 @@ def _has_preactivation(p) -> bool:
     return RULES[p.layer.type].has_preactivation
 
 
+def _multiclass_hinge(z2, Yb):
+    """Batch loss and delta^(L) of the multi-class hinge from its derived pieces
+    (symnet.derive.output.multiclass_hinge_kernel): yz and c are sums over the classes."""
+    from .derive.output import HINGE_C, HINGE_YZ, multiclass_hinge_kernel
+    loss_value, count, delta = multiclass_hinge_kernel()
+    n = z2.shape[1]
+    yz = (Yb * z2).sum(axis=1, keepdims=True)
+    per_class = lambdify((Z, Y, HINGE_YZ, N_OUT), loss_value)(z2, Yb, yz, n) * np.ones_like(z2)
+    c = (lambdify((Z, Y, HINGE_YZ), count)(z2, Yb, yz) * np.ones_like(z2)).sum(axis=1, keepdims=True)
+    d = lambdify((Z, Y, HINGE_YZ, HINGE_C, N_OUT), delta)(z2, Yb, yz, c, n) * np.ones_like(z2)
+    return float(per_class.sum(axis=1).mean()), d
+
+
 def layer_kinds() -> tuple:
     return tuple(_LAYERS) + ("softmax",)
 
@@ -280,6 +293,8 @@ def trace(derivation, params: dict, X, Y_batch, *, training: bool = True, masks=
         delta = lambdify((P, Y), out.delta)(pr, Yb) * np.ones_like(z2)
         if softmax_layer is not None:
             values[f"a{softmax_layer.position}"] = pr
+    elif out.kind == "multiclass_hinge":
+        loss, delta = _multiclass_hinge(z2, Yb)
     else:
         n = z2.shape[1]
         # per example (1/n) sum_i loss_value(z_i, y_i): the mean over all entries

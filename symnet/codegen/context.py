@@ -139,7 +139,7 @@ def _op(p, i, first) -> dict:
             "D_in": "DX" if first else f"D{i - 1}", "first": first, "G_in": "",
             "out_dims": _dims(p.out_shape), "in_dims": _dims(p.in_shape), "k": p.trainable_index,
             "out_size": math.prod(p.out_shape), "in_size": math.prod(p.in_shape), "has_act": False, "output": False,
-            "act": "", "dact": "", "softmax": False}
+            "act": "", "dact": "", "softmax": False, "loss_macro": "dense_loss"}
 
 
 def _dense_op(op, p, small_layer):
@@ -230,9 +230,12 @@ def output_math(net, derivation, printed: _Printed, out_op, p_out) -> None:
                     f"by SymPy: {_doc(out.delta_in_a if use_a else out.delta)}", f"loss {net.loss.name}")
         if out.loss_value.free_symbols - {Z, Y} or dexpr.free_symbols - {Z, A, Y}:
             raise SpecError(f"loss {net.loss.name}: the kernel math uses unknown symbols")
+    elif out.kind == "multiclass_hinge":
+        _multiclass_hinge_math(net, derivation, printed, out_op, p_out)
     else:
         from ..derive.output import SOFTMAX_S, SOFTMAX_YZ, softmax_kernel_loss
         out_op["softmax"] = True
+        out_op["loss_macro"] = "dense_loss_softmax"
         value = softmax_kernel_loss()
         printed.add("loss_softmax", ("s", "yz"), value,
                     f"loss {net.loss.name}: one example's loss from s = sum exp(z - max z), "
@@ -244,6 +247,25 @@ def output_math(net, derivation, printed: _Printed, out_op, p_out) -> None:
                     f"by SymPy: {_doc(out.delta)}", f"loss {net.loss.name}")
         if out.delta.free_symbols - {P, Y}:
             raise SpecError(f"loss {net.loss.name}: the kernel math uses unknown symbols")
+
+
+def _multiclass_hinge_math(net, derivation, printed: _Printed, out_op, p_out) -> None:
+    """The three derived pieces of the multi-class hinge kernel: per-class loss,
+    violation count and delta, in z, y and the sums yz, c (symnet.derive.output)."""
+    from ..derive.core import N_OUT
+    from ..derive.output import multiclass_hinge_kernel
+    name = net.loss.name
+    out_op["act"] = printed.activation(derivation.activations[p_out.position], p_out)   # identity: scores
+    out_op["loss_macro"] = "dense_loss_margin"
+    value, count, delta = (e.subs(N_OUT, out_op["n_out"]) for e in multiclass_hinge_kernel())
+    printed.add("loss_margin", ("z", "y", "yz"), value,
+                f"loss {name}: one class's term, yz = sum y z the true class's score, by SymPy: {_doc(value)}",
+                f"loss {name}")
+    printed.add("count_margin", ("z", "y", "yz"), count,
+                f"loss {name}: 1 where a wrong class violates the margin, by SymPy: {_doc(count)}", f"loss {name}")
+    printed.add("delta_margin", ("z", "y", "yz", "c"), delta,
+                f"loss {name}: delta = dloss/dz (1/n included), c = sum of count_margin, by SymPy: {_doc(delta)}",
+                f"loss {name}")
 
 
 def forward_flops_per_row(net) -> int:

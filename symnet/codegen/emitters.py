@@ -66,8 +66,9 @@ def dense(L, ops) -> LayerCode:
     k, args = L["k"], (L["A_in"], L["W"], L["b"])
     code = LayerCode()
     if L["output"]:
-        loss_ops = ops.get("loss_elem", 0) + ops.get("delta_elem", 0) + ops.get("delta_softmax", 0)
-        macro = "dense_loss_softmax" if L["softmax"] else "dense_loss"
+        loss_ops = sum(ops.get(f, 0) for f in ("loss_elem", "delta_elem", "delta_softmax",
+                                                "loss_margin", "count_margin", "delta_margin"))
+        macro = L["loss_macro"]
         code.kernels.append(Kernel(macro, L, _label(L, "output: loss and delta^(L)", loss_ops + ops.get(L["act"], 0))))
         infer = "dense_infer_softmax" if L["softmax"] else "dense_infer"
         code.kernels.append(Kernel(infer, L, _label(L, "output: inference", ops.get(L["act"], 0))))

@@ -19,7 +19,7 @@ from . import dense
 from .core import (A, I, J, M, ActivationMath, Derivation, Gradient, OutputMath, Step,
                    Z)
 from .notation import indexed
-from .output import elementwise_output, in_terms_of_a, softmax_output
+from .output import elementwise_output, in_terms_of_a, multiclass_hinge_output, softmax_output
 
 X = sp.Symbol("x", real=True)
 
@@ -140,6 +140,9 @@ def derive(net) -> Derivation:
     L = out.position
     if net.loss.is_categorical:
         output, steps = softmax_output(net.loss, L)
+    elif net.loss.kind == "margin":
+        output, steps = multiclass_hinge_output(net.loss, L)
+        d.activations[L] = ctx.activation_math(out)   # the identity: scores z
     else:
         if not _rule(out).has_preactivation:
             raise SpecError(f"{out.where}: the last layer before the loss must have an activation (dense or conv)")

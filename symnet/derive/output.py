@@ -2,6 +2,8 @@
 simplified by SymPy (sigmoid + BCE gives a - y, softmax + CE gives p - y)."""
 from __future__ import annotations
 
+from functools import lru_cache
+
 import sympy as sp
 
 from ..budget import optional
@@ -139,3 +141,86 @@ def softmax_kernel_loss() -> sp.Expr:
     u, y = sp.symbols("u y", real=True)
     term = sp.expand(sp.expand_log(-y * sp.log(sp.exp(u) / SOFTMAX_S), force=True))   # -y u + y log s
     return term.subs(u * y, SOFTMAX_YZ).subs(y, 1)   # summed over k: sum y_k u_k = yz, sum y_k = 1
+
+
+# ------------------------------------------------------- multi-class hinge (SVM)
+# Symbols of the multi-class hinge kernel (code generation's and the evaluator's interface):
+# z, y of one class, yz = sum_k y_k z_k (the true class's score, targets one-hot) and
+# c = sum_j (1 - y_j) 1[margin_j > 0] (how many classes violate the margin).
+HINGE_YZ, HINGE_C = sp.symbols("yz c", real=True)
+
+
+def _hinge_parts():
+    """The loss in index form and SymPy's gradient of it, the indicator kept as a placeholder
+    so the sums split (SymPy cannot split a Sum of a Piecewise over KroneckerDelta)."""
+    n = N_OUT
+    z, y = sp.IndexedBase("z", real=True), sp.IndexedBase("y", real=True)
+    true_score = sp.Sum(y[K] * z[K], (K, 1, n))
+    margin = 1 + z[J] - true_score
+    hinge = sp.Piecewise((margin, margin > 0), (0, True))   # max(0, u); derivative 0 at u = 0, as ReLU
+    summand = (1 - y[J]) * hinge
+    ind = sp.IndexedBase(r"\mathbb{1}", real=True)   # 1_j: class j violates the margin
+    d = sp.diff(summand, z[I])
+    d = d.replace(lambda e: isinstance(e, sp.Piecewise) and e.args[0].cond.has(z), lambda e: e.args[0].expr * ind[J])
+    d = _in_range(d.doit())
+    total = _in_range(sp.Sum(sp.expand(d), (J, 1, n)).doit())
+    own, sums = [], []
+    for term in sp.Add.make_args(sp.expand(total)):
+        (sums if isinstance(term, sp.Sum) else own).append(term)
+    if not sums or any(s.limits != sums[0].limits for s in sums):   # pragma: no cover - SymPy changed
+        raise AssertionError("multi-class hinge: unexpected form of the derivative")
+    outside, inside = sp.factor(sp.Add(*[s.function for s in sums])).as_independent(J, as_Add=False)
+    if sp.expand(inside / ind[J]).subs(y[J], 0).is_negative:   # count violating classes with a plus sign
+        outside, inside = -outside, -inside
+    inside = sp.expand(inside / ind[J]) * ind[J]
+    count = sp.Sum(inside, (J, 1, n))
+    own = sp.expand(sp.Add(*own) / ind[I]) * ind[I]
+    delta = (own + outside * count) / n
+    indicator = lambda e: sp.Piecewise((1, (margin > 0).subs(J, e.indices[0])), (0, True))   # noqa: E731
+    return dict(z=z, y=y, margin=margin, summand=summand, d_summand=d, ind=ind, indicator=indicator,
+                true_score=true_score, count=count, delta=delta)
+
+
+@lru_cache(maxsize=None)
+def multiclass_hinge_kernel():
+    """(loss per class, violation count term, delta) in Z, Y, HINGE_YZ, HINGE_C and N_OUT:
+    one example's loss is the sum over classes of the first; c sums the second over classes;
+    delta_i is the third (1/n included), all from the derivation above."""
+    parts = _hinge_parts()
+    z, y, ind = parts["z"], parts["y"], parts["ind"]
+    plain = {parts["true_score"]: HINGE_YZ}
+    loss = (parts["summand"] / N_OUT).xreplace(plain).subs({z[J]: Z, y[J]: Y})
+    is_ind = lambda e: isinstance(e, sp.Indexed) and e.base == ind   # noqa: E731
+    count = parts["count"].function.replace(is_ind, parts["indicator"]).xreplace(plain).subs({z[J]: Z, y[J]: Y})
+    delta = parts["delta"].xreplace({parts["count"]: HINGE_C}).replace(is_ind, parts["indicator"])
+    delta = delta.xreplace(plain).subs({z[I]: Z, y[I]: Y})
+    for expr, allowed in ((loss, {Z, Y, HINGE_YZ, N_OUT}), (count, {Z, Y, HINGE_YZ}),
+                          (delta, {Z, Y, HINGE_YZ, HINGE_C, N_OUT})):
+        if expr.free_symbols - allowed:   # pragma: no cover - SymPy changed
+            raise AssertionError(f"multi-class hinge: unexpected symbols in {expr}")
+    return loss, count, delta
+
+
+def multiclass_hinge_output(loss, layer: int) -> tuple[OutputMath, list[Step]]:
+    """Multi-class hinge (SVM) loss on scores z, one-hot y, divided by the n classes as
+    torch.nn.MultiMarginLoss does (the lecture's sum is n times this)."""
+    parts = _hinge_parts()
+    n, y = N_OUT, parts["y"]
+    zl, dl = indexed("z", layer), indexed(r"\delta", layer)
+    at = lambda e: e.subs(parts["z"], zl)   # noqa: E731  (the layer's z^(L))
+    ell = sp.Symbol(r"\ell", real=True)
+    written = sp.Sum((1 - y[J]) * sp.Max(0, at(parts["margin"])), (J, 1, n)) / n
+    steps = [
+        Step(ell, written, "definition of the multi-class hinge (SVM) loss with margin 1, divided by the $n$ classes "
+             r"as in PyTorch's MultiMarginLoss (the lecture's sum is $n$ times it); one-hot $y$: the true "
+             r"class's score is $\sum_k y_k z_k$ and $1 - y_j$ drops the term $j = y$", "loss"),
+        Step(sp.Max(0, sp.Symbol("u")), sp.Piecewise((sp.Symbol("u"), sp.Symbol("u") > 0), (0, True)),
+             "its derivative is taken as 0 at the kink $u = 0$, as for ReLU and in PyTorch", "loss"),
+        Step(sp.Derivative(ell, zl[I]), sp.Sum(at(parts["d_summand"]), (J, 1, n)) / n,
+             r"differentiate each term; $\partial z_j / \partial z_i = \delta_{ij}$", "element", layer),
+        Step(parts["ind"][J], at(parts["indicator"](parts["ind"][J])), "class $j$ violates the margin",
+             "element", layer),
+        Step(dl[I], at(parts["delta"]), "sum over $j$; one-hot $y$", "element", layer),
+    ]
+    loss_value, count, delta = multiclass_hinge_kernel()
+    return OutputMath("multiclass_hinge", loss_value, delta, delta, None), steps

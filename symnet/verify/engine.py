@@ -997,6 +997,8 @@ class _NumericValues:
         if info.categorical:
             raise _Undecidable("the gradient of the softmax output is a Jacobian product; "
                                "write delta with p - y instead")
+        if info.net.loss.kind == "margin":   # scores: a = z, so dloss/da^(L) is delta^(L)
+            return self.ev.values[f"delta{info.L}"].T
         f = _loss_gradient(info.net.loss.expr, YHAT, Y, N_OUT)
         a, y = self.ev.values[f"a{info.L}"], self.ev.values["y"]
         return (f(a, y, a.shape[1]) * np.ones_like(a)).T
@@ -1038,6 +1040,8 @@ class _SymbolicValues:
             v["p"] = backend.softmax(zL)
             v[f"a{info.L}"] = v["p"]
             delta = np.frompyfunc(lambda p, y: out.delta.xreplace({P: p, Y: y}), 2, 1)(v["p"], v["y"])
+        elif out.kind == "multiclass_hinge":   # its delta couples the classes: numbers only
+            raise _Undecidable("the multi-class hinge's delta is checked numerically")
         else:
             nL = sp.Integer(info.sizes[info.L])
             delta = np.frompyfunc(lambda z, y: out.delta.xreplace({Z: z, Y: y, N_OUT: nL}), 2, 1)(zL, v["y"])
