@@ -186,6 +186,39 @@ def test_worked_example_matches_central_differences():
         assert abs(g - fd) <= 1e-7 * max(1.0, abs(g)), (name, index, g, fd)
 
 
+def small_cnn():
+    return Network(input=(1, 6, 6), layers=[Conv2D(2, 3, activation="relu"), MaxPool2D(2),
+                                            BatchNorm(activation="tanh"), Flatten(), Dense(3), Dropout(0.25),
+                                            Dense(2)], loss="softmax_cross_entropy", name="small_cnn")
+
+
+def test_worked_example_of_every_layer_kind():
+    """conv, max pooling, batch norm over channels, flatten, dropout, softmax:
+    every gradient entry (the input's too) beside its central difference, the
+    PDF without overfull boxes."""
+    from symnet.render.example import BATCH_NORM_BATCH, EXAMPLE_MAX_PARAMS, MAX_ENTRIES, compute, default_on
+    net = small_cnn()
+    d = symnet.derive(net)
+    assert default_on(net) and net.n_params <= EXAMPLE_MAX_PARAMS
+    num = compute(d, seed=1)
+    assert num["m"] == BATCH_NORM_BATCH and set(num["masks"]) == {6}
+    names = [name for name, *_ in num["checks"]]
+    for name in ("W1", "b1", "gamma3", "beta3", "W5", "b5", "W7", "b7", "x"):
+        assert 0 < names.count(name) <= MAX_ENTRIES, name
+    for name, index, g, fd in num["checks"]:
+        assert abs(g - fd) <= 1e-7 * max(1.0, abs(g)), (name, index, g, fd)
+    md = to_markdown(d)
+    section = md[md.index("## A worked numeric example"):md.index("## Parameter updates")]
+    for row in (r"| $\xi^{(6)}$ (dropout mask)", r"| $\mu^{(3)}$", r"| $\bar a^{(2)}$", r"| $\delta^{(1)}$",
+                r"| $W^{(1)}_{0,0,0,0}$", r"| $\gamma^{(3)}_{0}$", r"| $W^{(7)}_{1,1}$", r"| $x_{0,0,0}$"):
+        assert row in section, row
+    if HAVE_PDFLATEX:
+        pdf, log = build_pdf(to_latex(d))
+        too_wide = [x for x in overfull_pt(log) if x > OVERFULL_TOLERANCE_PT]
+        assert pdf.startswith(b"%PDF") and not too_wide, too_wide
+    assert not default_on(symnet.load(ROOT / "examples" / "lenet.toml"))      # 61,706 parameters: off
+
+
 def test_cli_derive_sections_example_and_html(tmp_path, capsys):
     from symnet.cli import main
     spec = str(ROOT / "examples" / "logistic.toml")
@@ -200,8 +233,13 @@ def test_cli_derive_sections_example_and_html(tmp_path, capsys):
     capsys.readouterr()
     assert main(["derive", spec, "--sections", "loss,nonsense"]) == 2
     assert "unknown section 'nonsense'" in capsys.readouterr().err
-    assert main(["derive", str(ROOT / "examples" / "lenet.toml"), "--example", "-o", str(tmp_path / "x.md")]) == 2
-    assert "covers dense and softmax layers only, not layer 1" in capsys.readouterr().err
+    capsys.readouterr()
+    # a conv network: on by default when small, forced with --example, left out with --no-example
+    conv = str(ROOT / "docs" / "specs" / "conv_pool.toml")
+    assert main(["derive", conv, "--format", "md", "-o", "-"]) == 0
+    assert "worked numeric" in capsys.readouterr().out
+    assert main(["derive", conv, "--format", "md", "-o", "-", "--no-example"]) == 0
+    assert "worked numeric" not in capsys.readouterr().out
 
 
 def test_average_pooling_floor_and_running_statistics_as_updates(documents):
