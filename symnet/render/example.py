@@ -163,17 +163,20 @@ def _intro(num, worst: float) -> str:
             + f"Each quantity shows its first {MAX_ENTRIES} entries"
             + (" in channel, row, column order" if any(len(p.out_shape) == 3 for p in net.placed) else "")
             + "; $\\bar a^{(l)} = \\partial \\ell / \\partial a^{(l)}$ for a layer without activation.\n"
-            f"Each gradient entry of $L$ (the input's too) stands beside the central difference "
+            f"Each gradient entry of $L$ stands beside the central difference "
             f"$(L(\\theta + h) - L(\\theta - h)) / 2h$ with $h = 10^{{-6}}$; the largest difference is "
             f"{worst:.1e}.\nIndices count as in the derivation: from 0 for convolution, pooling and "
             f"channels, from 1 for dense layers.")
     return text      # one sentence a line: Markdown lines stay short
 
 
-def tables(d, seed: int = 0) -> dict:
-    """The example section's tables: cells are prose with $math$."""
+def tables(d, seed: int = 0, input_gradient: bool = True) -> dict:
+    """The example section's tables: cells are prose with $math$; without
+    `input_gradient` the input's entries leave the gradient table."""
     from .document import md_escape, tex_escape, why_md, why_tex
     num = compute(d, seed)
+    if not input_gradient:
+        num["checks"] = [c for c in num["checks"] if c[0] != "x"]
     net = num["net"]
     forward, backward = _rows(num)
     grads = [["$%s$" % _entry_tex(net, name, index), _fmt(g), _fmt(fd), "%.1e" % abs(g - fd)]
