@@ -74,10 +74,11 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--format", choices=("tex", "md", "pdf", "html"), default="md")
     p.add_argument("-o", "--output", help="output path (default: <name>.<format>)")
     p.add_argument("--sections", help="comma-separated parts to print, in the document's order: notation, "
-                   "network, forward, loss, recursion, backward, gradients, batch, example, updates (default: all)")
+                   "network, forward, loss, recursion, backward, input (the input gradient dL/dx), gradients, batch, "
+                   "example, updates (default: all)")
     p.add_argument("--example", action=argparse.BooleanOptionalAction, default=None,
-                   help="the worked numeric example with central differences (default: on for dense "
-                        "networks of at most 1,000 parameters)")
+                   help="the worked numeric example with central differences (default: on for networks "
+                        "of at most 1,000 parameters)")
     p.set_defaults(run=_derive)
 
     p = sub.add_parser("graph", help="computational-graph walkthrough of a formula")

@@ -45,7 +45,7 @@ class Optimizer:
 
     @classmethod
     def update_equations(cls) -> list[str]:
-        """The update rule as LaTeX lines (g is the gradient, t the step)."""
+        """The update rule as LaTeX lines in the document's symbols (nabla_theta L the gradient)."""
         return list(cls.equations)
 
     def hyperparameters(self) -> dict:
@@ -150,7 +150,7 @@ class SGD(Optimizer):
     """Plain gradient descent."""
 
     name = "sgd"
-    equations = (r"\theta \leftarrow \theta - \eta\, g",)
+    equations = (r"\theta \leftarrow \theta - \eta\, \nabla_{\theta} L",)
 
     fused_kind = 0
 
@@ -159,13 +159,13 @@ class SGD(Optimizer):
 
 
 class Momentum(Optimizer):
-    """Heavy-ball momentum as torch.optim.SGD(momentum=beta), dampening 0."""
+    """Heavy-ball momentum with coefficient beta, as torch.optim.SGD(momentum=beta), dampening 0."""
 
     name = "momentum"
     buffers = ("v",)
     equations = (
-        r"v \leftarrow \mu\, v + g",
-        r"\theta \leftarrow \theta - \eta\, v",
+        r"\mathbf{v} \leftarrow \beta\, \mathbf{v} + \nabla_{\theta} L",
+        r"\theta \leftarrow \theta - \eta\, \mathbf{v}",
     )
 
     def __init__(self, lr: float, beta: float = 0.9):
@@ -189,13 +189,13 @@ class Momentum(Optimizer):
 
 
 class RMSprop(Optimizer):
-    """RMSprop as torch.optim.RMSprop (not centred, no momentum)."""
+    """RMSprop as torch.optim.RMSprop with decay alpha (not centred, no momentum)."""
 
     name = "rmsprop"
     buffers = ("s",)
     equations = (
-        r"s \leftarrow \alpha\, s + (1 - \alpha)\, g \odot g",
-        r"\theta \leftarrow \theta - \eta\, \frac{g}{\sqrt{s} + \epsilon}",
+        r"\mathbf{s} \leftarrow \alpha\, \mathbf{s} + (1 - \alpha)\, \nabla_{\theta} L \odot \nabla_{\theta} L",
+        r"\theta \leftarrow \theta - \eta\, \frac{\nabla_{\theta} L}{\sqrt{\mathbf{s}} + \epsilon}",
     )
 
     def __init__(self, lr: float, alpha: float = 0.99, eps: float = 1e-8):
@@ -219,15 +219,16 @@ class RMSprop(Optimizer):
 
 
 class Adam(Optimizer):
-    """Adam as torch.optim.Adam, with bias correction."""
+    """Adam as torch.optim.Adam (betas = beta1, beta2), with bias correction after tau updates."""
 
     name = "adam"
     buffers = ("m", "v")
     equations = (
-        r"m \leftarrow \beta_1 m + (1 - \beta_1)\, g",
-        r"v \leftarrow \beta_2 v + (1 - \beta_2)\, g \odot g",
-        r"\hat m = \frac{m}{1 - \beta_1^{t}}, \qquad \hat v = \frac{v}{1 - \beta_2^{t}}",
-        r"\theta \leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}",
+        # printed bold v, s (not m: m is the batch size; s alone is a stride); the buffers keep torch's names m, v
+        r"\mathbf{v} \leftarrow \beta_1 \mathbf{v} + (1 - \beta_1)\, \nabla_{\theta} L",
+        r"\mathbf{s} \leftarrow \beta_2 \mathbf{s} + (1 - \beta_2)\, \nabla_{\theta} L \odot \nabla_{\theta} L",
+        r"\hat{\mathbf{v}} = \frac{\mathbf{v}}{1 - \beta_1^{\tau}}, \qquad \hat{\mathbf{s}} = \frac{\mathbf{s}}{1 - \beta_2^{\tau}}",
+        r"\theta \leftarrow \theta - \eta\, \frac{\hat{\mathbf{v}}}{\sqrt{\hat{\mathbf{s}}} + \epsilon}",
     )
 
     def __init__(self, lr: float, betas=(0.9, 0.999), eps: float = 1e-8):
@@ -274,8 +275,8 @@ class Adagrad(Optimizer):
     name = "adagrad"
     buffers = ("s",)
     equations = (
-        r"s \leftarrow s + g \odot g",
-        r"\theta \leftarrow \theta - \eta\, \frac{g}{\sqrt{s} + \epsilon}",
+        r"\mathbf{s} \leftarrow \mathbf{s} + \nabla_{\theta} L \odot \nabla_{\theta} L",
+        r"\theta \leftarrow \theta - \eta\, \frac{\nabla_{\theta} L}{\sqrt{\mathbf{s}} + \epsilon}",
     )
 
     def __init__(self, lr: float, eps: float = 1e-10):
@@ -353,10 +354,10 @@ class ConstantLR(Schedule):
 
 
 class StepLR(Schedule):
-    """torch.optim.lr_scheduler.StepLR: multiply by gamma every step_size epochs."""
+    """As torch.optim.lr_scheduler.StepLR: multiply by phi (option gamma) every P epochs (option step_size)."""
 
     name = "step"
-    latex = r"\eta_t = \eta_0\, \gamma^{\lfloor t / s \rfloor}"
+    latex = r"\eta_t = \eta_0\, \varphi^{\lfloor t / P \rfloor}"
 
     def __init__(self, lr0, step_size: int = 10, gamma: float = 0.1):
         super().__init__(lr0)
@@ -370,10 +371,10 @@ class StepLR(Schedule):
 
 
 class ExponentialLR(Schedule):
-    """torch.optim.lr_scheduler.ExponentialLR: multiply by gamma every epoch."""
+    """torch.optim.lr_scheduler.ExponentialLR: multiply by phi (option gamma) every epoch."""
 
     name = "exponential"
-    latex = r"\eta_t = \eta_0\, \gamma^{t}"
+    latex = r"\eta_t = \eta_0\, \varphi^{t}"
 
     def __init__(self, lr0, gamma: float = 0.95):
         super().__init__(lr0)
@@ -384,10 +385,10 @@ class ExponentialLR(Schedule):
 
 
 class InverseTimeLR(Schedule):
-    """1/t decay: lr0 / (1 + decay * t)."""
+    """Inverse-time (1/t) decay: the starting rate divided by 1 + nu t (nu: option decay)."""
 
     name = "inverse_time"
-    latex = r"\eta_t = \frac{\eta_0}{1 + k\, t}"
+    latex = r"\eta_t = \frac{\eta_0}{1 + \nu\, t}"
 
     def __init__(self, lr0, decay: float = 0.01):
         super().__init__(lr0)

@@ -311,7 +311,7 @@ def test_derivation_document_shows_the_input_gradient():
     d = symnet.derive(net)
     assert d.gradient("gamma2").shape == (3,) and d.gradient("beta2").shape == (3,)
     assert {"W1", "b1", "gamma2", "beta2", "W3", "b3", "x"} <= set(d.gradients)
-    dx_steps = [s for s in d.steps if s.layer == 2 and str(s.lhs) == r"\frac{\partial \mathcal{L}}{\partial x_{i}}"]
+    dx_steps = [s for s in d.steps if s.layer == 2 and str(s.lhs) == r"\frac{\partial \mathcal{L}}{\partial u_{i}}"]
     assert len(dx_steps) >= 3
     final = dx_steps[-1].rhs
     names = bn._names(net.placed[1])
@@ -320,12 +320,12 @@ def test_derivation_document_shows_the_input_gradient():
     from symnet.render import latex, md_math
     for text, conv in ((md, md_math), (tex, lambda s: s)):
         assert conv(latex(final)) in text
-        assert r"\hat{x}_{i} = \frac{x_{i} - \mu_{c}}{\sqrt{\epsilon + \sigma^{2}_{c}}}" in text
+        assert r"\hat{u}_{i} = \frac{u_{i} - \mu_{c}}{\sqrt{\epsilon + \sigma^{2}_{c}}}" in text
         assert r"\frac{\partial \mathcal{L}}{\partial \gamma^{(2)}_{c}}" in text
         assert r"\gamma^{(2)}" in text and "gamma^{(2)}" not in text.replace(r"\gamma^{(2)}", "")
         assert "running" in text
     # the layer below receives the passed-down gradient
-    assert r"\delta^{(1)}_{i} = \bar{x}^{(2)}_{i}" in md
+    assert r"\delta^{(1)}_{i} = \bar{u}^{(2)}_{i}" in md
     # evaluation: the running statistics are constants, dx = gamma delta / sqrt(var_run + eps)
     (ev,) = [s for s in d.steps if s.layer == 2 and "evaluation" in str(s.lhs) and "partial" in str(s.lhs)]
     assert not ev.rhs.has(sp.Symbol(r"\sigma^{2}_{c}")) and "run" in str(ev.rhs) and "gamma" in str(ev.rhs)
@@ -337,7 +337,7 @@ def test_conv_network_document_renders_and_compiles(tmp_path):
                                      symnet.Dense(2), symnet.BatchNorm("sigmoid")], loss="bce", name="bn_cnn")
     d = symnet.derive(net)
     md = d.to_markdown()
-    assert r"\bar{m} = 4 m" in md and r"\bar{x}^{(2)}_{cij}" in md
+    assert r"\bar{m} = 4 m" in md and r"\bar{u}^{(2)}_{cij}" in md
     assert {"gamma2", "beta2", "gamma5", "beta5", "W1", "W4", "x"} <= set(d.gradients)
     if shutil.which("pdflatex") is None:
         pytest.skip("no pdflatex")

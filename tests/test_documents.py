@@ -150,13 +150,13 @@ def test_textbook_forms_of_activations_and_losses():
     assert r"\delta^{(2)}_{i} = 2 \left(a^{(2)}_{i} - y_{i}\right)" in tanh_mse                    # n = 1
     assert r"\mathrm{id}'" not in tanh_mse                                                        # identity: no g'
     drop = _md(Network(input=(4,), layers=[Dense(5, activation="relu"), Dropout(0.3), Dense(2)], loss="mse"))
-    assert r"a^{(2)}_{i} = \frac{\xi_{i} a^{(1)}_{i}}{1 - p}" in drop and "p = 0.3" in drop
+    assert r"a^{(2)}_{i} = \frac{\xi_{i} a^{(1)}_{i}}{1 - \rho}" in drop and r"\rho = 0.3" in drop     # p: softmax
     assert r"\mathrm{ReLU}'(z) = \mathbb{1}\left[z > 0\right]" in drop
 
 
 def test_pooling_and_strided_conv_in_indicators(documents):
     md = documents["zoo"]["md"]
-    assert r"\mathbb{1}\left[x_{1} \geq \max\left(x_{2}, x_{3}, x_{4}\right)\right]" in md      # tie: first maximum
+    assert r"\mathbb{1}\left[\omega_1 \geq \max\left(\omega_2, \omega_3, \omega_4\right)\right]" in md      # tie: first maximum
     assert r"\mathbb{1}\left[i = r^{(3)}_{cpq},\ j = t^{(3)}_{cpq}\right]" in md                 # routed to argmax
     assert r"0 \le i - p \le 1,\ 0 \le j - q \le 1" in md                                           # avg pool window
     assert r"2 \mid \left(u - m\right)" in md                                                       # stride divides
@@ -186,6 +186,39 @@ def test_worked_example_matches_central_differences():
         assert abs(g - fd) <= 1e-7 * max(1.0, abs(g)), (name, index, g, fd)
 
 
+def small_cnn():
+    return Network(input=(1, 6, 6), layers=[Conv2D(2, 3, activation="relu"), MaxPool2D(2),
+                                            BatchNorm(activation="tanh"), Flatten(), Dense(3), Dropout(0.25),
+                                            Dense(2)], loss="softmax_cross_entropy", name="small_cnn")
+
+
+def test_worked_example_of_every_layer_kind():
+    """conv, max pooling, batch norm over channels, flatten, dropout, softmax:
+    every gradient entry (the input's too) beside its central difference, the
+    PDF without overfull boxes."""
+    from symnet.render.example import BATCH_NORM_BATCH, EXAMPLE_MAX_PARAMS, MAX_ENTRIES, compute, default_on
+    net = small_cnn()
+    d = symnet.derive(net)
+    assert default_on(net) and net.n_params <= EXAMPLE_MAX_PARAMS
+    num = compute(d, seed=1)
+    assert num["m"] == BATCH_NORM_BATCH and set(num["masks"]) == {6}
+    names = [name for name, *_ in num["checks"]]
+    for name in ("W1", "b1", "gamma3", "beta3", "W5", "b5", "W7", "b7", "x"):
+        assert 0 < names.count(name) <= MAX_ENTRIES, name
+    for name, index, g, fd in num["checks"]:
+        assert abs(g - fd) <= 1e-7 * max(1.0, abs(g)), (name, index, g, fd)
+    md = to_markdown(d)
+    section = md[md.index("## A worked numeric example"):md.index("## Parameter updates")]
+    for row in (r"| $\xi^{(6)}$ (dropout mask)", r"| $\mu^{(3)}$", r"| $\bar a^{(2)}$", r"| $\delta^{(1)}$",
+                r"| $W^{(1)}_{0,0,0,0}$", r"| $\gamma^{(3)}_{0}$", r"| $W^{(7)}_{1,1}$", r"| $x_{0,0,0}$"):
+        assert row in section, row
+    if HAVE_PDFLATEX:
+        pdf, log = build_pdf(to_latex(d))
+        too_wide = [x for x in overfull_pt(log) if x > OVERFULL_TOLERANCE_PT]
+        assert pdf.startswith(b"%PDF") and not too_wide, too_wide
+    assert not default_on(symnet.load(ROOT / "examples" / "lenet.toml"))      # 61,706 parameters: off
+
+
 def test_cli_derive_sections_example_and_html(tmp_path, capsys):
     from symnet.cli import main
     spec = str(ROOT / "examples" / "logistic.toml")
@@ -200,8 +233,13 @@ def test_cli_derive_sections_example_and_html(tmp_path, capsys):
     capsys.readouterr()
     assert main(["derive", spec, "--sections", "loss,nonsense"]) == 2
     assert "unknown section 'nonsense'" in capsys.readouterr().err
-    assert main(["derive", str(ROOT / "examples" / "lenet.toml"), "--example", "-o", str(tmp_path / "x.md")]) == 2
-    assert "covers dense and softmax layers only, not layer 1" in capsys.readouterr().err
+    capsys.readouterr()
+    # a conv network: on by default when small, forced with --example, left out with --no-example
+    conv = str(ROOT / "docs" / "specs" / "conv_pool.toml")
+    assert main(["derive", conv, "--format", "md", "-o", "-"]) == 0
+    assert "worked numeric" in capsys.readouterr().out
+    assert main(["derive", conv, "--format", "md", "-o", "-", "--no-example"]) == 0
+    assert "worked numeric" not in capsys.readouterr().out
 
 
 def test_average_pooling_floor_and_running_statistics_as_updates(documents):
@@ -221,3 +259,51 @@ def test_html_of_every_layer_kind_is_all_mathml(documents):
     text = re.sub(r"<[^>]+>", " ", re.sub(r"<(style|script)\b.*?</\1>", " ", page, flags=re.S))
     assert page.count("<math") > 500
     assert not re.findall(r".{20}\\[A-Za-z]+.{20}", text)        # every LaTeX command became MathML
+
+
+def _symbols(cell: str) -> list[str]:
+    """The symbols of a notation cell: split at top-level commas and '='."""
+    out, depth, cur = [], 0, ""
+    for ch in cell:
+        depth += ch in "{([" and 1 or 0
+        depth -= ch in "})]" and 1 or 0
+        if ch in ",=" and depth == 0:
+            out.append(cur.strip())
+            cur = ""
+        else:
+            cur += ch
+    return [s for s in out + [cur.strip()] if s]
+
+
+def test_notation_lists_each_symbol_once(documents):
+    from symnet.optim import OPTIMIZERS
+    from symnet.render import lecture
+    for key, doc in documents.items():
+        seen = {}
+        for row in lecture.notation_rows(doc["net"], doc["d"]):
+            for sym in _symbols(row["symbol"]):
+                assert sym not in seen, f"{key}: {sym} means {seen[sym]!r} and {row['meaning']!r}"
+                seen[sym] = row["meaning"]
+    assert _symbols(r"x = a^{(0)}") == ["x", "a^{(0)}"] and _symbols(r"\mu_{c}, \sigma^2_c") == [r"\mu_{c}", r"\sigma^2_c"]
+    # the update rules: no batch size m, no activation g, no batch-norm mean mu among their symbols
+    for cls in OPTIMIZERS.values():
+        for eq in cls.update_equations():
+            assert not re.search(r"(?<![\\A-Za-z{])[mg](?![A-Za-z])|\\mu\b", eq), eq
+
+
+def test_sections_without_the_input_gradient():
+    """--sections without "input": no dL/dx step, row or worked-example entry;
+    the parameters' gradients stay."""
+    from symnet.render.document import PARTS
+    parts = ",".join(p for p in PARTS if p != "input")
+    for net in (symnet.load(ROOT / "docs" / "specs" / "conv_pool.toml"), small_cnn(),
+                Network(input=(1, 5, 5), layers=[Flatten(), Dense(2)], loss="mse")):
+        d = symnet.derive(net)
+        full, part = to_markdown(d), to_markdown(d, sections=parts)
+        assert r"\partial a^{(0)}" in full and r"\frac{\partial L}{\partial X}" in full
+        assert r"\partial a^{(0)}" not in part and r"\partial \tilde{a}^{(0)}" not in part
+        assert r"\frac{\partial L}{\partial X}" not in part and "### `x`" not in part
+        assert "| $x_{" in full and "| $x_{" not in part                    # worked example
+        first = next(p for p in net.placed if p.params)
+        for name in first.params.values():
+            assert f"### `{name}`" in part

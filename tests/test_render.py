@@ -202,5 +202,7 @@ def test_documents_end_with_the_optimisers_update_rules(docs):
     md, tex = docs["mlp"]["md"], docs["mlp"]["tex"]
     for text in (md, tex):
         assert "Parameter updates" in text
-        assert r"\theta \leftarrow \theta - \eta\, \frac{\hat m}{\sqrt{\hat v} + \epsilon}" in text   # Adam
-        assert r"\eta_t = \frac{\eta_0}{1 + k\, t}" in text                                           # 1/t decay
+        # Adam (bold v, s: m is the batch size)
+        assert r"\theta \leftarrow \theta - \eta\, \frac{\hat{\mathbf{v}}}{\sqrt{\hat{\mathbf{s}}} + \epsilon}" in text
+        assert r"\mathbf{v} \leftarrow \beta\, \mathbf{v} + \nabla_{\theta} L" in text                   # momentum: beta
+        assert r"\eta_t = \frac{\eta_0}{1 + \nu\, t}" in text                                         # 1/t decay

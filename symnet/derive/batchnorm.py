@@ -241,7 +241,7 @@ def _count(placed):
 def _names(placed) -> dict:
     """Generic symbols -> this layer's notation (channel c fixed, index j over its values)."""
     l, k = placed.position, placed.trainable_index
-    return {_x: sp.IndexedBase("x", real=True), _xh: sp.IndexedBase(r"\hat{x}", real=True),
+    return {_x: sp.IndexedBase("u", real=True), _xh: sp.IndexedBase(r"\hat{u}", real=True),
             _d: indexed(r"\delta", l), MU: _sym(r"\mu_{c}"), VAR: _sym(r"\sigma^{2}_{c}"), EPS: _sym(r"\epsilon"),
             GAMMA: _sym(r"\gamma^{(%d)}_{c}" % k), BETA: _sym(r"\beta^{(%d)}_{c}" % k), MB: _count(placed)}
 
@@ -254,10 +254,10 @@ def _values_note(placed) -> str:
     l = placed.position
     if len(placed.in_shape) == 3:
         c, h, w = placed.in_shape
-        return (r"fix a channel c (of %d): $x_1, \dots, x_{\bar m}$ are its $\bar m = m H W = %d m$ values "
+        return (r"fix a channel c (of %d): $u_1, \dots, u_{\bar m}$ are its $\bar m = m H W = %d m$ values "
                 r"$a^{(%d)}_{c,h,w}$ in all m examples of the batch (like BatchNorm2d); in this layer's steps "
                 r"j, k, i run over those values" % (c, h * w, l - 1))
-    return (r"fix a feature c (of %d): $x_1, \dots, x_m$ are its values $a^{(%d)}_{c}$ in the m examples "
+    return (r"fix a feature c (of %d): $u_1, \dots, u_m$ are its values $a^{(%d)}_{c}$ in the m examples "
             r"of the batch (like BatchNorm1d); in this layer's steps j, k, i run over the examples"
             % (placed.in_shape[0], l - 1))
 
@@ -289,7 +289,7 @@ def batchnorm_forward(placed, ctx):
     g = generic_batchnorm()
     if placed.state:
         _fix_shape_steps(placed, ctx)
-    x, xh, z = sp.IndexedBase("x", real=True), sp.IndexedBase(r"\hat{x}", real=True), indexed("z", l)
+    x, xh, z = sp.IndexedBase("u", real=True), sp.IndexedBase(r"\hat{u}", real=True), indexed("z", l)
     mu, var = _sym(r"\mu_{c}"), _sym(r"\sigma^{2}_{c}")
     m = _count(placed)
     count, count_1 = (r"$\bar m$", r"$\bar m - 1$") if len(placed.in_shape) == 3 else ("m", "m - 1")
@@ -316,16 +316,16 @@ def batchnorm_forward(placed, ctx):
     km = kernel_math()
     run_mean, run_var = _sym(r"\mu^{(%d)}_{\text{run},c}" % k), _sym(r"\sigma^{2\,(%d)}_{\text{run},c}" % k)
     names = placed.state
-    mom = sp.Symbol(r"\alpha")
+    mom = sp.Symbol(r"\kappa")
     rm = km["running_mean_update"]
     steps.append(Step(run_mean, rm.expr.xreplace(dict(zip(rm.args, (run_mean, mu, mom)))),
                       f"running mean (state {names.get('running_mean', '')}, starts at 0), updated once per "
-                      f"training step with momentum $\\alpha = {layer.momentum:g}$, as PyTorch", "forward", l))
+                      f"training step with momentum $\\kappa = {layer.momentum:g}$, as PyTorch", "forward", l))
     rv = km["running_var_update"]
     steps.append(Step(run_var, rv.expr.xreplace(dict(zip(rv.args, (run_var, var, m, mom)))),
                       f"running variance (state {names.get('running_var', '')}, starts at 1) takes the unbiased "
                       "batch variance: the sum of squares of the definition divided by %s" % count_1, "forward", l))
-    steps.append(Step(_sym(r"\hat{x}_{i}\ \text{(evaluation)}"),
+    steps.append(Step(_sym(r"\hat{u}_{i}\ \text{(evaluation)}"),
                       _doc(g["xhat"], placed).xreplace({mu: run_mean, var: run_var}),
                       "evaluation normalises with the running statistics instead of the batch's", "forward", l))
     return steps
@@ -347,7 +347,7 @@ def batchnorm_backward(placed, ctx, upstream):
     b_el = Step(_dcal(bk + "_{c}"), doc(g["dbeta"]), r"chain rule: $\beta_c$ is added to every $z_j$ of channel c",
                 "element", l)
     over = r"\sum_{j}" if len(placed.in_shape) == 1 else r"\sum_{e,h,w}"
-    g_mx = Step(_dcal(gk), _sym(r"%s \delta^{(%d)}_{j} \odot \hat{x}_{j}" % (over, l)),
+    g_mx = Step(_dcal(gk), _sym(r"%s \delta^{(%d)}_{j} \odot \hat{u}_{j}" % (over, l)),
                 "vector form: every channel at once", "matrix", l)
     b_mx = Step(_dcal(bk), _sym(r"%s \delta^{(%d)}_{j}" % (over, l)), "vector form", "matrix", l)
     g_b = Step(_dL(gk), _sym(r"\frac{1}{m} \frac{\partial \mathcal{L}}{\partial %s}" % gk),
@@ -359,43 +359,43 @@ def batchnorm_backward(placed, ctx, upstream):
     ctx.add_gradient(Gradient(beta_name, placed.param_shapes[beta_name], l, b_el, b_mx, b_b))
 
     # The input gradient, through xhat, var and mu.
-    steps.append(Step(_dcal(r"\hat{x}_{i}"), doc(g["dxhat"]),
-                      r"chain rule: $\hat x_i$ feeds $z_i$ only", "element", l))
+    steps.append(Step(_dcal(r"\hat{u}_{i}"), doc(g["dxhat"]),
+                      r"chain rule: $\hat u_i$ feeds $z_i$ only", "element", l))
     steps.append(Step(_dcal(var_tex), doc(g["dvar_raw"]),
-                      r"chain rule: $\sigma^2$ feeds every $\hat x_k$", "element", l))
+                      r"chain rule: $\sigma^2$ feeds every $\hat u_k$", "element", l))
     steps.append(Step(_dcal(var_tex), doc(g["dvar"]),
-                      r"substitute $x_k - \mu = \hat x_k \sqrt{\sigma^2 + \epsilon}$", "element", l))
+                      r"substitute $u_k - \mu = \hat u_k \sqrt{\sigma^2 + \epsilon}$", "element", l))
     steps.append(Step(sp.Derivative(_sym(var_tex), _sym(r"\mu_{c}")), doc(g["dvar_dmu_raw"]),
                       r"differentiate the definition of $\sigma^2$", "element", l))
     steps.append(Step(sp.Derivative(_sym(var_tex), _sym(r"\mu_{c}")), doc(g["dvar_dmu"]),
-                      r"since $\sum_j x_j = m \mu$, from the definition of $\mu$", "element", l))
+                      r"since $\sum_j u_j = m \mu$, from the definition of $\mu$", "element", l))
     steps.append(Step(_dcal(r"\mu_{c}"), doc(g["dmu"]),
-                      r"chain rule: $\mu$ feeds every $\hat x_k$ (and $\sigma^2$, which does not change with it)",
+                      r"chain rule: $\mu$ feeds every $\hat u_k$ (and $\sigma^2$, which does not change with it)",
                       "element", l))
-    xi = _sym("x_{i}")
-    inner = {"xhat": _sym(r"\hat{x}_{i}"), "var": _sym(var_tex), "mu": _sym(r"\mu_{c}")}
+    xi = _sym("u_{i}")
+    inner = {"xhat": _sym(r"\hat{u}_{i}"), "var": _sym(var_tex), "mu": _sym(r"\mu_{c}")}
     chain = sp.Add(*[_dcal(q.name) * sp.Derivative(q, xi) for q in inner.values()])
-    steps.append(Step(_dcal("x_{i}"), chain, r"chain rule: $x_i$ feeds $\hat x_i$, $\sigma^2$ and $\mu$",
+    steps.append(Step(_dcal("u_{i}"), chain, r"chain rule: $u_i$ feeds $\hat u_i$, $\sigma^2$ and $\mu$",
                       "element", l))
     for key, q in inner.items():
         steps.append(Step(sp.Derivative(q, xi), doc(g["local"][key]),
-                          "differentiate the definition of %s" % {"xhat": r"$\hat x$", "var": r"$\sigma^2$",
+                          "differentiate the definition of %s" % {"xhat": r"$\hat u$", "var": r"$\sigma^2$",
                                                                     "mu": r"$\mu$"}[key], "element", l))
-    steps.append(Step(_dcal("x_{i}"), doc(g["dx_expanded"]),
-                      r"insert the three gradients and substitute $x_k - \mu = \hat x_k \sqrt{\sigma^2 + \epsilon}$",
+    steps.append(Step(_dcal("u_{i}"), doc(g["dx_expanded"]),
+                      r"insert the three gradients and substitute $u_k - \mu = \hat u_k \sqrt{\sigma^2 + \epsilon}$",
                       "element", l))
     dx = doc(g["dx"])
-    steps.append(Step(_dcal("x_{i}"), dx,
+    steps.append(Step(_dcal("u_{i}"), dx,
                       r"collect the terms; the sums are $\partial \mathcal{L} / \partial \beta_c$ and "
                       r"$\partial \mathcal{L} / \partial \gamma_c$", "element", l))
     running = {MU: _sym(r"\mu^{(%d)}_{\text{run},c}" % k), VAR: _sym(r"\sigma^{2\,(%d)}_{\text{run},c}" % k)}
-    steps.append(Step(_sym(r"\left.\frac{\partial \mathcal{L}}{\partial x_{i}}\right|_{\text{evaluation}}"),
+    steps.append(Step(_sym(r"\left.\frac{\partial \mathcal{L}}{\partial u_{i}}\right|_{\text{evaluation}}"),
                       doc(g["dx_eval"].xreplace(running)), r"in evaluation the running statistics are constants: "
-                      r"$x_i$ feeds $\hat x_i$ alone (the input gradient of an attack on the trained network)",
+                      r"$u_i$ feeds $\hat u_i$ alone (the input gradient of an attack on the trained network)",
                       "element", l))
 
     # Pass the gradient down: per example, as the layers below expect.
-    bar = indexed(r"\bar{x}", l)
+    bar = indexed(r"\bar{u}", l)
     if len(placed.in_shape) == 3:
         from .conv import C_
         element = bar[C_, I, J]
@@ -403,13 +403,13 @@ def batchnorm_backward(placed, ctx, upstream):
     else:
         element = bar[I]
         where = r"$a^{(%d)}_{i}$ of one example (feature i is the channel c)" % (l - 1)
-    steps.append(Step(element, _dcal("x_{v}"),
-                      r"the gradient passed down: $\partial \mathcal{L} / \partial x_v$ at the value v that is %s; "
+    steps.append(Step(element, _dcal("u_{v}"),
+                      r"the gradient passed down: $\partial \mathcal{L} / \partial u_v$ at the value v that is %s; "
                       r"as $\mathcal{L} = m L$ it is a per-example gradient like $\delta$" % where, "element", l))
-    matrix = sp.MatrixSymbol(r"\bar{x}^{(%d)}" % l, dim(l - 1), 1)
+    matrix = sp.MatrixSymbol(r"\bar{u}^{(%d)}" % l, dim(l - 1), 1)
     steps.append(Step(_sym(r"\frac{\partial \ell}{\partial a^{(%d)}}" % (l - 1)), matrix,
                       "matrix form: one entry per input of the example", "matrix", l))
-    batch = _sym(r"\frac{1}{m}\,\bar{X}^{(%d)}" % l)
+    batch = _sym(r"\frac{1}{m}\,\bar{U}^{(%d)}" % l)
     return steps, {"element": element, "matrix": matrix, "batch": batch}
 
 

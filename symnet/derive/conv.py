@@ -274,8 +274,12 @@ def maxpool_backward(placed, ctx, upstream):
     xs, dmax = max_derivative(2)
     # SymPy leaves the value at a tie open; symnet (like PyTorch) routes it to the first maximum.
     first_max = dmax.replace(lambda e: isinstance(e, sp.Heaviside), lambda e: sp.Heaviside(e.args[0], 1))
-    steps += [Step(sp.Derivative(sp.Max(*xs), xs[0]), first_max,
-                  "for a 2x2 window: 1 where x_1 is the maximum, 0 elsewhere; at a tie the first "
+    # the document names a window's values omega_k (x is the network's input)
+    ws = sp.symbols(r"\omega_1:%d" % (len(xs) + 1), real=True)
+    first_max = first_max.xreplace(dict(zip(xs, ws)))
+    steps += [Step(sp.Derivative(sp.Max(*ws), ws[0]), first_max,
+                  r"for a 2x2 window with values $\omega_1, \dots, \omega_4$: 1 where $\omega_1$ is the maximum, "
+                  "0 elsewhere; at a tie the first "
                   "maximum in row-major order takes the gradient (as PyTorch)", "element", l)]
     r, t = indexed("r", l), indexed("t", l)
     Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)

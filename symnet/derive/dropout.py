@@ -1,5 +1,6 @@
 """Inverted dropout, derived like every layer: the forward map in training is
-a_i = xi_i a_i^(l-1) / (1 - p) with the mask xi_i in {0, 1} (1 with probability 1 - p),
+a_i = xi_i a_i^(l-1) / (1 - rho) with the mask xi_i in {0, 1} (1 with probability 1 - rho),
+the rate rho (not p: p is the softmax output),
 and SymPy differentiates it for the backward step. At evaluation a = a^(l-1).
 """
 from __future__ import annotations
@@ -10,7 +11,7 @@ from .core import I, Step
 from .notation import dim, indexed
 
 MASK = sp.IndexedBase(r"\xi", real=True)     # not m: m is the batch size
-RATE = sp.Symbol("p", positive=True)          # the document keeps p a symbol: 1/(1 - p), not 10/7
+RATE = sp.Symbol(r"\rho", positive=True)     # the document keeps the rate a symbol: 1/(1 - rho), not 10/7
 
 
 def _forward_expr(placed):
@@ -20,8 +21,8 @@ def _forward_expr(placed):
 def dropout_forward(placed, ctx):
     l = placed.position
     return [Step(indexed("a", l)[I], _forward_expr(placed),
-                 f"inverted dropout in training with rate $p = {placed.layer.rate:g}$: the mask entry "
-                 f"$\\xi_i = 1$ with probability $1 - p = {1 - placed.layer.rate:g}$, else 0; "
+                 f"inverted dropout in training with rate $\\rho = {placed.layer.rate:g}$: the mask entry "
+                 f"$\\xi_i = 1$ with probability $1 - \\rho = {1 - placed.layer.rate:g}$, else 0; "
                  "at evaluation the layer is the identity", "forward", l)]
 
 
@@ -34,9 +35,9 @@ def dropout_backward(placed, ctx, upstream):
     steps = [Step(sp.Symbol(name), el, "chain rule: the kept entries pass the gradient, scaled", "element", l)]
     above = r"\delta^{(%d)}" % l if upstream is None else sp.latex(upstream["matrix"])
     # A column like the dense layers' quantities, so the delta step below can multiply by g'.
-    mx = sp.MatrixSymbol(r"\frac{1}{1 - p}\, \xi \odot %s" % above, dim(l - 1), 1)
+    mx = sp.MatrixSymbol(r"\frac{1}{1 - \rho}\, \xi \odot %s" % above, dim(l - 1), 1)
     steps.append(Step(sp.Symbol(r"\frac{\partial \ell}{\partial a^{(%d)}}" % (l - 1)), mx, "matrix form", "matrix", l))
-    return steps, {"element": el, "matrix": mx, "batch": sp.Symbol(r"M \odot \text{(the same, per example)}")}
+    return steps, {"element": el, "matrix": mx, "batch": sp.Symbol(r"\Xi \odot \text{(the same, per example)}")}
 
 
 def _register():

@@ -254,8 +254,35 @@ def _output_summary(d) -> str:
     return ""
 
 
-PARTS = ("notation", "network", "forward", "loss", "recursion", "backward", "gradients", "batch",
+PARTS = ("notation", "network", "forward", "loss", "recursion", "backward", "input", "gradients", "batch",
          "example", "updates")
+# "input" prints nothing of its own: left out, the steps and rows of the input
+# gradient dL/dx leave the backward pass, the gradients and the worked example.
+
+
+def _input_gradient_dropped(secs: list, net) -> list:
+    """The sections without the steps that only serve dL/dx: every step of the
+    layers below the first one with parameters, and that layer's steps from the
+    gradient it passes down (a^(l-1), its padded form, batch norm's u-hat) on;
+    each rule derives its parameters' gradients before the passed-down one."""
+    first = next((p.position for p in net.placed if p.params), None)
+    out = []
+    for sec in secs:
+        layer = re.match(r"Backward pass, layer (\d+)$", sec.title)
+        l = int(layer.group(1)) if layer else None
+        if l is None or first is None or l > first:
+            out.append(sec)
+            continue
+        keep = []
+        if l == first:
+            down = (r"a^{(%d)}" % (l - 1), r"\tilde{a}^{(%d)}" % (l - 1), r"\partial \hat{u}")
+            for eq in sec.equations:
+                if any(tok in eq.lhs for tok in down):
+                    break
+                keep.append(eq)
+        if keep:
+            out.append(Section(sec.title, keep))
+    return out
 
 
 def _section_part(title: str) -> str:
@@ -301,6 +328,8 @@ def context(d, parts=None, example=None) -> dict:
     net = d.network
     parts = tuple(parts) if parts is not None else PARTS
     secs = sections(d)
+    if "input" not in parts:
+        secs = _input_gradient_dropped(secs, net)
     section_parts: dict[str, list] = {}
     for sec in secs:
         for eq in sec.equations:
@@ -309,7 +338,7 @@ def context(d, parts=None, example=None) -> dict:
             eq.md = md_math(eq.tex)
             eq.md_block = md_block(eq.tex, eq.lines)
         section_parts.setdefault(_section_part(sec.title), []).append(sec)
-    grads = gradient_rows(d)
+    grads = [g for g in gradient_rows(d) if "input" in parts or g["name"] != "x"]
     for g in grads:
         for key in ("element", "matrix", "batch"):
             g[key + "_md"] = md_math(g[key])
@@ -326,7 +355,7 @@ def context(d, parts=None, example=None) -> dict:
             r[key + "_tex"] = re.sub(r"([(+*/,-])", r"\1\\allowbreak{}", tex_escape(r[key]))
             r[key + "_md"] = md_escape(r[key])
     output = _output_summary(d)
-    notation = lecture.notation_rows(net, d)
+    notation = lecture.notation_rows(net, d, updates="updates" in parts)
     for r in notation:
         r["meaning_tex"], r["meaning_md"] = why_tex(r["meaning"]), why_md(r["meaning"])
         r["shape_tex"], r["shape_md"] = why_tex(r["shape"]), why_md(r["shape"])
@@ -416,7 +445,7 @@ def options(d, sections=None, example=None) -> tuple[tuple, dict | None]:
         parts = tuple(p for p in PARTS if p in names)
     if example is None:
         example = worked.default_on(d.network)
-    tables = worked.tables(d) if example and "example" in parts else None
+    tables = worked.tables(d, input_gradient="input" in parts) if example and "example" in parts else None
     return parts, tables
 
 

@@ -35,8 +35,9 @@ def operators_used(texts) -> list[dict]:
     return [{"name": name, "text": text} for key, (name, text) in OPERATORS.items() if key in joined]
 
 
-def notation_rows(net, d) -> list[dict]:
-    """Every symbol with its meaning and shape (one meaning per symbol)."""
+def notation_rows(net, d, updates: bool = True) -> list[dict]:
+    """Every symbol with its meaning and shape (one meaning per symbol);
+    `updates`: the optimisers' symbols too (the document prints their rules)."""
     L = max((p.position for p in net.placed), default=0)
     kinds = {p.layer.type for p in net.placed}
     rows = [
@@ -58,31 +59,70 @@ def notation_rows(net, d) -> list[dict]:
     if "dense" in kinds:
         rows.append({"symbol": r"n^{(l)}", "meaning": "number of units of layer l", "shape": "scalar"})
     if "batchnorm" in kinds:
-        rows.append({"symbol": r"\gamma^{(l)}, \beta^{(l)}", "meaning": "batch norm's scale and shift",
-                     "shape": "one per channel"})
-        rows.append({"symbol": r"\mu_c, \sigma^2_c, \hat x", "meaning": "batch mean and variance of channel c, "
-                     "normalised value", "shape": "scalar"})
+        rows += [
+            {"symbol": r"\gamma^{(l)}, \beta^{(l)}", "meaning": "batch norm's scale and shift", "shape": "one per channel"},
+            {"symbol": r"u_j, \hat u_j", "meaning": "batch norm's input values of one channel in the batch "
+             "(not the network input $x$) and their normalised values", "shape": "scalar"},
+            {"symbol": r"\mu_c, \sigma^2_c", "meaning": "batch mean and biased batch variance of channel c",
+             "shape": "scalar"},
+            {"symbol": r"\mu_{\text{run}}, \sigma^2_{\text{run}}", "meaning": "running mean and variance "
+             r"(state, updated with $\leftarrow$)", "shape": "one per channel"},
+            {"symbol": r"\kappa", "meaning": "batch norm's momentum for the running statistics", "shape": "scalar"},
+            {"symbol": r"\mathcal{L}", "meaning": r"the summed batch loss $m L$", "shape": "scalar"},
+            {"symbol": r"\bar u^{(l)}", "meaning": r"the gradient batch norm passes down, "
+             r"$\partial \mathcal{L} / \partial u$ at the input's entries", "shape": "as $a^{(l-1)}$"},
+        ]
     rows += [
         {"symbol": r"y", "meaning": "the target of one example (one-hot for classification)",
          "shape": "as $a^{(L)}$"},
         {"symbol": r"n", "meaning": "number of outputs per example", "shape": "scalar"},
         {"symbol": r"\ell", "meaning": "loss of one example", "shape": "scalar"},
         {"symbol": r"m", "meaning": "batch size (number of examples)", "shape": "scalar"},
-        {"symbol": r"L", "meaning": r"batch loss, the mean $\frac{1}{m}\sum_e \ell_e$; also the last layer's "
-                                    "number as a superscript", "shape": "scalar"},
+        {"symbol": r"L", "meaning": r"batch loss, the mean $\frac{1}{m}\sum_e \ell_e$; as a superscript, "
+                                    "the last layer's number", "shape": "scalar"},
     ]
+    if net.loss.name in ("softmax_cross_entropy", "cross_entropy") or "softmax" in kinds:
+        rows.append({"symbol": r"p^{(L)}", "meaning": "the softmax output (class probabilities)",
+                     "shape": "as $a^{(L)}$"})
     if "dense" in kinds:
         rows.append({"symbol": r"A^{(l)}, \Delta^{(l)}", "meaning": "batch matrices: one example per row",
                      "shape": r"$m \times n^{(l)}$"})
     if kinds & {"conv2d", "maxpool2d", "avgpool2d"}:
         rows.append({"symbol": r"f, c, i, j", "meaning": "filter (output channel), input channel, row, column; "
                      "conv and pooling indices count from 0", "shape": "indices"})
+        rows.append({"symbol": r"k, s", "meaning": "kernel (window) size and stride", "shape": "scalar"})
+    if "maxpool2d" in kinds:
+        rows.append({"symbol": r"\omega_k", "meaning": "the values of one pooling window", "shape": "scalar"})
+    if kinds & {"conv2d", "maxpool2d", "avgpool2d", "flatten", "dropout"}:
         rows.append({"symbol": r"\bar a^{(l)}", "meaning": r"gradient arriving at a layer's output, "
                      r"$\partial \ell / \partial a^{(l)}$, where the layer has no activation", "shape": "as $a^{(l)}$"})
     if "dropout" in kinds:
-        rows.append({"symbol": r"p, \xi_i", "meaning": "dropout rate and the mask entry (1 = kept)",
-                     "shape": "scalar; as the layer's input"})
+        rows.append({"symbol": r"\rho", "meaning": "dropout rate (probability of dropping an entry)",
+                     "shape": "scalar"})
+        rows.append({"symbol": r"\xi_i, \Xi", "meaning": "dropout mask entry (1 = kept) and the batch's mask matrix",
+                     "shape": "as the layer's input"})
+    if updates:
+        rows += UPDATE_SYMBOLS
     return rows
+
+
+# The optimisers' and schedules' symbols (symnet.optim writes its rules in these).
+UPDATE_SYMBOLS = [
+    {"symbol": r"\theta, \nabla_{\theta} L", "meaning": "any parameter and its gradient", "shape": "as the parameter"},
+    {"symbol": r"\eta, \eta_0", "meaning": "learning rate, its starting value", "shape": "scalar"},
+    {"symbol": r"t, \tau", "meaning": "epoch (0-based, schedules); number of updates so far (Adam)", "shape": "scalar"},
+    {"symbol": r"\mathbf{v}, \mathbf{s}", "meaning": "an optimiser's state (bold): running gradient (momentum, "
+     "Adam's first moment) and running squared gradient (RMSprop, Adagrad, Adam's second moment); "
+     "$\\hat{\\mathbf{v}}, \\hat{\\mathbf{s}}$ bias-corrected",
+     "shape": "as the parameter"},
+    {"symbol": r"\beta", "meaning": "momentum coefficient (option beta)", "shape": "scalar"},
+    {"symbol": r"\beta_1, \beta_2", "meaning": "Adam's decay rates (option betas)", "shape": "scalar"},
+    {"symbol": r"\alpha", "meaning": "RMSprop's decay rate (option alpha)", "shape": "scalar"},
+    {"symbol": r"\epsilon", "meaning": "a small constant that keeps a division finite (option eps; batch norm's eps)",
+     "shape": "scalar"},
+    {"symbol": r"\varphi, P, \nu", "meaning": "schedules: decay factor (option gamma), its period in epochs "
+     "(option step_size), inverse-time decay (option decay)", "shape": "scalar"},
+]
 
 
 NOTATION_INTRO = ("One superscript style throughout: the layer's number in round brackets, $a^{(l)}$; "
@@ -132,4 +172,4 @@ def conventions() -> dict:
     return {"paras": paras, "rows": rows}
 
 
-__all__ = ["OPERATORS", "operators_used", "notation_rows", "NOTATION_INTRO", "recursion", "conventions"]
+__all__ = ["OPERATORS", "operators_used", "notation_rows", "UPDATE_SYMBOLS", "NOTATION_INTRO", "recursion", "conventions"]
