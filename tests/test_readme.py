@@ -65,9 +65,9 @@ def test_every_named_path_exists(doc):
     assert not missing, f"{doc} names paths that do not exist: {missing}"
 
 
-def test_readme_names_every_example_spec_that_exists_in_its_commands():
-    # The examples the README's commands use exist (caught above); and the
-    # documentation list's promise "docs/<example>.md for every file in examples/" holds.
+def test_every_example_has_its_documents():
+    # The README's documentation list promises docs/<example>.md, .tex and .png
+    # (the PDF's first page) for every file in examples/.
     for spec in sorted((ROOT / "examples").glob("*.toml")):
         for ext in (".md", ".tex", ".png"):
             assert (ROOT / "docs" / (spec.stem + ext)).exists(), f"docs/{spec.stem}{ext} missing"
