@@ -127,8 +127,8 @@ def _add_optional_commands(sub):
     except ImportError:
         pass
     else:
-        p = sub.add_parser("attack", help="FGSM adversarial examples from the derived input gradient: "
-                                          "clean vs perturbed test accuracy")
+        p = sub.add_parser("attack", help="adversarial examples (FGSM or the gradient method) from the "
+                                          "derived input gradient: clean vs perturbed test accuracy")
         add_attack_arguments(p)
         p.set_defaults(run=cli_attack)
     try:

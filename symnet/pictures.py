@@ -81,7 +81,7 @@ def grad_norms_figure(history: dict):
     from matplotlib.ticker import MaxNLocator
     ax.xaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel("epoch")
-    ax.set_ylabel("mean ||dL/dW|| over the epoch's batches")
+    ax.set_ylabel("||dL/dW|| per epoch")
     ax.set_title("gradient norm per layer")
     ax.grid(alpha=0.3, which="both")
     ax.legend(fontsize=7)

@@ -55,7 +55,8 @@ VARIANCE_GAP = 0.05
 # (without the penalty, which is recorded separately); train_acc, val_loss and
 # val_acc are computed with the parameters at the end of the epoch; lr is the
 # epoch's learning rate from the schedule.
-# grad_norm: {W<l>: mean ||dL/dW<l>|| over the epoch's batches} (symnet.pictures).
+# grad_norm: {W<l>: ||dL/dW<l>||}: the mean over the epoch's batches, or the first
+# batch's alone when the optimiser is fused into the step (symnet.pictures.GradNormMeter).
 HISTORY_KEYS = ("epoch", "train_loss", "train_acc", "val_loss", "val_acc", "lr", "penalty", "time_s",
                 "grad_norm")
 
