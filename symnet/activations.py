@@ -165,27 +165,12 @@ def make_activation(spec, where: str = "") -> Activation:
     return Activation("custom", expr, "g", source=name, where=where)
 
 
-# Stable forms nest at most this deep: each prints its argument more than once,
-# so a kernel of deeply nested ones would grow exponentially with the depth.
-MAX_STABLE_NESTING = 4
-
-
 def stable_forms(expr: sp.Expr) -> sp.Expr:
     """Name log(1+exp(u)) and 1/(1+exp(-u)) as softplus and sigmoid (identities),
-    so kernels print their overflow-free forms and derivatives stay finite."""
+    so kernels print their overflow-free forms and derivatives stay finite.
+    log(c+exp(u)) with a number c > 0 becomes softplus(u - log c) + log c: SymPy
+    folds log(1+exp(log(1+exp(u)))) into log(2+exp(u)) as it parses."""
     w = sp.Wild("w")
-    expr = expr.replace(sp.log(sp.exp(w) + 1), lambda w: _named(softplus, w, sp.log(sp.exp(w) + 1)))
-    return expr.replace(1 / (sp.exp(-w) + 1), lambda w: _named(sigmoid, w, 1 / (sp.exp(-w) + 1)))
-
-
-def _named(function, arg, plain):
-    return function(arg) if _stable_depth(arg) < MAX_STABLE_NESTING else plain
-
-
-def _stable_depth(expr, memo=None) -> int:
-    """How deeply softplus and sigmoid nest in expr."""
-    memo = {} if memo is None else memo
-    if expr not in memo:
-        inner = max((_stable_depth(a, memo) for a in expr.args), default=0)
-        memo[expr] = inner + isinstance(expr, (softplus, sigmoid))
-    return memo[expr]
+    c = sp.Wild("c", properties=[lambda c: c.is_number and c.is_positive])
+    expr = expr.replace(sp.log(sp.exp(w) + c), lambda w, c: softplus(w - sp.log(c)) + sp.log(c))
+    return expr.replace(1 / (sp.exp(-w) + 1), lambda w: sigmoid(w))

@@ -71,33 +71,14 @@ def short(text: str, limit: int = ECHO) -> str:
     return repr(text[:limit] + "...") + f" ({len(text)} characters)"
 
 
-# Functions whose kernel form prints their argument more than once (NumbaPrinter's
-# overflow-free sigmoid and softplus, sinc's guard): nested, they grow a kernel
-# exponentially, so the printed size is estimated before anything is printed.
-PRINT_COPIES = {"sigmoid": 4, "softplus": 2, "sinc": 3}
-MAX_PRINTED = 200000     # estimated operations of a printed expression
-
-
-def printed_size(expr, memo=None) -> int:
-    """Operations of expr as printed without sharing (an upper bound)."""
-    memo = {} if memo is None else memo
-    if expr not in memo:
-        copies = PRINT_COPIES.get(type(expr).__name__, 1)
-        memo[expr] = 1 + copies * sum(printed_size(a, memo) for a in expr.args)
-    return memo[expr]
-
-
 def require_size(expr, what: str, formula: str, max_ops: int = MAX_OPS):
-    """Refuse an expression (a derivative) too large to print into a kernel or a document."""
+    """Refuse an expression (a derivative) too large to print into a kernel or a
+    document. Kernels print each subexpression once (NumbaPrinter.print_block),
+    so their text grows with these operations, linearly."""
     ops = sp.count_ops(expr)
     if ops > max_ops:
         raise FormulaError(f"{what} {short(formula)} is too complex: its derivative has {ops} operations "
                            f"(limit {max_ops}); simplify the formula")
-    printed = printed_size(expr)
-    if printed > MAX_PRINTED:
-        raise FormulaError(f"{what} {short(formula)} is too complex: its derivative would print as about "
-                           f"{printed:.2g} operations (limit {MAX_PRINTED}); nest sigmoid, softplus or "
-                           "sinc less deeply")
     return expr
 
 

@@ -8,8 +8,18 @@ Every number is printed as a literal of the kernel's dtype (`np.float32(0.5)`
 in float32 kernels) so that Numba keeps float32 math in float32: a bare `2`
 or `0.5` would be typed int64/float64 and promote the whole expression.
 `sigmoid` and `softplus` print overflow-free forms.
+
+Some printed forms use an argument more than once (the stable sigmoid four
+times, softplus twice, sinc three times, a small integer power as a product).
+`print_block` prints such an argument once, into a temporary, so a kernel's
+text grows linearly with the nesting of a formula; `numba_code` (one
+expression, no temporaries) writes it out at each use and is meant for small
+expressions only.
 """
 from __future__ import annotations
+
+from dataclasses import dataclass
+from itertools import count
 
 import sympy as sp
 from sympy.printing.codeprinter import PrintMethodNotImplementedError
@@ -41,6 +51,14 @@ _FUNCTIONS = {
 }
 
 
+@dataclass
+class Block:
+    """An expression printed as assignments and a result expression."""
+    lines: list[str]    # "t0 = ...": common subexpressions and repeated arguments, in order
+    result: str
+    ops: int            # sympy.count_ops of the expression after common-subexpression elimination
+
+
 class NumbaPrinter(PythonCodePrinter):
     """Print element-wise kernel math for a Numba `@njit` function.
 
@@ -57,6 +75,40 @@ class NumbaPrinter(PythonCodePrinter):
         if settings.get("dtype", "float64") not in ("float32", "float64"):
             raise ValueError(f"NumbaPrinter: dtype must be float32 or float64, got {settings.get('dtype')!r}")
         super().__init__(settings)
+        self._block = None      # inside print_block: (lines, name by printed text, fresh names)
+
+    # -- blocks: every subexpression evaluated once
+    def print_block(self, expr, temps: str = "t", repeated: str = "u") -> Block:
+        """`expr` as assignments and a result. SymPy's `cse` names the common
+        subexpressions (`temps`0, ...); an argument that a printed form uses
+        more than once is assigned to a temporary (`repeated`0, ...) where it
+        is printed, so it is evaluated once and printed once."""
+        expr = sp.Integer(expr) if isinstance(expr, int) else expr      # derived constants such as 0
+        replacements, (reduced,) = sp.cse(expr, symbols=sp.numbered_symbols(temps, real=True), optimizations=None)
+        lines: list[str] = []
+        self._block = (lines, {}, (f"{repeated}{k}" for k in count()))
+        try:
+            for sym, value in replacements:
+                text = self.doprint(value)          # may append the temporaries it uses
+                lines.append(f"{sym} = {text}")
+            result = self.doprint(reduced)
+        finally:
+            self._block = None
+        ops = int(sum(sp.count_ops(v) for _, v in replacements) + sp.count_ops(reduced))
+        return Block(lines, result, ops)
+
+    def _repeated(self, expr, prec=None) -> str:
+        """`expr` printed for a form that uses it several times: in a block, a
+        temporary (short arguments stay inline); else the text, parenthesized
+        at precedence `prec`."""
+        if self._block is None or _short(expr):
+            return self._print(expr) if prec is None else self.parenthesize(expr, prec)
+        text = self._print(expr)
+        lines, names, fresh = self._block
+        if text not in names:
+            names[text] = next(fresh)
+            lines.append(f"{names[text]} = {text}")
+        return names[text]
 
     # -- numbers: always literals of the kernel dtype
     def _literal(self, value) -> str:
@@ -112,11 +164,11 @@ class NumbaPrinter(PythonCodePrinter):
         if expr.is_number:
             return self._literal(expr.evalf(17))
         PREC = sp.printing.precedence.precedence(expr)
+        if e.is_Integer and 1 <= abs(e) <= 4:
+            b = self._repeated(base, PREC) if abs(e) > 1 else self.parenthesize(base, PREC)
+            product = "*".join([b] * abs(int(e)))
+            return "(%s)" % product if e > 0 else "(%s/(%s))" % (self._print(sp.S.One), product)
         b = self.parenthesize(base, PREC)
-        if e.is_Integer and 1 <= e <= 4:
-            return "(" + "*".join([b] * int(e)) + ")"
-        if e.is_Integer and -4 <= e <= -1:
-            return "(%s/(%s))" % (self._print(sp.S.One), "*".join([b] * int(-e)))
         if e == sp.S.Half:
             return "np.sqrt(%s)" % self._print(base)
         if e == -sp.S.Half:
@@ -170,18 +222,18 @@ class NumbaPrinter(PythonCodePrinter):
 
     def _print_sigmoid(self, expr):
         # Overflow-free on both sides: exp of a non-positive number only.
-        u = self._print(expr.args[0])
+        u = self._repeated(expr.args[0])
         one = self._print(sp.S.One)
         return ("(%(one)s/(%(one)s + np.exp(-(%(u)s))) if (%(u)s) >= %(zero)s "
                 "else np.exp(%(u)s)/(%(one)s + np.exp(%(u)s)))") % {"u": u, "one": one, "zero": self._print(sp.S.Zero)}
 
     def _print_softplus(self, expr):
         # log(1 + exp(u)) = max(u, 0) + log1p(exp(-|u|)), finite for any u.
-        u = self._print(expr.args[0])
+        u = self._repeated(expr.args[0])
         return "(max(%s, %s) + np.log1p(np.exp(-abs(%s))))" % (u, self._print(sp.S.Zero), u)
 
     def _print_sinc(self, expr):
-        u = self._print(expr.args[0])
+        u = self._repeated(expr.args[0])
         return "(np.sin(%s)/(%s) if (%s) != %s else %s)" % (u, u, u, self._print(sp.S.Zero), self._print(sp.S.One))
 
     # -- conditionals (ReLU, hinge, sinc's derivative)
@@ -239,9 +291,15 @@ for _name in list(vars(PythonCodePrinter)):
 del _name
 
 
+def _short(expr) -> bool:
+    """A symbol, a number or its negation: as cheap to repeat as a temporary's name."""
+    return expr.is_Atom or (expr.is_Mul and len(expr.args) == 2 and expr.args[0] == -1 and expr.args[1].is_Atom)
+
+
 def numba_code(expr, dtype: str = "float64") -> str:
-    """Print one expression (convenience for tests and templates' callers)."""
+    """Print one small expression as one expression (repeated arguments written
+    out at each use); kernels print with `NumbaPrinter.print_block`."""
     return NumbaPrinter({"dtype": dtype}).doprint(expr)
 
 
-__all__ = ["NumbaPrinter", "numba_code", "sigmoid", "softplus"]
+__all__ = ["Block", "NumbaPrinter", "numba_code", "sigmoid", "softplus"]

@@ -87,6 +87,12 @@ CASES = {
     "custom_loss": (lambda: Network(3, [Dense(5, "relu"), Dense(2, "tanh")], loss="log(cosh(yhat - y))",
                                     name="custom_loss"),
                     lambda: RNG.standard_normal((6, 2))),
+    # nested stable forms: each argument printed once, derivatives through the whole network
+    "nested": (lambda: Network(3, [Dense(4, "sigmoid(" * 6 + "3*x" + ")" * 6),
+                                   Dense(4, "tanh(log(1+exp(" * 8 + "x" + ")))" * 8),
+                                   Dense(4, "sinc(sinc(x)) + softplus(sigmoid(softplus(x))^2)"),
+                                   Dense(2)], loss="mse", name="nested"),
+               lambda: RNG.standard_normal((6, 2))),
 }
 
 

@@ -242,11 +242,8 @@ SLOW_BEFORE = {
 @pytest.mark.parametrize("formula", SLOW_BEFORE.values(), ids=SLOW_BEFORE.keys())
 def test_custom_activation_derivative_is_bounded(formula):
     start = time.process_time()
-    try:
-        act = symnet.activations.make_activation(formula, "layer 1")
-        assert act.derivative.has(symnet.activations.X)
-    except FormulaError as exc:     # only where the stack is already deep (pytest's) does SymPy recurse too far
-        assert "nests too deeply" in str(exc)
+    act = symnet.activations.make_activation(formula, "layer 1")
+    assert act.derivative.has(symnet.activations.X)
     assert time.process_time() - start < 15
 
 
@@ -424,17 +421,15 @@ def test_kernel_printing_is_bounded(tmp_path, capsys, monkeypatch):
     assert not list((tmp_path / "gen").glob("*"))
 
 
-def test_deep_nesting_generates_or_is_refused_quickly(tmp_path, capsys):
+@pytest.mark.parametrize("formula", [SLOW_BEFORE["tanh log exp nested 30"], "sigmoid(" * 30 + "x" + ")" * 30,
+                                     "sinc(" * 30 + "x" + ")" * 30])
+def test_deep_nesting_generates_quickly(tmp_path, capsys, formula):
     deep = tmp_path / "deep.toml"
-    deep.write_text(TINY.replace('activation = "tanh"', f'activation = "{SLOW_BEFORE["tanh log exp nested 30"]}"'))
+    deep.write_text(TINY.replace('activation = "tanh"', f'activation = "{formula}"'))
     start = time.process_time()
     code = main(["generate", str(deep), "-o", str(tmp_path / "gen")])
     err = capsys.readouterr().err.strip().splitlines()
-    # Written, or (where the stack is already deep, as under pytest) refused in one line.
-    assert code == 0 or (code == 2 and len(err) == 1 and "nests too deeply" in err[0]), err
+    assert code == 0, err
     assert time.process_time() - start < 30
-    sig = tmp_path / "sig.toml"
-    sig.write_text(TINY.replace('activation = "tanh"', f'activation = "{"sigmoid(" * 30 + "x" + ")" * 30}"'))
-    start = time.process_time()
-    assert "nest sigmoid, softplus or sinc less deeply" in one_line_exit_2(capsys, ["generate", str(sig)])
-    assert time.process_time() - start < 15
+    (kernel,) = (tmp_path / "gen").glob("*.py")
+    assert kernel.stat().st_size < 200_000        # each nested argument printed once, not 4^30 times

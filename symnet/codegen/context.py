@@ -46,16 +46,11 @@ class Function:
 
 def print_function(printer, name, args, expr, doc, where) -> Function:
     from sympy.printing.codeprinter import PrintMethodNotImplementedError
-    expr = sp.Integer(expr) if isinstance(expr, int) else expr   # derived constants such as 0
-    temps = sp.numbered_symbols("t", real=True)
-    replacements, (reduced,) = sp.cse(expr, symbols=temps, optimizations=None)
     try:
-        lines = [f"{sym} = {printer.doprint(value)}" for sym, value in replacements]
-        result = printer.doprint(reduced)
+        block = printer.print_block(expr)      # each subexpression evaluated (and printed) once
     except PrintMethodNotImplementedError as exc:
         raise SpecError(f"{where}: cannot be compiled ({str(exc).splitlines()[0]})") from None
-    ops = int(sum(sp.count_ops(v) for _, v in replacements) + sp.count_ops(reduced))
-    return Function(name, args, doc, lines, result, ops, f"{where}; {ops} ops")
+    return Function(name, args, doc, block.lines, block.result, block.ops, f"{where}; {block.ops} ops")
 
 
 class _Names:

@@ -81,7 +81,8 @@ def act_identity(x):
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def loss_elem(z, y):
     """loss mse: per output element, stable form: (-y + z)**2"""
-    return ((-y + z)*(-y + z))
+    u0 = -y + z
+    return (u0*u0)
 
 
 # loss mse; 3 ops
