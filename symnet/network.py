@@ -58,6 +58,11 @@ class Network:
 
     def _check_output(self):
         out = self.output_shape
+        for p in self.placed[:-1]:   # softmax's Jacobian is derived only with the loss that follows it
+            act = getattr(p.layer, "activation", None)
+            if p.layer.type == "softmax" or (act is not None and act.is_softmax):
+                raise SpecError(f"{p.where}: softmax is only supported as the last layer (with cross_entropy); "
+                                "use another activation in hidden layers")
         if self.loss.one_hot and len(out) != 1:
             raise ShapeError(f"loss {self.loss.name}: needs a vector output, the network gives {out}")
         if self.loss.name == "cross_entropy" and not self.ends_in_softmax:

@@ -127,3 +127,12 @@ def test_one_numbering_and_old_checkpoints_renamed_on_load(tmp_path):
     save_checkpoint(tmp_path, params, {}, 4)
     ck = load_checkpoint(tmp_path, net.legacy_names())
     assert ck.meta["numbering"] == "layer" and set(ck.params) == set(params)
+
+
+@pytest.mark.parametrize("layers", [[symnet.Dense(3, "softmax"), symnet.Dense(2)],
+                                    [symnet.Dense(3), symnet.Softmax(), symnet.Dense(2)],
+                                    [symnet.Softmax(), symnet.Dense(1)]])
+def test_softmax_before_the_last_layer_is_refused_in_one_line(layers):
+    # found by the random-spec property test: derive crashed with a TypeError
+    with pytest.raises(SpecError, match=r"layer 1 \(dense\)|layer 2 \(softmax\)|layer 1 \(softmax\)"):
+        symnet.Network([4] if layers[0].type == "dense" else [1], layers, loss="mse")
