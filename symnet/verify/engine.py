@@ -339,6 +339,13 @@ def _resolve_target(target, info: _Net, layer) -> tuple[str, bool]:
                        "expected W2, b1, delta2, x or da1")
 
 
+def is_gradient_target(sym: Sym, info: _Net) -> bool:
+    """Whether a left side names what verify checks: delta, dW, db, dgamma, dx, da."""
+    key = "delta" + sym.key[5:] if sym.key.startswith("Delta") else sym.key
+    kind = info.symbols[key].kind
+    return kind == "delta" or (sym.d and (kind == "param" or key == "x" or re.fullmatch(r"a\d+", key) is not None))
+
+
 def _walk(node: Node):
     stack = [node]
     while stack:
