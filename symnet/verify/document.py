@@ -22,7 +22,9 @@ from .parser import Sym, parse_formula, resolve
 _FENCE = re.compile(r"^```math[ \t]*\n(.*?)^```", re.S | re.M)
 _ALIGNED = re.compile(r"\\(?:begin|end)\{aligned\*?\}")
 # A derivative of the loss, or of anything (d a / d z: an activation's derivative).
-_DERIVATIVE = re.compile(r"^\\(?:left\.)?\\?d?frac\{\\partial ([^}]*)\}")
+_DERIVATIVE = re.compile(r"^(?:\\left\.)?\\d?frac\{\\partial\s*([^}]*)\}")
+_PRIMED = re.compile(r"^(?:\\mathrm\{\w+\}|\\operatorname\{\w+\}|\\?\w+)'\s*(?:\(|\\left\()\s*[a-z]\s*(?:\)|\\right\))")
+_GRADIENT_LOOKING = re.compile(r"\\(?:delta|Delta)\b|\\bar\{?[ax]\b|d[A-Za-z\\]")
 _LOSS = re.compile(r"\\ell|\\mathcal\{L\}|[LCJE]")
 
 
@@ -57,6 +59,8 @@ def skip_reason(text: str, info, is_target) -> str | None:
         return None
     if "\\qquad" in text or re.search(r"\^\{?[(\[](?:l|L)(?:[+-]1)?[)\]]", lhs):
         return "a rule for every layer l"
+    if _PRIMED.match(lhs):          # ReLU'(z) = ..., with a layer-free argument
+        return "the derivative of an activation"
     mt = _DERIVATIVE.match(lhs)
     if mt and not _LOSS.fullmatch(mt.group(1).strip()):
         return "the derivative of an activation or step, not of the loss"
@@ -69,7 +73,9 @@ def skip_reason(text: str, info, is_target) -> str | None:
             return "the loss"
         if str(exc).startswith("unknown command"):      # \eta_t, \hat m: no quantity of the net
             return "a definition of a symbol that is not a quantity of the net"
-        return None     # an unknown name: the verifier reports it, so a typo is not hidden
+        if str(exc).startswith("unknown name") or _GRADIENT_LOOKING.match(lhs):
+            return None     # the verifier reports it, so a typo or a misread gradient is not hidden
+        return "a definition, not a gradient"
     if isinstance(sym, Sym) and is_target(sym):
         return None
     return "a definition or forward step, not a gradient"

@@ -490,12 +490,16 @@ class _Parser:
         # Fraction reads the literal exactly; the regex allowed digits only.
         return Num(Fraction(tok.text), span=(tok.pos, tok.end))
 
-    def group(self) -> Node:
+    def group(self, conditions: bool = False) -> Node:
         opened = self.advance()
         close = _OPENERS[opened.text]
         if self.is_sym(self.tok, close):
             raise self.fail(self.tok.pos, f"empty {opened.text}{close}", "an expression inside")
         expr = self.comparison(self.expression())
+        while conditions and self.is_sym(self.tok, ","):       # [i = r, j = t]: both hold
+            comma = self.advance()
+            more = self.comparison(self.expression())
+            expr = Mul(expr, more, span=(expr.span[0], more.span[1]), op_pos=comma.pos)
         self.expect_sym(close, opened)
         return expr
 
@@ -525,12 +529,14 @@ class _Parser:
             self.advance()
             if not self.is_sym(self.tok, "{"):
                 raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as 1_{z > 0}")
-            cond = self.group()
+            cond = self.group(conditions=True)
         elif self.is_sym(self.tok, *_OPENERS):
-            cond = self.group()
+            cond = self.group(conditions=True)
         else:
             raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as \\mathbb{1}[z > 0]")
-        if not isinstance(cond, (Compare, Mul)) or not any(isinstance(n, Compare) for n in (cond, *children(cond))):
+        def compares(n):        # a comparison, or a product of them ([a <= b, c = d])
+            return isinstance(n, Compare) or isinstance(n, Mul) and all(map(compares, children(n)))
+        if not compares(cond):
             raise self.fail(tok.pos, "an indicator without a comparison", "a condition such as \\mathbb{1}[z > 0]")
         return cond
 
