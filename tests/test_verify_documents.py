@@ -20,7 +20,6 @@ EXAMPLES = sorted((ROOT / "examples").glob("*.toml")) + sorted((ROOT / "docs" / 
 NOT_READ = {
     "n is the output count in element forms (read as the batch size)":
         r"^(\\delta\^\{\(\d+\)\}_\{i\}|\\frac\{\\partial \\ell\}\{\\partial a\^\{\(\d+\)\}_\{i\}\}) = .*\bn\b",
-    "the gradient of the zero-padded input tilde a (read as that of x)": r"^\\frac\{\\partial \\ell\}\{\\partial \\tilde\{a\}",
     "element forms too large to evaluate (undecided)": r"too many to evaluate",
     "softmax written with e^{z}": r"e\^\{z",
     "conv flatten index 1-based beside 0-based c, i, j": r"W\^\{\(\d+\)\}_\{k,\d+ c \+",
@@ -28,7 +27,6 @@ NOT_READ = {
     "fractional (stride) indices": r"_\{f,\\frac|\\frac\{[uv]\}\{2\}",
     "max pooling's argmax positions r, t": r"r\^\{\(\d+\)\}_\{cpq\}|\\max\\left\(x_",
     "chain rule written with d a / d z": r"\\frac\{\\partial a\^",
-    "batch norm's bar x notation": r"^\\bar\{x\}",
 }
 
 

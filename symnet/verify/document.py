@@ -59,6 +59,11 @@ def skip_reason(text: str, info, is_target) -> str | None:
         return None
     if "\\qquad" in text or re.search(r"\^\{?[(\[](?:l|L)(?:[+-]1)?[)\]]", lhs):
         return "a rule for every layer l"
+    rhs = text[text.find("=", len(lhs)) + 1:].strip()
+    if lhs.startswith("\\bar") and _only_derivative(rhs):     # \bar{x} := d L / d x: a name
+        return "notation: a name for a derivative"
+    if re.match(r"^\\d?frac\{\\partial[^}]*\}\{\\partial\s*\\tilde", lhs):
+        return "an intermediate derivative of the loss (the zero-padded input)"
     if _PRIMED.match(lhs):          # ReLU'(z) = ..., with a layer-free argument
         return "the derivative of an activation"
     mt = _DERIVATIVE.match(lhs)
@@ -85,3 +90,21 @@ def _names_known(lhs: str) -> bool:
     """d(loss)/d(a parameter, x, a or z): a gradient target written in a form not read."""
     den = re.search(r"\\partial\s*(\\?[A-Za-z]+)", lhs[lhs.find("}{") + 2:] if "}{" in lhs else "")
     return bool(den) and den.group(1) in ("W", "b", "x", "a", "z", "\\gamma", "\\beta", "\\Theta", "w")
+
+
+def _only_derivative(rhs: str) -> bool:
+    """Whether the right side is one \\frac{\\partial .}{\\partial .} and nothing else."""
+    mt = re.match(r"\\d?frac(?=\{\\partial)", rhs)
+    if not mt:
+        return False
+    end, groups = mt.end(), 0
+    while groups < 2 and end < len(rhs) and rhs[end] == "{":
+        depth = 0
+        for k in range(end, len(rhs)):
+            depth += {"{": 1, "}": -1}.get(rhs[k], 0)
+            if depth == 0:
+                end, groups = k + 1, groups + 1
+                break
+        else:
+            return False
+    return groups == 2 and rhs[end:].strip() == "" and "\\partial" in rhs[mt.end():end].split("}{", 1)[-1]
