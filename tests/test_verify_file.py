@@ -76,7 +76,7 @@ def test_json(tmp_path, capsys):
     code, out = run(tmp_path, capsys, "h.tex", TEX, "--json")
     data = json.loads(out)
     assert code == data["exit_code"] == 1
-    assert data["summary"] == {"right": 3, "total": 4, "text": "3 of 4 right"}
+    assert data["summary"] == {"right": 3, "total": 4, "skipped": 0, "text": "3 of 4 right"}
     wrong = data["equations"][3]
     assert wrong["line"] == 9 and wrong["status"] == "not equal" and wrong["note"] == "the sign is flipped"
     assert not wrong["ok"] and data["equations"][2]["layout"].startswith("one example per column")

@@ -266,6 +266,7 @@ def _describe_net(net) -> _Net:
         if p.layer.type == "dropout":
             for name in (f"mask{l}", f"D{l}", f"d{l}"):     # Andrew Ng writes the mask D^{[l]}
                 symbols[name] = SymbolInfo("data", shape)
+            symbols[f"rate{l}"] = SymbolInfo("scalar", ())     # the document's p
     kinks = {l: _kinks(math.g, math.dg) for l, math in d.activations.items()}
     vectors = {k for k, v in symbols.items() if len(v.shape) == 2 and v.shape[1] == 1}
     for p in placed:
@@ -280,7 +281,7 @@ def _is_param(info: _Net, key: str) -> bool:
 
 
 # Quantities without an example axis: parameters, running and batch statistics.
-_NO_EXAMPLE = re.compile(r"(W|b|gamma|beta|running_mean|running_var|mu|var)\d+")
+_NO_EXAMPLE = re.compile(r"(W|b|gamma|beta|running_mean|running_var|mu|var|rate)\d+")
 
 
 @lru_cache(maxsize=None)
@@ -336,6 +337,13 @@ def _resolve_target(target, info: _Net, layer) -> tuple[str, bool]:
         return key, True
     raise FormulaError(f"target {target!r}: {key} is not a parameter, an error term or the input; "
                        "expected W2, b1, delta2, x or da1")
+
+
+def is_gradient_target(sym: Sym, info: _Net) -> bool:
+    """Whether a left side names what verify checks: delta, dW, db, dgamma, dx, da."""
+    key = "delta" + sym.key[5:] if sym.key.startswith("Delta") else sym.key
+    kind = info.symbols[key].kind
+    return kind == "delta" or (sym.d and (kind == "param" or key == "x" or re.fullmatch(r"a\d+", key) is not None))
 
 
 def _walk(node: Node):
@@ -918,6 +926,10 @@ class _NumericValues:
             if d:
                 raise FormulaError(f"d{key}: the batch size has no gradient")
             return np.float64(self.m)
+        if key.startswith("rate"):
+            if d:
+                raise FormulaError("dp: the dropout rate has no gradient")
+            return np.float64(self.info.net.placed[int(key[4:]) - 1].layer.rate)
         if key == "s":
             if d:
                 raise FormulaError("ds: the stride has no gradient")

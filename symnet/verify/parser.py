@@ -315,14 +315,16 @@ _FUNCTIONS = {"sigma": "sigma", "sigmoid": "sigma", "tanh": "tanh", "exp": "exp"
               "log": "log", "ln": "log", "sqrt": "sqrt", "relu": "relu", "ReLU": "relu",
               "softmax": "softmax", "g": "g", "f": "g", "sign": "sign", "sgn": "sign",
               "erf": "erf", "sech": "sech", "diag": "diag", "id": "id"}
-_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta", "gamma", "beta", "mu"}
+_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta", "gamma", "beta", "mu", "xi"}
 _WRAPPERS = {"mathbf", "boldsymbol", "bm", "mathrm", "mathit", "operatorname", "text",
              "vec", "mathsf", "rm", "sf", "mathbb", "mathcal", "mathds", "mathbbm"}
 _INDICATOR_WRAPPERS = {"mathbb", "mathbf", "mathds", "mathbbm", "boldsymbol", "bm", "mathrm"}
-_SYNONYMS = {"Theta": "W", "theta": "W", "w": "W", "ell": "l"}
+_SYNONYMS = {"Theta": "W", "theta": "W", "w": "W", "ell": "l", "xi": "mask"}   # \xi: the dropout mask
 _D_BASES = {"z", "Z", "W", "w", "b", "a", "A", "x", "X", "Theta", "theta", "gamma", "beta"}
 _MODULES_HINT = "math such as W3^T delta3 or W3.T @ delta3"
 _NUMPY = {"sum"}
+# Per-layer data a layer-free name may stand for when only one layer has it.
+_ONE_LAYER_DATA = {"xhat", "mask", "mu", "var"}
 
 
 def _canonical(letters: str) -> tuple[str, bool, bool]:
@@ -488,12 +490,16 @@ class _Parser:
         # Fraction reads the literal exactly; the regex allowed digits only.
         return Num(Fraction(tok.text), span=(tok.pos, tok.end))
 
-    def group(self) -> Node:
+    def group(self, conditions: bool = False) -> Node:
         opened = self.advance()
         close = _OPENERS[opened.text]
         if self.is_sym(self.tok, close):
             raise self.fail(self.tok.pos, f"empty {opened.text}{close}", "an expression inside")
         expr = self.comparison(self.expression())
+        while conditions and self.is_sym(self.tok, ","):       # [i = r, j = t]: both hold
+            comma = self.advance()
+            more = self.comparison(self.expression())
+            expr = Mul(expr, more, span=(expr.span[0], more.span[1]), op_pos=comma.pos)
         self.expect_sym(close, opened)
         return expr
 
@@ -523,12 +529,14 @@ class _Parser:
             self.advance()
             if not self.is_sym(self.tok, "{"):
                 raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as 1_{z > 0}")
-            cond = self.group()
+            cond = self.group(conditions=True)
         elif self.is_sym(self.tok, *_OPENERS):
-            cond = self.group()
+            cond = self.group(conditions=True)
         else:
             raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "a condition such as \\mathbb{1}[z > 0]")
-        if not isinstance(cond, (Compare, Mul)) or not any(isinstance(n, Compare) for n in (cond, *children(cond))):
+        def compares(n):        # a comparison, or a product of them ([a <= b, c = d])
+            return isinstance(n, Compare) or isinstance(n, Mul) and all(map(compares, children(n)))
+        if not compares(cond):
             raise self.fail(tok.pos, "an indicator without a comparison", "a condition such as \\mathbb{1}[z > 0]")
         return cond
 
@@ -1135,6 +1143,7 @@ class _Resolver:
         self.layer = layer
         self.comparing = 0      # inside an Iverson bracket, index letters are numbers
         self.bound = []         # sum indices and the left side's indices in scope (m, n there are indices)
+        self.root = None        # the right side (does it name the dropout mask?)
 
     def fail(self, node: Node, what: str, expected: str) -> FormulaError:
         return FormulaError(f"{what} at column {node.span[0] + 1}; {expected}")
@@ -1193,6 +1202,11 @@ class _Resolver:
             candidates.append(key.lower())
         if base in ("a", "A") and layer == 0:      # a^{(0)}, A^{[0]} are the input
             candidates.append("x")
+        if base == "p" and not (node.indices or d or node.hat):
+            candidates[:0] = self.dropout_rate(layer)
+        if layer is None and base in _ONE_LAYER_DATA:     # \hat{x}, \xi: the net's one batch norm / dropout
+            owners = [k for k in self.symbols if re.fullmatch(re.escape(base) + r"\d+", k)]
+            candidates += owners[:1] if len(owners) == 1 else []
         for candidate in candidates:
             if candidate in self.symbols:
                 return Sym(candidate, node.indices, d, node.sample, node.summed, span=node.span)
@@ -1201,6 +1215,23 @@ class _Resolver:
         known = list(self.symbols)
         listed = ", ".join(known[:20]) + (", ..." if len(known) > 20 else "")
         raise self.fail(node, f"unknown name '{raw}'{read}", f"known: {listed or 'none'}")
+
+    def dropout_rate(self, layer: int | None) -> list[str]:
+        """p^{(l)} at a dropout layer is its rate; a layer-free p is the net's one rate when
+        there is no softmax output p, or when the formula names the dropout mask beside it."""
+        if layer is not None:
+            return [f"rate{layer}"] if f"rate{layer}" in self.symbols else []
+        rates = [k for k in self.symbols if re.fullmatch(r"rate\d+", k)]
+        if len(rates) != 1:
+            return []
+        return rates if "p" not in self.symbols or self.names_mask(self.root) else []
+
+    def names_mask(self, node) -> bool:
+        if isinstance(node, Name):
+            return _canonical(node.base)[0] in ("mask", "D") and not node.d
+        return any(self.names_mask(v) for f in fields(node) for v in
+                   (getattr(node, f.name) if isinstance(getattr(node, f.name), tuple) else (getattr(node, f.name),))
+                   if isinstance(v, Node))
 
     def layer_number(self, node: Name) -> int | None:
         layer = node.layer
@@ -1224,6 +1255,7 @@ def resolve(parsed: ParsedFormula, symbols: dict[str, SymbolInfo],
     if layer is not None and (not isinstance(layer, int) or isinstance(layer, bool)):
         raise FormulaError(f"layer must be a whole number, not {layer!r}")
     resolver = _Resolver(parsed.source, symbols, layer)
+    resolver.root = parsed.rhs
     lhs = resolver.resolve(parsed.lhs)[0] if parsed.lhs is not None else None
     if isinstance(lhs, Sym):
         resolver.bound += [ix for ix in lhs.indices if isinstance(ix, str)]
