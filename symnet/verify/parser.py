@@ -315,16 +315,16 @@ _FUNCTIONS = {"sigma": "sigma", "sigmoid": "sigma", "tanh": "tanh", "exp": "exp"
               "log": "log", "ln": "log", "sqrt": "sqrt", "relu": "relu", "ReLU": "relu",
               "softmax": "softmax", "g": "g", "f": "g", "sign": "sign", "sgn": "sign",
               "erf": "erf", "sech": "sech", "diag": "diag", "id": "id"}
-_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta", "gamma", "beta", "mu", "xi"}
+_NAME_COMMANDS = {"delta", "Delta", "Theta", "theta", "gamma", "beta", "mu", "xi", "rho"}
 _WRAPPERS = {"mathbf", "boldsymbol", "bm", "mathrm", "mathit", "operatorname", "text",
              "vec", "mathsf", "rm", "sf", "mathbb", "mathcal", "mathds", "mathbbm"}
 _INDICATOR_WRAPPERS = {"mathbb", "mathbf", "mathds", "mathbbm", "boldsymbol", "bm", "mathrm"}
-_SYNONYMS = {"Theta": "W", "theta": "W", "w": "W", "ell": "l", "xi": "mask"}   # \xi: the dropout mask
+_SYNONYMS = {"Theta": "W", "theta": "W", "w": "W", "ell": "l", "xi": "mask", "rho": "rate"}   # \xi: the dropout mask, \rho its rate
 _D_BASES = {"z", "Z", "W", "w", "b", "a", "A", "x", "X", "Theta", "theta", "gamma", "beta"}
 _MODULES_HINT = "math such as W3^T delta3 or W3.T @ delta3"
 _NUMPY = {"sum"}
 # Per-layer data a layer-free name may stand for when only one layer has it.
-_ONE_LAYER_DATA = {"xhat", "mask", "mu", "var"}
+_ONE_LAYER_DATA = {"xhat", "mask", "mu", "var", "rate"}
 
 
 def _canonical(letters: str) -> tuple[str, bool, bool]:
@@ -1187,11 +1187,13 @@ class _Resolver:
     def name(self, node: Name) -> Sym:
         layer = self.layer_number(node)
         base, d = node.base, node.d
-        if node.bar:        # \bar a^{(l)} = d ell / d a^{(l)}; \bar x^{(l)}: at layer l's input, a^{(l-1)}
-            if base not in ("a", "x") or layer is None or d:
-                raise self.fail(node, "a bar on this name", "\\bar{a}^{(l)} or \\bar{x}^{(l)}, a gradient from above")
+        if node.bar:        # \bar a^{(l)} = d ell / d a^{(l)}; \bar x^{(l)}, \bar u^{(l)}: at layer l's input, a^{(l-1)}
+            if base not in ("a", "x", "u") or layer is None or d:
+                raise self.fail(node, "a bar on this name", "\\bar{a}^{(l)} or \\bar{u}^{(l)}, a gradient from above")
             base, d = "a", True
-            layer = layer - (node.base == "x")
+            layer = layer - (node.base in ("x", "u"))
+        if node.hat and base == "u":        # batch norm's normalised values: \hat{u} (documents), \hat{x}
+            base = "x"
         if d and base in ("z", "Z"):        # Ng's dz^{[l]} is delta^{(l)}
             base, d = "delta", False
         if node.hat:
