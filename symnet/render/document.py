@@ -412,16 +412,11 @@ def update_rows() -> list[dict]:
 # --------------------------------------------------------------------------- templates
 
 def _template_text(name: str) -> str:
+    from ..templating import template_files     # the one template lookup (package or source checkout)
     try:
-        from importlib.resources import files
-        return files("symnet.templates").joinpath(name).read_text(encoding="utf-8")
-    except (ModuleNotFoundError, FileNotFoundError):
-        # a source checkout that is not installed: templates/ beside symnet/
-        path = Path(__file__).resolve().parents[2] / "templates" / name
-        try:
-            return path.read_text(encoding="utf-8")
-        except FileNotFoundError:
-            raise RenderError(f"template {name} is missing (looked in symnet.templates and {path.parent})") from None
+        return template_files([name])[name].decode("utf-8")
+    except FileNotFoundError:
+        raise RenderError(f"template {name} is missing (looked in symnet.templates and templates/)") from None
 
 
 def _environment():
