@@ -287,9 +287,12 @@ def trace(derivation, params: dict, X, Y_batch, *, training: bool = True, masks=
     if out.kind == "softmax":
         pr = _softmax(z2)
         values["p"] = pr
-        mx = z2.max(axis=1)
-        lse = np.log(np.exp(z2 - mx[:, None]).sum(axis=1)) + mx
-        loss = float(np.mean(lse - (Yb * z2).sum(axis=1)))
+        # the derivation's stable form: the two sums s and yz of the shifted logits u = z - max(z)
+        from .derive.output import SOFTMAX_S, SOFTMAX_YZ, softmax_kernel_loss
+        u = z2 - z2.max(axis=1, keepdims=True)
+        per_example = lambdify((SOFTMAX_S, SOFTMAX_YZ), softmax_kernel_loss())(
+            np.exp(u).sum(axis=1), (Yb * u).sum(axis=1))
+        loss = float(np.mean(per_example))
         delta = lambdify((P, Y), out.delta)(pr, Yb) * np.ones_like(z2)
         if softmax_layer is not None:
             values[f"a{softmax_layer.position}"] = pr
