@@ -14,6 +14,7 @@ from dataclasses import dataclass
 import numpy as np
 
 from .network import Network
+from .numeric import central_difference
 
 ATOL, RTOL, STEP = 1e-5, 1e-3, 1e-6
 TRACE_RTOL, TRACE_ATOL = 1e-7, 1e-9     # kernel vs evaluator: both float64, same math
@@ -83,13 +84,7 @@ def _compare(name, value, grad, f, ref, rng, max_entries):
     picks = rng.choice(flat.size, size=min(max_entries, flat.size), replace=False)
     numeric = np.empty(len(picks))
     for i, idx in enumerate(picks):
-        saved = flat[idx]
-        flat[idx] = saved + STEP
-        up = f()
-        flat[idx] = saved - STEP
-        down = f()
-        flat[idx] = saved
-        numeric[i] = (up - down) / (2 * STEP)
+        numeric[i] = central_difference(f, flat, idx, STEP)
     analytic = np.asarray(grad, dtype=np.float64).reshape(-1)[picks]
     err = np.abs(analytic - numeric)
     rel = err / np.maximum(np.abs(numeric), 1e-12)

@@ -19,3 +19,15 @@ _MODULES = [{"sigmoid": special.expit,
 def lambdify(symbols, expr):
     """A vectorised numpy function of `symbols` computing `expr`."""
     return sp.lambdify(symbols, expr, modules=_MODULES)
+
+
+def central_difference(f, array, index, h: float) -> float:
+    """(f() at array[index] + h - f() at array[index] - h) / 2h, moving that one entry of
+    `array` in place and restoring it (the float64 reference every gradient is checked with)."""
+    saved = array[index]
+    array[index] = saved + h
+    up = f()
+    array[index] = saved - h
+    down = f()
+    array[index] = saved
+    return (up - down) / (2 * h)

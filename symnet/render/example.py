@@ -18,6 +18,7 @@ from __future__ import annotations
 import numpy as np
 
 from ..errors import RenderError
+from ..numeric import central_difference
 
 EXAMPLE_MAX_PARAMS = 1000
 MAX_ENTRIES = 6
@@ -52,17 +53,6 @@ def _vector(values) -> str:
     return "(" + shown + (", ... (%d entries)" % flat.size if flat.size > MAX_ENTRIES else "") + ")"
 
 
-def _central_difference(loss, array, index, h=FD_STEP) -> float:
-    """(loss(theta + h) - loss(theta - h)) / 2h, moving one entry of `array` in place."""
-    saved = array[index]
-    array[index] = saved + h
-    up = loss()
-    array[index] = saved - h
-    down = loss()
-    array[index] = saved
-    return (up - down) / (2 * h)
-
-
 def compute(d, seed: int = 0) -> dict:
     """The numbers of the worked example: values, gradients and central differences."""
     from ..check import float64_copy, random_batch
@@ -93,11 +83,11 @@ def compute(d, seed: int = 0) -> dict:
             continue
         for flat in range(min(MAX_ENTRIES, g.size)):
             index = np.unravel_index(flat, g.shape)
-            checks.append((name, index, float(g[index]), _central_difference(loss, params[name], index)))
+            checks.append((name, index, float(g[index]), central_difference(loss, params[name], index, FD_STEP)))
     gx = ev.grads["x"][0]                       # the first example's input gradient
     for flat in range(min(MAX_ENTRIES, gx.size)):
         index = np.unravel_index(flat, gx.shape)
-        checks.append(("x", index, float(gx[index]), _central_difference(loss, X, (0, *index))))
+        checks.append(("x", index, float(gx[index]), central_difference(loss, X, (0, *index), FD_STEP)))
     return {"net": net, "seed": seed, "m": m, "X": X, "Y": Y, "masks": masks, "eval": ev,
             "params": params, "checks": checks}
 
