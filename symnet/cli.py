@@ -4,12 +4,14 @@ verification or gradient check exits 1."""
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 from pathlib import Path
 
 from .errors import SymnetError
 
 EXIT_BAD_INPUT = 2
+EXIT_BROKEN_PIPE = 141     # 128 + SIGPIPE, what a shell reports for a writer whose reader left
 DESCRIPTION = ("symnet: neural networks written as mathematics. From a network spec (TOML), derive the "
                "backprop document, generate Numba training kernels, train, gradient-check and attack them; "
                "verify hand-derived gradient formulas.")
@@ -162,7 +164,13 @@ def main(argv=None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
-        return args.run(args) or 0
+        status = args.run(args) or 0
+        sys.stdout.flush()      # a closed pipe shows here, inside the handler below
+        return status
+    except BrokenPipeError:
+        # The reader went away (`symnet verify ... | head`): stop quietly, as a shell tool does.
+        os.dup2(os.open(os.devnull, os.O_WRONLY), sys.stdout.fileno())
+        return EXIT_BROKEN_PIPE
     except SymnetError as exc:
         message = " ".join(str(exc).split())      # one line, always
         print(f"symnet: error: {message}", file=sys.stderr)

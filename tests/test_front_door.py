@@ -433,3 +433,17 @@ def test_deep_nesting_generates_quickly(tmp_path, capsys, formula):
     assert time.process_time() - start < 30
     (kernel,) = (tmp_path / "gen").glob("*.py")
     assert kernel.stat().st_size < 200_000        # each nested argument printed once, not 4^30 times
+
+
+def test_a_reader_that_leaves_early_ends_the_command_quietly():
+    # `symnet summary ... | head -1`: the pipe closes before symnet writes; no traceback.
+    import subprocess
+    import sys
+    from pathlib import Path
+    lenet = Path(__file__).resolve().parents[1] / "examples" / "lenet.toml"
+    proc = subprocess.Popen([sys.executable, "-m", "symnet", "summary", str(lenet)],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE)
+    proc.stdout.close()                      # the reader is gone before the first line
+    err = proc.stderr.read().decode()
+    assert proc.wait(timeout=120) == 141, err
+    assert "Traceback" not in err and err == ""
