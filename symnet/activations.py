@@ -11,7 +11,7 @@ from functools import cached_property, lru_cache
 
 import sympy as sp
 
-from .budget import is_zero_almost_everywhere, require_size, short
+from .budget import is_zero_almost_everywhere, optional, require_size, short
 from .errors import FormulaError, NotDifferentiableError, SpecError
 from .formula import parse_formula
 from .functions import sigmoid, softplus
@@ -116,6 +116,27 @@ def _derivative(expr: sp.Expr) -> sp.Expr | None:
     if expr.has(X) and is_zero_almost_everywhere(d, [X]):
         return None
     return d
+
+
+def defined_everywhere(d: sp.Expr) -> sp.Expr:
+    """d with a value at each removable singularity, for numeric evaluation (kernels,
+    the float64 trace): SymPy writes sinc'(x) = cos(x)/x - sin(x)/x^2, which is 0/0
+    at x = 0 (a zero-padded conv border), where its limit is 0. Each real root of the
+    denominator with a finite limit becomes a Piecewise branch holding that limit;
+    documents keep SymPy's form. Bounded: past the time budget d is returned as it is."""
+    return optional(_fill_removable_singularities, d, d)
+
+
+def _fill_removable_singularities(d: sp.Expr) -> sp.Expr:
+    den = sp.denom(sp.together(d))
+    if not den.has(X) or not den.is_polynomial(X):
+        return d
+    branches = []
+    for root in sp.Poly(den, X).real_roots():
+        limit = sp.limit(d, X, root)
+        if limit.is_finite:
+            branches.append((limit, sp.Eq(X, root)))
+    return sp.Piecewise(*branches, (d, True)) if branches else d
 
 
 def _number_param(value, key, where):

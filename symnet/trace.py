@@ -41,7 +41,7 @@ class Evaluation:
 
 @lru_cache(maxsize=None)
 def _act(math):
-    g, dg = lambdify(X_SYM, math.g), lambdify(X_SYM, math.dg)
+    g, dg = lambdify(X_SYM, math.g), lambdify(X_SYM, math.dg_numeric)
     return (lambda z: g(z) * np.ones_like(z)), (lambda z: dg(z) * np.ones_like(z))
 
 

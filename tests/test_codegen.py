@@ -127,6 +127,10 @@ def test_custom_activation_derivative_is_printed_not_written(kernels):
     # sinc's derivative at a kink-free point against SymPy's value
     x = 0.7
     assert mod.dact_sinc(x, np.sinc(x / np.pi)) == pytest.approx(np.cos(x) / x - np.sin(x) / x**2, rel=1e-12)
+    # at 0 SymPy's form is 0/0; the kernel holds its limit (a zero-padded border gives z = 0)
+    h = 1e-5
+    assert mod.dact_sinc(0.0, 1.0) == pytest.approx((np.sinc(h / np.pi) - np.sinc(-h / np.pi)) / (2 * h), abs=1e-9)
+    assert np.isfinite(mod.dact_sinc(1e-9, 1.0))
 
 
 def test_forward_outputs_after_output_activation(kernels):

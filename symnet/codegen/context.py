@@ -119,7 +119,7 @@ class _Printed:
         if am.dg_in_a is not None:
             dexpr, key, how = am.dg_in_a, ("a", sp.srepr(am.dg_in_a)), "written in a = g(x)"
         else:
-            dexpr, key, how = am.dg, ("x", sp.srepr(am.dg)), "in x"
+            dexpr, key, how = am.dg_numeric, ("x", sp.srepr(am.dg_numeric)), "in x"
         name, new = self.dact_names.get("dact", am.name, key)
         if new:
             self.add(name, ("x", "a"), dexpr, f"activation {am.name}: g'(x) {how}, derived by SymPy: {_doc(dexpr)}",

@@ -14,6 +14,7 @@ from typing import Callable
 
 import sympy as sp
 
+from ..activations import defined_everywhere
 from ..errors import SpecError, SymnetError
 from . import dense
 from .core import (A, I, J, M, ActivationMath, Derivation, Gradient, OutputMath, Step,
@@ -58,7 +59,7 @@ def _activation_math_cached(act) -> ActivationMath:
     dg = act.derivative
     g_z = act.expr.subs(X, Z)
     dg_in_a = in_terms_of_a(dg.subs(X, Z), g_z)
-    return ActivationMath(act.name, act.expr, dg, dg_in_a)
+    return ActivationMath(act.name, act.expr, dg, dg_in_a, defined_everywhere(dg))
 
 
 def _dense_forward(placed, ctx):

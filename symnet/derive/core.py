@@ -45,11 +45,13 @@ class Gradient:
 @dataclass(frozen=True)
 class ActivationMath:
     """g and g' of one layer as expressions of the scalar symbol x, plus g'
-    written through a = g(z) when SymPy can (sigma' = a(1 - a))."""
+    written through a = g(z) when SymPy can (sigma' = a(1 - a)), and g' defined
+    at its removable singularities for numeric code (sinc'(0) = 0)."""
     name: str
     g: sp.Expr
     dg: sp.Expr
     dg_in_a: sp.Expr | None
+    dg_numeric: sp.Expr
 
 
 @dataclass(frozen=True)
