@@ -36,6 +36,7 @@ ROOT = Path(__file__).resolve().parents[1]
 RUNTIME_COLD = True   # NUMBA_CACHE_DIR empty too (--runtime-compiled keeps the machine's Numba cache)
 BACKGROUND = True     # generate() may compile the runtime in a background process (--no-background: not)
 
+# Run with cwd=ROOT: `python -c` puts the working folder first on sys.path (--root).
 CHILD = r"""
 import time, sys
 t0 = time.perf_counter()
@@ -83,11 +84,11 @@ def sequence():
             else:   # an older checkout: a LeNet-5 step compiles its runtime
                 warm = ["-c", CHILD.format(spec=str(ROOT / "examples" / "lenet.toml"))]
             subprocess.run([sys.executable, *warm], env=dict(env, SYMNET_CACHE=tempfile.mkdtemp()),
-                           capture_output=True, check=True)
+                           capture_output=True, check=True, cwd=ROOT)
         for label, example, target in RUNS:
             spawned = time.time()
             res = subprocess.run([sys.executable, "-c", CHILD.format(spec=str(ROOT / "examples" / f"{example}.toml"))],
-                                 env=env, capture_output=True, text=True)
+                                 env=env, capture_output=True, text=True, cwd=ROOT)
             if res.returncode != 0:
                 raise SystemExit(f"{label}: failed\n{res.stderr}")
             after_imports, stepped, cpu, cpu_after, *detail = res.stdout.split()

@@ -9,9 +9,11 @@ first step ~6 s slower (LeNet-5: 8.5 s of CPU instead of 2.3 s; docs/performance
 
 Each kernel is called once on tiny arrays with the argument types the generated entry
 points pass (C-contiguous arrays, int64 geometry, flat views for the element-wise and
-optimiser kernels), so that exactly those signatures land in the cache; the slowest to
-compile come first. symnet.codegen.generate also starts this in a background process
-the first time a conv network is generated on a machine (runtime_link.precompile_in_background).
+optimiser kernels), so that exactly those signatures land in the cache. symnet.codegen.generate
+also starts this in a background process the first time a conv network is generated on a
+machine (runtime_link.precompile_in_background): the kernels a first training step reaches
+last come first, so that the two processes compile different kernels and the network's
+process loads the background's from the cache when it gets there.
 """
 from __future__ import annotations
 
@@ -33,23 +35,23 @@ def calls(dtype) -> list:
     a, w, v = f(1, 2), f(2, 2), f(2)
     scale = np.dtype(dtype).type(0.25)
     hyper, penalty = np.ones(8), np.zeros(2)
-    return [
-        (conv.conv2d_backward, (x, W, z, 1, 0, 0, f(1, 1, 3, 3), f(1), f(1, 1, 4, 4))),
-        (conv.conv2d_forward, (x, W, b, 1, 0, 0, z)),
-        (conv.maxpool2d_forward, (x, 2, 2, z, index)),
-        (conv.maxpool2d_backward, (z, index, x)),
-        (conv.avgpool2d_scaled_forward, (x, 2, 2, scale, z)),
-        (conv.avgpool2d_scaled_backward, (z, 2, 2, scale, x)),
-        (conv.flatten_forward, (z,)),
-        (conv.flatten_backward, (f(1, 4), z)),
+    return [   # backward first: a network's first step needs these last (see the module docstring)
         (optim.fused_update, (v, v.copy(), f(0), f(0), 0, hyper, penalty)),
+        (conv.conv2d_backward, (x, W, z, 1, 0, 0, f(1, 1, 3, 3), f(1), f(1, 1, 4, 4))),
+        (conv.maxpool2d_backward, (z, index, x)),
+        (conv.avgpool2d_scaled_backward, (z, 2, 2, scale, x)),
+        (conv.flatten_backward, (f(1, 4), z)),
+        (arrays.mul_inplace, (v, v.copy())),
         (arrays.dense_grads_small, (a, a, w, w.copy(), v, a.copy())),
         (arrays.dense_grads, (a, a, w, w.copy(), v, a.copy())),
-        (arrays.dense_linear_small, (a, w, v, a.copy())),
-        (arrays.dense_linear, (a, w, v, a.copy())),
-        (arrays.mul_inplace, (v, v.copy())),
         (arrays.mul_into, (a, a, a.copy())),     # dropout after a dense layer
         (arrays.mul_into, (z, z, z.copy())),     # and after a conv layer
+        (arrays.dense_linear_small, (a, w, v, a.copy())),
+        (arrays.dense_linear, (a, w, v, a.copy())),
+        (conv.flatten_forward, (z,)),
+        (conv.avgpool2d_scaled_forward, (x, 2, 2, scale, z)),
+        (conv.maxpool2d_forward, (x, 2, 2, z, index)),
+        (conv.conv2d_forward, (x, W, b, 1, 0, 0, z)),
     ]
 
 
