@@ -325,7 +325,8 @@ def _entries(ops, codes, param_names, state_names, masks) -> list:
 
 
 def _array_activation_kernels(ops, functions) -> list:
-    """The act_arrays/act_inplace pair of each activation a conv layer applies."""
+    """The act_arrays/act_inplace pair of each activation a conv layer applies (and a dense
+    layer, where the entry points are assembled in Python and take z from the runtime)."""
     from .program import Kernel
     ops_of = {f.name: f.ops for f in functions}
     kernels, seen = [], set()

@@ -8,6 +8,9 @@ templates in `symnet.templates` print it. One `.py` file per network, named
 symnet.runtime source it imports), so it cannot go stale; the default cache
 folder is per Numba and NumPy version, and its index lets a warm start skip the
 derivation when none of its inputs changed. `standalone=True` inlines the runtime.
+The first conv network generated into the default cache folder on a machine starts
+compiling symnet.runtime in a background process (runtime_link.precompile_in_background;
+`python -m symnet.runtime.precompile` does it up-front).
 """
 from __future__ import annotations
 
