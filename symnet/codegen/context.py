@@ -35,9 +35,9 @@ def python_entries(conv_net: bool) -> bool:
     """Whether the entry points are assembled in Python (calling compiled kernels in turn)
     rather than compiled whole. A compiled entry re-optimises every kernel it calls
     (Numba links them in): for LeNet-5 most of its cold start. A conv network's step
-    takes a millisecond or more, so the Python calls between its kernels (~0.3 us
-    each, ~30 a step) cost well under 1 %; small MLPs' steps take microseconds and
-    keep their compiled entries (benchmarks/bench_cold_start.py, docs/performance.md)."""
+    takes a millisecond or more, so the Python work between its kernels (about 30 us a
+    LeNet-5 step: 40 calls, workspace views) costs 1-3 %; small MLPs' steps take
+    microseconds and keep their compiled entries (docs/performance.md, issue 14)."""
     return conv_net
 
 
@@ -378,6 +378,8 @@ def context(net, derivation, runtime_text: str) -> dict:
         "layer_kernels": _array_activation_kernels(ops, printed.functions) + [k for c in codes for k in c.kernels],
         "entries": entries,
         "python_entries": ops[0]["py"],
+        "entries_heading": ("# -- whole-network entry points (arrays positional) " if ops[0]["py"]
+                            else "# -- whole-network kernels (arrays positional) ").ljust(83, "-"),
         "runtime": runtime_text,
         "runtime_calls": sorted({name for op in dense for name in op["mm"].values()}),   # from layer kernels
         "dropout": tuple((op["rate"], op["shape"], op["scale"]) for op in dropout),
