@@ -90,10 +90,12 @@ def precompile_in_background(dtype: str, cache_dir) -> Path | None:
         os.close(os.open(note, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))   # one process starts it
     except OSError:   # started before (or the folder is not writable): compile lazily as usual
         return None
+    here = str(RUNTIME.parents[1])   # the same symnet as this process's, wherever it was imported from
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
     try:
         subprocess.Popen([sys.executable, "-m", "symnet.runtime.precompile", "--note", str(note), dtype],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-                         start_new_session=True)
+                         env=env, start_new_session=True)
     except OSError:   # no interpreter to start (embedded Python): this process compiles lazily
         return None
     return note
