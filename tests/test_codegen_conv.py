@@ -364,3 +364,77 @@ def test_batchnorm_splits_evaluation_but_not_training(bn, split_always):
     assert mod.loss(params, X, Y) == pytest.approx(serial[1], rel=1e-12)
     loss, grads = mod.loss_and_grads(params, X, Y, update_state=False)
     assert loss == serial[2][0] and all(np.array_equal(grads[k], serial[2][1][k]) for k in grads)
+
+
+# ------------------------------------------------------------------ cold start: entry points, runtime
+def test_conv_entry_points_are_python_calling_nogil_kernels(cnns, kernel_dir):
+    """Conv networks' entry points are plain Python (no compiled entry re-links its callees);
+    every compiled kernel they call releases the GIL, so shares of a batch run at once.
+    MLPs keep compiled entry points (their steps take microseconds)."""
+    from numba.core.registry import CPUDispatcher
+    from symnet.codegen.program import Call, flat
+    for name in ("cnn_a", "cnn_b"):
+        net, mod, _, _ = cnns[name]
+        for entry in ("_evaluate", "_loss_and_grads", "_train_step"):
+            assert not isinstance(getattr(mod, entry), CPUDispatcher), (name, entry)
+        called = {s.fn for e in _program_entries(net) for s in flat(e.body) if isinstance(s, Call)}
+        assert called and all(getattr(mod, fn).targetoptions.get("nogil") for fn in called), (name, called)
+    mlp = generate(Network(3, [Dense(4, "tanh"), Dense(2)], loss="mse", name="mlp_entries"), kernel_dir)
+    assert isinstance(mlp._train_step, CPUDispatcher) and isinstance(mlp._loss_and_grads, CPUDispatcher)
+
+
+def _program_entries(net):
+    from symnet.codegen.context import context
+    from symnet.derive import derive
+    return context(net, derive(net), "")["entries"]
+
+
+def test_precompile_covers_every_runtime_call_of_conv_networks(cnns, split_always, monkeypatch):
+    """`python -m symnet.runtime.precompile` compiles exactly the runtime signatures that conv
+    networks' entry points call (so that the first network on a machine compiles only its own
+    kernels): every runtime call of every API function, one share and several, is recorded."""
+    import numba
+    from symnet.runtime import precompile
+    expected = {}
+    for kernel, args in precompile.calls("float64"):
+        expected.setdefault(kernel.py_func.__name__, set()).add(tuple(numba.typeof(a) for a in args))
+    seen = {}
+    for name in ("cnn_a", "cnn_b"):
+        net, mod, X, Y = cnns[name]
+        for fn in expected:
+            if hasattr(mod, fn):
+                def recorder(*args, _kernel=getattr(mod, fn), _fn=fn):
+                    seen.setdefault(_fn, set()).add(tuple(numba.typeof(a) for a in args))
+                    return _kernel(*args)
+                monkeypatch.setattr(mod, fn, recorder)
+        params = _params(net, seed=5)
+        masks = mod.dropout_masks(np.random.default_rng(2), len(X))
+        for split in (False, True):
+            if split:
+                split_always(mod)
+            mod.forward_and_loss(params, X, Y)
+            mod.loss_and_grads(params, X, Y, masks)
+            mod.loss_and_input_grad(params, X, Y, masks, training=split)
+            mod.train_step({k: v.copy() for k, v in params.items()}, X, Y, 0.1, masks)
+    assert {"conv2d_forward", "conv2d_backward", "maxpool2d_forward", "avgpool2d_scaled_backward",
+            "fused_update", "dense_grads_small", "mul_into"} <= set(seen)
+    for fn, signatures in seen.items():
+        assert signatures <= expected[fn], (fn, signatures - expected[fn])
+
+
+def test_background_precompile_starts_once_per_machine(tmp_path, monkeypatch):
+    """The first conv network on a machine starts the runtime's compile in a background process
+    (a note in the kernel cache says so, then "done <CPU seconds>"); later ones do not."""
+    import time
+    from symnet.codegen.runtime_link import precompile_in_background
+    monkeypatch.setenv("SYMNET_PRECOMPILE", "0")
+    assert precompile_in_background("float64", tmp_path) is None and not (tmp_path / "runtime").exists()
+    monkeypatch.delenv("SYMNET_PRECOMPILE")
+    note = precompile_in_background("float64", tmp_path)
+    assert note is not None and note.parent == tmp_path / "runtime"
+    assert precompile_in_background("float64", tmp_path) is None   # started already
+    deadline = time.time() + 240
+    while not note.read_text().startswith("done") and time.time() < deadline:
+        time.sleep(0.2)
+    words = note.read_text().split()
+    assert words[0] == "done" and float(words[1]) >= 0

@@ -31,6 +31,16 @@ CONV_KINDS = ("conv2d", "maxpool2d", "avgpool2d", "flatten")
 SUPPORTED = ("dense", "dropout", "batchnorm") + CONV_KINDS
 
 
+def python_entries(conv_net: bool) -> bool:
+    """Whether the entry points are assembled in Python (calling compiled kernels in turn)
+    rather than compiled whole. A compiled entry re-optimises every kernel it calls
+    (Numba links them in): for LeNet-5 most of its cold start. A conv network's step
+    takes a millisecond or more, so the Python work between its kernels (about 30 us a
+    LeNet-5 step: 40 calls, workspace views) costs 1-3 %; small MLPs' steps take
+    microseconds and keep their compiled entries (docs/performance.md, issue 14)."""
+    return conv_net
+
+
 # ---------------------------------------------------------- printed functions
 @dataclass
 class Function:
@@ -166,6 +176,7 @@ def build_ops(net, derivation, printed: _Printed) -> list[dict]:
     ops = []
     for n, p in enumerate(placed):
         op = _op(p, p.position, n == 0)
+        op["py"] = python_entries(conv_net)
         kind = op["kind"]
         if kind == "dense":
             _dense_op(op, p, small_layer)
@@ -308,20 +319,23 @@ def _entries(ops, codes, param_names, state_names, masks) -> list:
                    forward_backward(True), "loss", "one optimiser step (symnet.runtime.optim.fused_update): each "
                    "layer's update right after its gradient", nogil=False)]
     assert train[0].work == train[1].work, "the training kernels must take the same workspaces"
+    for entry in [evaluate] + train:
+        entry.python = ops[0]["py"]
     return [evaluate] + train
 
 
 def _array_activation_kernels(ops, functions) -> list:
-    """The act_arrays/act_inplace pair of each activation a conv layer applies."""
+    """The act_arrays/act_inplace pair of each activation a conv layer applies (and a dense
+    layer, where the entry points are assembled in Python and take z from the runtime)."""
     from .program import Kernel
     ops_of = {f.name: f.ops for f in functions}
     kernels, seen = [], set()
     for op in ops:
-        if op["kind"] == "conv2d" and op["has_act"] and op["act"] not in seen:
+        if op["has_act"] and (op["kind"] == "conv2d" or (op["kind"] == "dense" and op["py"])) and op["act"] not in seen:
             seen.add(op["act"])
             f = {"act": op["act"], "dact": op["dact"]}
             n = ops_of.get(op["act"], 0) + ops_of.get(op["dact"], 0)
-            where = f"activation {op['act'][len('act_'):]} of conv layers"
+            where = f"activation {op['act'][len('act_'):]} of {'conv and dense' if op['py'] else 'conv'} layers"
             kernels += [Kernel("act_arrays", f, f"{where} (training); {n} element-wise ops"),
                         Kernel("act_inplace", f, f"{where} (inference); {ops_of.get(op['act'], 0)} element-wise ops")]
     return kernels
@@ -363,6 +377,9 @@ def context(net, derivation, runtime_text: str) -> dict:
         "n_ops": sum(f.ops for f in printed.functions),
         "layer_kernels": _array_activation_kernels(ops, printed.functions) + [k for c in codes for k in c.kernels],
         "entries": entries,
+        "python_entries": ops[0]["py"],
+        "entries_heading": ("# -- whole-network entry points (arrays positional) " if ops[0]["py"]
+                            else "# -- whole-network kernels (arrays positional) ").ljust(83, "-"),
         "runtime": runtime_text,
         "runtime_calls": sorted({name for op in dense for name in op["mm"].values()}),   # from layer kernels
         "dropout": tuple((op["rate"], op["shape"], op["scale"]) for op in dropout),

@@ -40,21 +40,29 @@ def _delta_below(L):
     return [Take(L["D_in"], L["in_size"], L["in_dims"])]
 
 
+def _flat(L, name) -> str:
+    """An array as the argument of an element-wise kernel: in entry points assembled in
+    Python a flat view, so that one compiled signature serves every layer's shape."""
+    return f"{name}.ravel()" if L["py"] else name
+
+
 def _after_backward(L, update):
     out = []
-    if L["G_in"] and L["kind"] != "dense":   # dense folds g'(z) below into its own kernel
-        out.append(Call("mul_inplace", (L["D_in"], L["G_in"])))
+    if L["G_in"] and (L["kind"] != "dense" or L["py"]):   # compiled dense kernels fold g'(z) below in
+        out.append(Call("mul_inplace", (_flat(L, L["D_in"]), _flat(L, L["G_in"]))))
     if L["k"] is not None and update:   # the fused optimiser step, right after the gradients
         for name, reg in ((L["W"], "reg" if L["W"].startswith("W") else "noreg"), (L["b"], "noreg")):
-            out.append(Call("fused_update", (name, f"g{name}", f"S1{name}", f"S2{name}", "kind", "h", reg)))
+            out.append(Call("fused_update", (_flat(L, name), _flat(L, f"g{name}"), f"S1{name}", f"S2{name}",
+                                             "kind", "h", reg)))
     return out
 
 
-def _ints(*values) -> tuple[str, ...]:
+def _ints(L, *values) -> tuple[str, ...]:
     """Integer arguments of the shared runtime kernels, typed int64 rather than as literals:
     Numba would compile (and cache) a runtime kernel once per literal value otherwise,
-    so networks of other strides or paddings could not share it."""
-    return tuple(f"np.int64({v})" for v in values)
+    so networks of other strides or paddings could not share it. From Python (entry
+    points assembled in Python) a plain int arrives as int64 already."""
+    return tuple(str(v) if L["py"] else f"np.int64({v})" for v in values)
 
 
 def _grad_args(L):
@@ -63,15 +71,12 @@ def _grad_args(L):
 
 # ------------------------------------------------------------------ dense
 def dense(L, ops) -> LayerCode:
+    if L["py"]:
+        return _dense_runtime(L, ops)
     k, args = L["k"], (L["A_in"], L["W"], L["b"])
     code = LayerCode()
     if L["output"]:
-        loss_ops = sum(ops.get(f, 0) for f in ("loss_elem", "delta_elem", "delta_softmax",
-                                                "loss_margin", "count_margin", "delta_margin"))
-        macro = L["loss_macro"]
-        code.kernels.append(Kernel(macro, L, _label(L, "output: loss and delta^(L)", loss_ops + ops.get(L["act"], 0))))
-        infer = "dense_infer_softmax" if L["softmax"] else "dense_infer"
-        code.kernels.append(Kernel(infer, L, _label(L, "output: inference", ops.get(L["act"], 0))))
+        code.kernels += _output_kernels(L, ops)
         code.infer = [Alloc(L["A"], L["out_dims"]), Call(f"dense{k}_infer", args + (L["A"],))]
     else:
         act_ops = ops.get(L["act"], 0) + ops.get(L["dact"], 0)
@@ -92,16 +97,48 @@ def dense(L, ops) -> LayerCode:
     return code
 
 
+def _output_kernels(L, ops) -> list[Kernel]:
+    """The output layer's loss-and-delta^(L) and inference kernels (the printed loss math)."""
+    loss_ops = sum(ops.get(f, 0) for f in ("loss_elem", "delta_elem", "delta_softmax",
+                                            "loss_margin", "count_margin", "delta_margin"))
+    infer = "dense_infer_softmax" if L["softmax"] else "dense_infer"
+    return [Kernel(L["loss_macro"], L, _label(L, "output: loss and delta^(L)", loss_ops + ops.get(L["act"], 0))),
+            Kernel(infer, L, _label(L, "output: inference", ops.get(L["act"], 0)))]
+
+
+def _dense_runtime(L, ops) -> LayerCode:
+    """A dense layer of entry points assembled in Python: its linear algebra from the
+    runtime (compiled once per machine), its activation from the network's shared
+    element-wise kernels; only the output layer's loss has kernels of its own."""
+    k, args = L["k"], (L["A_in"], L["W"], L["b"])
+    small = "_small" if L["small"] else ""
+    code = LayerCode()
+    if L["output"]:
+        code.kernels = _output_kernels(L, ops)
+        code.infer = [Alloc(L["A"], L["out_dims"]), Call(f"dense{k}_infer", args + (L["A"],))]
+    else:
+        code.infer = [Take(L["A"], L["out_size"], L["out_dims"]), Call(f"dense_linear{small}", args + (L["A"],)),
+                      Call(f"{L['act']}_inplace", (_flat(L, L["A"]),))]
+        code.train_forward = [Take(L["G"], L["out_size"], L["out_dims"]), Take(L["A"], L["out_size"], L["out_dims"]),
+                              Call(f"dense_linear{small}", args + (L["G"],)),
+                              Call(f"{L['act']}_arrays", (_flat(L, L["G"]), _flat(L, L["A"])))]
+    code.backward = lambda update: (_grads_in(L, update) + _delta_below(L)
+                                    + [Call(f"dense_grads{small}", (L["D"], L["A_in"], L["W"]) + _grad_args(L)
+                                            + (L["D_in"],))]
+                                    + _after_backward(L, update))
+    return code
+
+
 # ------------------------------------------------------------------ conv2d
 def conv2d(L, ops) -> LayerCode:
     take_a = Take(L["A"], L["out_size"], L["out_dims"])
-    geometry = _ints(L["stride"], *L["pads"])
+    geometry = _ints(L, L["stride"], *L["pads"])
     code = LayerCode()
     code.infer = [take_a, Call("conv2d_forward", (L["A_in"], L["W"], L["b"]) + geometry + (L["A"],)),
-                  Call(f"{L['act']}_inplace", (L["A"],))]
+                  Call(f"{L['act']}_inplace", (_flat(L, L["A"]),))]
     code.train_forward = [Take(L["G"], L["out_size"], L["out_dims"]), take_a,
                           Call("conv2d_forward", (L["A_in"], L["W"], L["b"]) + geometry + (L["G"],)),
-                          Call(f"{L['act']}_arrays", (L["G"], L["A"]))]
+                          Call(f"{L['act']}_arrays", (_flat(L, L["G"]), _flat(L, L["A"])))]
 
     def backward(update):
         return (_grads_in(L, update) + _delta_below(L)
@@ -122,7 +159,7 @@ def _input_gradient(L, call: Call):
 def maxpool2d(L, ops) -> LayerCode:
     code = LayerCode()
     code.infer = [Take(L["A"], L["out_size"], L["out_dims"]), Take(L["I"], L["out_size"], L["out_dims"], index=True),
-                  Call("maxpool2d_forward", (L["A_in"],) + _ints(L["size"], L["stride"]) + (L["A"], L["I"]))]
+                  Call("maxpool2d_forward", (L["A_in"],) + _ints(L, L["size"], L["stride"]) + (L["A"], L["I"]))]
     code.train_forward = code.infer
     code.backward = lambda update: (_delta_below(L) + _input_gradient(L, Call("maxpool2d_backward", (L["D"], L["I"], L["D_in"])))
                                     + _after_backward(L, update))
@@ -130,7 +167,7 @@ def maxpool2d(L, ops) -> LayerCode:
 
 
 def avgpool2d(L, ops) -> LayerCode:
-    window = _ints(L["size"], L["stride"]) + (L["scale"],)
+    window = _ints(L, L["size"], L["stride"]) + (L["scale"],)
     code = LayerCode()
     code.infer = [Take(L["A"], L["out_size"], L["out_dims"]),
                   Call("avgpool2d_scaled_forward", (L["A_in"],) + window + (L["A"],))]

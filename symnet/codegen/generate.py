@@ -8,6 +8,9 @@ templates in `symnet.templates` print it. One `.py` file per network, named
 symnet.runtime source it imports), so it cannot go stale; the default cache
 folder is per Numba and NumPy version, and its index lets a warm start skip the
 derivation when none of its inputs changed. `standalone=True` inlines the runtime.
+The first conv network generated into the default cache folder on a machine starts
+compiling symnet.runtime in a background process (runtime_link.precompile_in_background;
+`python -m symnet.runtime.precompile` does it up-front).
 """
 from __future__ import annotations
 
@@ -155,12 +158,21 @@ def write(net, out_dir=None, force: bool = False, standalone: bool = False) -> P
     return path
 
 
+def _python_entries(net) -> bool:
+    """Whether the network's entry points call the shared runtime from Python (conv networks)."""
+    from .context import CONV_KINDS, python_entries
+    return python_entries(any(p.layer.type in CONV_KINDS for p in net.placed))
+
+
 def generate(net, out_dir=None):
     """Derive, print, render and import the kernel module of `net`.
 
     The module has `.path`, `forward(params, X)`, `loss(params, X, Y)`,
     `loss_and_grads(params, X, Y)` and `train_step(params, X, Y, lr)`.
     """
+    if out_dir is None and _python_entries(net):   # the shared runtime, compiled once per machine
+        from .runtime_link import precompile_in_background
+        precompile_in_background(net.dtype, versioned_cache_dir())
     path = write(net, out_dir)
     t0 = time.perf_counter()
     mod = load_module(path)

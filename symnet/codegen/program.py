@@ -83,13 +83,17 @@ class Kernel:
 
 @dataclass
 class Entry:
-    """A whole-network kernel: def name(args): body; return returns."""
+    """A whole-network entry point: def name(args): body; return returns. Compiled by Numba
+    (@njit) unless `python`: then a plain Python function calling the compiled kernels in
+    sequence (Numba links every callee into a compiled caller and optimises it all again,
+    so a compiled entry costs as much compile time as everything below it)."""
     name: str
     args: tuple[str, ...]
     body: list = field(default_factory=list)
     returns: str = ""
     doc: str = ""
     nogil: bool = True
+    python: bool = False
 
     @property
     def work(self) -> tuple[int, int]:

@@ -4,7 +4,11 @@ source inlined (`symnet generate --standalone`: one file needing only numpy and 
 from __future__ import annotations
 
 import ast
+import hashlib
 import importlib
+import os
+import subprocess
+import sys
 from pathlib import Path
 
 from .program import Call, flat
@@ -67,4 +71,34 @@ def inline() -> str:
     return "\n".join(hoisted) + "\n\n\n" + "\n\n\n".join(bodies)
 
 
-__all__ = ["imports", "inline", "sources"]
+def precompile_in_background(dtype: str, cache_dir) -> Path | None:
+    """Start compiling the runtime for `dtype` in a background process (python -m
+    symnet.runtime.precompile), the first time on this machine: it runs on another core
+    while this process derives the network and compiles its own kernels, and the
+    runtime kernels this process reaches later load from Numba's cache instead of
+    compiling here. Once per runtime source, Numba cache folder and dtype: a note in
+    cache_dir/runtime says it started (and, when it ends, "done <CPU seconds>").
+    Returns the note's path if a process was started; SYMNET_PRECOMPILE=0 turns it off."""
+    if os.environ.get("SYMNET_PRECOMPILE", "1") == "0":
+        return None
+    import numba
+    key = hashlib.sha256("\0".join([dtype, numba.__version__, os.environ.get("NUMBA_CACHE_DIR", "")]
+                                   + list(sources().values())).encode("utf-8")).hexdigest()
+    note = Path(cache_dir) / "runtime" / f"{dtype}_{key[:16]}"
+    try:
+        note.parent.mkdir(parents=True, exist_ok=True)
+        os.close(os.open(note, os.O_CREAT | os.O_EXCL | os.O_WRONLY, 0o644))   # one process starts it
+    except OSError:   # started before (or the folder is not writable): compile lazily as usual
+        return None
+    here = str(RUNTIME.parents[1])   # the same symnet as this process's, wherever it was imported from
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
+    try:
+        subprocess.Popen([sys.executable, "-m", "symnet.runtime.precompile", "--note", str(note), dtype],
+                         stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                         env=env, start_new_session=True)
+    except OSError:   # no interpreter to start (embedded Python): this process compiles lazily
+        return None
+    return note
+
+
+__all__ = ["imports", "inline", "sources", "precompile_in_background"]

@@ -8,6 +8,8 @@ generated files (`symnet generate --standalone` inlines it instead).
 - threads:   a batch cut into row shares run in a thread pool, CPU pinning
 - workspace: per-thread work arrays kept between calls
 - checks:    parameter, batch and dropout-mask checks of the Python API
+- precompile: `python -m symnet.runtime.precompile` compiles the kernels above once per
+  machine, with the signatures generated conv networks call (not inlined by --standalone)
 
 Nothing here allocates at import, and nothing depends on a particular network.
 """

@@ -2,7 +2,10 @@
 
 Compiled for whatever dtype they are called with (float32 kernels stay float32:
 zeros come from the arrays' own dtype). Products on C-contiguous arrays: BLAS
-(np.dot) for large layers, loops for small ones (no call overhead).
+(np.dot) for large layers, loops for small ones (no call overhead). Dense layers'
+linear algebra (z = A W^T + b; gW, gb and the delta below) for networks whose entry
+points are assembled in Python. Every kernel releases the GIL (nogil): those entry
+points call them from the threads of a batch's shares.
 """
 import numpy as np
 from numba import njit
@@ -10,7 +13,7 @@ from numba import njit
 FASTMATH = {"arcp", "contract", "nsz", "reassoc"}   # no nnan/ninf: inf/nan keep IEEE meaning
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mul_inplace(D, G):
     """D *= G element by element (same shape, C-contiguous)."""
     d = D.reshape(D.size)
@@ -19,7 +22,7 @@ def mul_inplace(D, G):
         d[k] *= g[k]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mul_into(A, M, out):
     """out = A * M element by element (same shape, C-contiguous)."""
     a = A.reshape(A.size)
@@ -29,25 +32,25 @@ def mul_into(A, M, out):
         o[k] = a[k] * mk[k]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_abt(A, B, out):
     """out = A @ B.T (BLAS gemm)."""
     np.dot(A, B.T, out)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_ab(A, B, out):
     """out = A @ B (BLAS gemm)."""
     np.dot(A, B, out)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_atb(A, B, out):
     """out = A.T @ B (BLAS gemm)."""
     np.dot(A.T, B, out)
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_abt_small(A, B, out):
     """out = A @ B.T (loops, for small layers)."""
     m, n = A.shape
@@ -61,7 +64,7 @@ def mm_abt_small(A, B, out):
             out[e, i] = s
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_ab_small(A, B, out):
     """out = A @ B (loops, for small layers)."""
     m, n = A.shape
@@ -76,7 +79,7 @@ def mm_ab_small(A, B, out):
                 out[e, i] += d * B[j, i]
 
 
-@njit(cache=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_atb_small(A, B, out):
     """out = A.T @ B (loops, for small layers)."""
     m, n = A.shape
@@ -90,3 +93,51 @@ def mm_atb_small(A, B, out):
             d = A[e, j]
             for i in range(p):
                 out[j, i] += d * B[e, i]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _add_bias(Z, b):
+    for e in range(Z.shape[0]):
+        for i in range(Z.shape[1]):
+            Z[e, i] += b[i]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _bias_grad(D, gb):
+    for i in range(D.shape[1]):
+        gb[i] = gb.dtype.type(0.0)
+    for e in range(D.shape[0]):
+        for i in range(D.shape[1]):
+            gb[i] += D[e, i]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def dense_linear(A_in, W, b, Z):
+    """Z = A_in W^T + b (BLAS)."""
+    mm_abt(A_in, W, Z)
+    _add_bias(Z, b)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def dense_linear_small(A_in, W, b, Z):
+    """Z = A_in W^T + b (loops, for small layers)."""
+    mm_abt_small(A_in, W, Z)
+    _add_bias(Z, b)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def dense_grads(D, A_in, W, gW, gb, D_in):
+    """gW = D^T A_in, gb = the sum of D's rows; D_in = D W unless D_in.size == 0 (BLAS)."""
+    mm_atb(D, A_in, gW)
+    _bias_grad(D, gb)
+    if D_in.size > 0:
+        mm_ab(D, W, D_in)
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def dense_grads_small(D, A_in, W, gW, gb, D_in):
+    """gW = D^T A_in, gb = the sum of D's rows; D_in = D W unless D_in.size == 0 (loops)."""
+    mm_atb_small(D, A_in, gW)
+    _bias_grad(D, gb)
+    if D_in.size > 0:
+        mm_ab_small(D, W, D_in)

@@ -28,7 +28,7 @@ from numba import njit
 _CONV_FASTMATH = {"reassoc", "contract"}   # reorder sums (vectorised dot products); no nnan/ninf
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols):
     """cols[(c*kh + m)*kw + q, i*wo + j] = x[n, c, stride*i + m - ph, stride*j + q - pw],
     0 where that falls in the zero padding."""
@@ -62,7 +62,7 @@ def _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols):
                                 cols[row, base + j] = x[n, c, r, v]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _conv_col2im(cols, kh, kw, stride, ph, pw, ho, wo, dx, n):
     """dx[n] = the adjoint of _conv_im2col applied to cols (sums where windows overlap;
     entries that fell in the padding are dropped)."""
@@ -96,7 +96,7 @@ def _conv_col2im(cols, kh, kw, stride, ph, pw, ho, wo, dx, n):
                                 d[c, r, v] += cols[row, base + j]
 
 
-@njit(cache=True, fastmath=_CONV_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_CONV_FASTMATH)
 def _conv_matmul(A, B, out):
     """out (M, P) = A (M, K) @ B (K, P) as row updates out[m] += sum of 4 terms A[m, k] B[k],
     two rows m at a time: the compiler vectorises the loop over P, and each load and store of
@@ -130,7 +130,7 @@ def _conv_matmul(A, B, out):
         k += 1
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _conv_add_bias(o, b):
     """o[f] += b[f] for the rows of o (F, P)."""
     for f in range(o.shape[0]):
@@ -139,7 +139,7 @@ def _conv_add_bias(o, b):
             o[f, p] += bf
 
 
-@njit(cache=True, fastmath=_CONV_FASTMATH)
+@njit(cache=True, nogil=True, fastmath=_CONV_FASTMATH)
 def _conv_dw_db(d2, cols, dW2, db):
     """dW2 (F, K) += d2 (F, P) @ cols (K, P)^T as dot products over P, in blocks of 2 rows f
     by 4 rows k (8 sums held in registers, each load serving 2 or 4 of them); db += the row
@@ -188,7 +188,7 @@ def _conv_dw_db(d2, cols, dW2, db):
             dW2[f, k] = s
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv2d_forward(x, W, b, stride, ph, pw, out):
     """out[n, f] = b[f] + sum_c W[f, c] (cross-correlated with) x[n, c] (zero-padded)."""
     F, kh, kw = W.shape[0], W.shape[2], W.shape[3]
@@ -203,7 +203,7 @@ def conv2d_forward(x, W, b, stride, ph, pw, out):
         _conv_add_bias(o, b)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def conv2d_backward(x, W, dz, stride, ph, pw, dW, db, dx):
     """dW[f,c,m,q] = sum_n,i,j dz[n,f,i,j] x~[n,c,s i+m,s j+q]; db[f] = sum dz[n,f];
     dx = the input gradient (full convolution with the flipped kernel, cropped), unless dx.size == 0."""
@@ -228,7 +228,7 @@ def conv2d_backward(x, W, dz, stride, ph, pw, dW, db, dx):
             _conv_col2im(dcols, kh, kw, stride, ph, pw, ho, wo, dx, n)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def _pool_max_plane(x, n, c, size, stride, out, argmax):
     """One (n, c) plane of maxpool2d_forward."""
     Wd = x.shape[3]
@@ -270,7 +270,7 @@ def _pool_max_plane(x, n, c, size, stride, out, argmax):
             argmax[n, c, i, j] = where
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool2d_forward(x, size, stride, out, argmax):
     """out = the maximum of each size x size window; argmax = its flat in-plane index
     u * width + v (the first maximum in row-major order)."""
@@ -279,7 +279,7 @@ def maxpool2d_forward(x, size, stride, out, argmax):
             _pool_max_plane(x, n, c, size, stride, out, argmax)
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def maxpool2d_backward(dout, argmax, dx):
     """dx = dout routed to the argmax of each window (overlapping windows add)."""
     N, C, H, Wd = dx.shape
@@ -294,7 +294,7 @@ def maxpool2d_backward(dout, argmax, dx):
                     d[argmax[n, c, i, j]] += dout[n, c, i, j]
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def avgpool2d_scaled_forward(x, size, stride, scale, out):
     """out = scale times the sum of each size x size window (scale: the derived factor)."""
     N, C = x.shape[0], x.shape[1]
@@ -310,7 +310,7 @@ def avgpool2d_scaled_forward(x, size, stride, scale, out):
                     out[n, c, i, j] = acc * scale
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def avgpool2d_scaled_backward(dout, size, stride, scale, dx):
     """dx = each window's gradient times scale (the derived factor), spread over the window."""
     N, C, H, Wd = dx.shape
@@ -328,13 +328,13 @@ def avgpool2d_scaled_backward(dout, size, stride, scale, dx):
                             d[(stride * i + m) * Wd + stride * j + q] += g
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def flatten_forward(x):
     """(batch, C, H, W) -> (batch, C*H*W) in C, H, W order (a view of a contiguous x)."""
     return np.ascontiguousarray(x).reshape((x.shape[0], x.size // x.shape[0]))
 
 
-@njit(cache=True)
+@njit(cache=True, nogil=True)
 def flatten_backward(dout, dx):
     """dx (batch, C, H, W) = dout (batch, C*H*W) reshaped."""
     flat = dx.reshape(dx.size)

@@ -18,7 +18,7 @@ from numba import njit
 SGD, MOMENTUM, RMSPROP, ADAM, ADAGRAD = 0, 1, 2, 3, 4
 
 
-@njit(cache=True, error_model="numpy")
+@njit(cache=True, nogil=True, error_model="numpy")
 def fused_update(P, G, S1, S2, kind, h, reg):
     """P -= the optimiser's step for gradient G (plus the penalty's), state in S1, S2."""
     p = P.reshape(P.size)
