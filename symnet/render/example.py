@@ -139,7 +139,7 @@ def _rows(num) -> tuple[list, list]:
         elif f"da{l}" in vals:
             errors.append([f"$\\bar a^{{({l})}}$", _vector(vals[f"da{l}"][0])])
     forward += [["$y$", _vector(num["Y"][0])],
-                ["$L$" if num["m"] > 1 else r"$\ell$", _fmt(ev.loss)]]
+                ["$J$" if num["m"] > 1 else r"$\ell$", _fmt(ev.loss)]]
     return forward, errors
 
 
@@ -149,12 +149,12 @@ def _intro(num, worst: float) -> str:
             f"(He initialisation)" + (", a seeded dropout mask $\\xi$ (1 = kept)" if num["masks"] else "")
             + (" and one example $x$ with target $y$.\n" if m == 1 else
                f" and a batch of $m = {m}$ examples, since batch norm's statistics need several; the tables "
-               f"show the first example, its errors those of the summed loss $m L$.\n")
+               f"show the first example, its errors those of the summed loss $m J$.\n")
             + f"Each quantity shows its first {MAX_ENTRIES} entries"
             + (" in channel, row, column order" if any(len(p.out_shape) == 3 for p in net.placed) else "")
             + "; $\\bar a^{(l)} = \\partial \\ell / \\partial a^{(l)}$ for a layer without activation.\n"
-            f"Each gradient entry of $L$ stands beside the central difference "
-            f"$(L(\\theta + h) - L(\\theta - h)) / 2h$ with $h = 10^{{-6}}$; the largest difference is "
+            f"Each gradient entry of $J$ stands beside the central difference "
+            f"$(J(\\theta + h) - J(\\theta - h)) / 2h$ with $h = 10^{{-6}}$; the largest difference is "
             f"{worst:.1e}.\nIndices count as in the derivation: from 0 for convolution, pooling and "
             f"channels, from 1 for dense layers.")
     return text      # one sentence a line: Markdown lines stay short
