@@ -36,9 +36,10 @@ def operators_used(texts) -> list[dict]:
     return [{"name": name, "text": text} for key, (name, text) in OPERATORS.items() if key in joined]
 
 
-def notation_rows(net, d, updates: bool = True) -> list[dict]:
+def notation_rows(net, d, updates: bool = True, penalty: bool = False) -> list[dict]:
     """Every symbol with its meaning and shape (one meaning per symbol);
-    `updates`: the optimisers' symbols too (the document prints their rules)."""
+    `updates`: the optimisers' symbols too (the document prints their rules);
+    `penalty`: the weight penalty's (the spec's [train] sets l2 or l1)."""
     L = max((p.position for p in net.placed), default=0)
     kinds = {p.layer.type for p in net.placed}
     rows = [
@@ -120,6 +121,12 @@ def notation_rows(net, d, updates: bool = True) -> list[dict]:
                      "shape": "as the layer's input"})
     if updates:
         rows += UPDATE_SYMBOLS
+    if updates and penalty:
+        rows += [{"symbol": r"R", "meaning": "the weight penalty added to the batch loss (L1, L2 or both)",
+                  "shape": "scalar"},
+                 {"symbol": r"\lambda_1, \lambda_2", "meaning": "the L1 and L2 coefficients (options l1, l2)",
+                  "shape": "scalar"},
+                 {"symbol": r"w", "meaning": "one weight, an entry of a weight matrix $W^{(l)}$", "shape": "scalar"}]
     return rows
 
 
