@@ -44,7 +44,7 @@ def penalty(train: dict | None) -> dict | None:
 
     given = ", ".join(r"%s = %s" % (latex(lam), _number(values[lam])) for lam in lams)
     equations = [
-        r"R = \sum_{l} \sum_{w \in W^{(l)}} \left(%s\right), \qquad %s"
+        r"R = \sum_{w} \left(%s\right), \qquad %s"
         % (" + ".join(latex(expr.coeff(lam) * lam) for lam in lams), given),
         r"\frac{\partial R}{\partial w} = %s = %s" % (terms(w), terms(w, numeric=True)),
         r"W^{(l)} \leftarrow W^{(l)} - \eta \left(\nabla_{W^{(l)}} J + %s\right)" % terms(_W),
