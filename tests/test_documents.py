@@ -420,9 +420,9 @@ def test_sections_without_the_input_gradient():
                 Network(input=(1, 5, 5), layers=[Flatten(), Dense(2)], loss="mse")):
         d = symnet.derive(net)
         full, part = to_markdown(d), to_markdown(d, sections=parts)
-        assert r"\partial a^{(0)}" in full and r"\frac{\partial L}{\partial X}" in full
+        assert r"\partial a^{(0)}" in full and r"\frac{\partial J}{\partial X}" in full
         assert r"\partial a^{(0)}" not in part and r"\partial \tilde{a}^{(0)}" not in part
-        assert r"\frac{\partial L}{\partial X}" not in part and "### `x`" not in part
+        assert r"\frac{\partial J}{\partial X}" not in part and "### `x`" not in part
         assert "| $x_{" in full and "| $x_{" not in part                    # worked example
         first = next(p for p in net.placed if p.params)
         for name in first.params.values():
