@@ -78,10 +78,10 @@ def backward(placed, l: int, ctx) -> tuple[list[Step], dict]:
     ctx.add_gradient(Gradient(W_name, placed.param_shapes[W_name], l, gW_el, gW_mx, gW_b))
     ctx.add_gradient(Gradient(b_name, placed.param_shapes[b_name], l, gb_el, gb_mx, gb_b))
 
-    # The gradient passed to layer l-1: sum_o delta_o W_oi (then g' there).
+    # The gradient passed to layer l-1: sum_h delta_h W_hi (then g' there).
     input_element = da.xreplace(names).subs(_Q, I)
     input_matrix = Wm.T * dcol
-    steps.append(Step(dl("a^{(%d)}_{i}" % (l - 1)), input_element, "chain rule: $a_i$ feeds every $z_o$", "element", l))
+    steps.append(Step(dl("a^{(%d)}_{i}" % (l - 1)), input_element, "chain rule: $a_i$ feeds every $z_h$", "element", l))
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), input_matrix, "matrix form", "matrix", l))
     return steps, {"element": input_element, "matrix": input_matrix, "batch": Dm * Wm / m}
 

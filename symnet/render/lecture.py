@@ -78,7 +78,7 @@ def notation_rows(net, d, updates: bool = True, penalty: bool = False) -> list[d
                  "j of the layer below, counting from 1; in feature maps row i and column j, counting from 0"
                  + ("; batch norm's values $u_i$, $u_j$" if "batchnorm" in kinds else ""), "shape": "indices"})
     if "dense" in kinds or net.loss.is_categorical or net.loss.kind == "margin":
-        rows.append({"symbol": r"o", "meaning": "a unit of the layer above (or a class of the output) summed "
+        rows.append({"symbol": r"h", "meaning": "a unit of the layer above (or a class of the output) summed "
                      "over in a backward step or the loss, counting from 1", "shape": "index"})
     rows += [
         {"symbol": r"y", "meaning": "the target of one example (one-hot for classification)",
