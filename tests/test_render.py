@@ -217,7 +217,7 @@ def _penalty_coefficients(md: str) -> tuple[float, float]:
     line = next(x for x in md.splitlines() if x.startswith(r"\frac{\partial R}{\partial w} = "))
     numeric = line.rsplit(" = ", 1)[1]
     number = r"([0-9.]+(?: \\cdot 10\^\{-?\d+\})?)"
-    c1, c2 = re.fullmatch(number + r" \\mathrm\{sgn\} w \+ " + number + " w", numeric).groups()
+    c1, c2 = re.fullmatch(number + r" \\mathrm\{sgn\}\(w\) \+ " + number + " w", numeric).groups()
     value = lambda t: float(t.split(" ")[0]) * (10.0 ** int(re.search(r"\{(-?\d+)\}", t).group(1)) if "cdot" in t else 1)
     return value(c1), value(c2)
 
