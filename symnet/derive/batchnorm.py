@@ -400,13 +400,15 @@ def batchnorm_backward(placed, ctx, upstream):
     if len(placed.in_shape) == 3:
         from .conv import C_
         element = bar[C_, I, J]
-        where = r"$a^{(%d)}_{c,i,j}$ of one example" % (l - 1)
+        value, note = r"a^{(%d)}_{c,i,j}" % (l - 1), ""
     else:
         element = bar[I]
-        where = r"$a^{(%d)}_{i}$ of one example (feature i is the channel c)" % (l - 1)
-    steps.append(Step(element, _dcal("u_{v}"),
-                      r"the gradient passed down: $\partial \mathcal{L} / \partial u_v$ at the value v that is %s; "
-                      r"as $\mathcal{L} = m J$ it is a per-example gradient like $\delta$" % where, "element", l))
+        value, note = r"a^{(%d)}_{i}" % (l - 1), " (feature i is the channel c)"
+    # evaluated at one entry, not indexed: the values' own indices i, j are not the entry's row and column
+    steps.append(Step(element, _sym(r"\left.\frac{\partial \mathcal{L}}{\partial u}\right|_{u = %s}" % value),
+                      r"the gradient passed down: $\partial \mathcal{L} / \partial u$ at the batch value $u$ that is "
+                      r"$%s$ of one example%s; as $\mathcal{L} = m J$ it is a per-example gradient like $\delta$"
+                      % (value, note), "element", l))
     matrix = sp.MatrixSymbol(r"\bar{u}^{(%d)}" % l, dim(l - 1), 1)
     steps.append(Step(_sym(r"\frac{\partial \ell}{\partial a^{(%d)}}" % (l - 1)), matrix,
                       "matrix form: one entry per input of the example", "matrix", l))
