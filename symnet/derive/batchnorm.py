@@ -404,11 +404,11 @@ def batchnorm_backward(placed, ctx, upstream):
     else:
         element = bar[I]
         value, note = r"a^{(%d)}_{i}" % (l - 1), " (feature i is the channel c)"
-    # evaluated at one entry, not indexed: the values' own indices i, j are not the entry's row and column
-    steps.append(Step(element, _sym(r"\left.\frac{\partial \mathcal{L}}{\partial u}\right|_{u = %s}" % value),
+    # at the entry itself (the values' own indices i, j are not the entry's row and column)
+    steps.append(Step(element, _sym(r"\frac{\partial \mathcal{L}}{\partial %s}" % value),
                       r"the gradient passed down: $\partial \mathcal{L} / \partial u$ at the batch value $u$ that is "
-                      r"$%s$ of one example%s; as $\mathcal{L} = m J$ it is a per-example gradient like $\delta$"
-                      % (value, note), "element", l))
+                      r"$%s$ of one example%s; as $\mathcal{L} = m J = \sum_e \ell_e$ it is that example's "
+                      r"$\partial \ell / \partial a$, a per-example gradient like $\delta$" % (value, note), "element", l))
     matrix = sp.MatrixSymbol(r"\bar{u}^{(%d)}" % l, dim(l - 1), 1)
     steps.append(Step(_sym(r"\frac{\partial \ell}{\partial a^{(%d)}}" % (l - 1)), matrix,
                       "matrix form: one entry per input of the example", "matrix", l))
