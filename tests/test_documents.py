@@ -164,7 +164,7 @@ def test_pooling_and_strided_conv_in_indicators(documents):
     assert r"\mathbb{1}\left[0 \le u - q \le 8,\ 0 \le v - r \le 8\right]" in md
     assert r"\frac{\partial \ell}{\partial W^{(1)}} = \tilde{a}^{(0)} \star \check{\delta}^{(1)}" in md
     assert r"\mathrm{full}\left(\check{\delta}^{(1)}\right) \ast \mathrm{rot180}(W^{(1)})" in md
-    assert "**dilated error**" in md and r"\mid" not in md.split("## Notation")[1].split("## The network")[1]
+    assert "**dilated error**" in md and r"\mid" not in md
 
 
 def test_dilation_rule_agrees_with_the_strided_gather():

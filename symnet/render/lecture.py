@@ -7,7 +7,7 @@ from __future__ import annotations
 # Operators a document may use, defined once (shown when a step uses them).
 OPERATORS = {
     r"\mathbb{1}": (r"indicator", r"$\mathbb{1}[c] = 1$ where the condition $c$ holds and $0$ elsewhere; "
-                    r"a comma inside the brackets joins two conditions (both hold); $s \mid e$: $s$ divides $e$."),
+                    r"a comma inside the brackets joins two conditions (both hold)."),
     r"\star": ("cross-correlation", r"$(W \star a)_{f,i,j} = \sum_{c,q,r} W_{f,c,q,r}\, a_{c,\, s i + q,\, s j + r}$ "
                r"(stride $s$), what deep-learning libraries call convolution."),
     r"\operatorname{full}": ("full convolution", r"$\operatorname{full}(\delta) \ast K$ pads $\delta$ with $k - 1$ zeros "
