@@ -45,7 +45,7 @@ class Optimizer:
 
     @classmethod
     def update_equations(cls) -> list[str]:
-        """The update rule as LaTeX lines in the document's symbols (nabla_theta L the gradient)."""
+        """The update rule as LaTeX lines in the document's symbols (nabla_theta J the gradient of the batch loss J)."""
         return list(cls.equations)
 
     def hyperparameters(self) -> dict:
@@ -150,7 +150,7 @@ class SGD(Optimizer):
     """Plain gradient descent."""
 
     name = "sgd"
-    equations = (r"\theta \leftarrow \theta - \eta\, \nabla_{\theta} L",)
+    equations = (r"\theta \leftarrow \theta - \eta\, \nabla_{\theta} J",)
 
     fused_kind = 0
 
@@ -164,7 +164,7 @@ class Momentum(Optimizer):
     name = "momentum"
     buffers = ("v",)
     equations = (
-        r"\mathbf{v} \leftarrow \beta\, \mathbf{v} + \nabla_{\theta} L",
+        r"\mathbf{v} \leftarrow \beta\, \mathbf{v} + \nabla_{\theta} J",
         r"\theta \leftarrow \theta - \eta\, \mathbf{v}",
     )
 
@@ -194,8 +194,8 @@ class RMSprop(Optimizer):
     name = "rmsprop"
     buffers = ("s",)
     equations = (
-        r"\mathbf{s} \leftarrow \alpha\, \mathbf{s} + (1 - \alpha)\, \nabla_{\theta} L \odot \nabla_{\theta} L",
-        r"\theta \leftarrow \theta - \eta\, \frac{\nabla_{\theta} L}{\sqrt{\mathbf{s}} + \epsilon}",
+        r"\mathbf{s} \leftarrow \alpha\, \mathbf{s} + (1 - \alpha)\, \nabla_{\theta} J \odot \nabla_{\theta} J",
+        r"\theta \leftarrow \theta - \eta\, \frac{\nabla_{\theta} J}{\sqrt{\mathbf{s}} + \epsilon}",
     )
 
     def __init__(self, lr: float, alpha: float = 0.99, eps: float = 1e-8):
@@ -225,8 +225,8 @@ class Adam(Optimizer):
     buffers = ("m", "v")
     equations = (
         # printed bold v, s (not m: m is the batch size; s alone is a stride); the buffers keep torch's names m, v
-        r"\mathbf{v} \leftarrow \beta_1 \mathbf{v} + (1 - \beta_1)\, \nabla_{\theta} L",
-        r"\mathbf{s} \leftarrow \beta_2 \mathbf{s} + (1 - \beta_2)\, \nabla_{\theta} L \odot \nabla_{\theta} L",
+        r"\mathbf{v} \leftarrow \beta_1 \mathbf{v} + (1 - \beta_1)\, \nabla_{\theta} J",
+        r"\mathbf{s} \leftarrow \beta_2 \mathbf{s} + (1 - \beta_2)\, \nabla_{\theta} J \odot \nabla_{\theta} J",
         r"\hat{\mathbf{v}} = \frac{\mathbf{v}}{1 - \beta_1^{\tau}}, \qquad \hat{\mathbf{s}} = \frac{\mathbf{s}}{1 - \beta_2^{\tau}}",
         r"\theta \leftarrow \theta - \eta\, \frac{\hat{\mathbf{v}}}{\sqrt{\hat{\mathbf{s}}} + \epsilon}",
     )
@@ -275,8 +275,8 @@ class Adagrad(Optimizer):
     name = "adagrad"
     buffers = ("s",)
     equations = (
-        r"\mathbf{s} \leftarrow \mathbf{s} + \nabla_{\theta} L \odot \nabla_{\theta} L",
-        r"\theta \leftarrow \theta - \eta\, \frac{\nabla_{\theta} L}{\sqrt{\mathbf{s}} + \epsilon}",
+        r"\mathbf{s} \leftarrow \mathbf{s} + \nabla_{\theta} J \odot \nabla_{\theta} J",
+        r"\theta \leftarrow \theta - \eta\, \frac{\nabla_{\theta} J}{\sqrt{\mathbf{s}} + \epsilon}",
     )
 
     def __init__(self, lr: float, eps: float = 1e-10):

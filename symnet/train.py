@@ -104,15 +104,23 @@ class Regularizer:
     def __bool__(self):
         return bool(self.terms)
 
+    def expression(self):
+        """(w, the penalty on one weight w as a SymPy expression in lambda_1, lambda_2,
+        {lambda symbol: value}): for documents, which differentiate and print it."""
+        import sympy as sp
+
+        w = sp.Symbol("w", real=True)
+        lams = {kind: sp.Symbol(r"\lambda_" + kind[1], nonnegative=True) for kind, _ in self.terms}
+        expr = sum((_penalty_functions(kind)[2].subs(sp.Symbol("lambda", nonnegative=True), lams[kind])
+                    for kind, _ in self.terms), sp.Integer(0))
+        return w, expr, {lams[kind]: lam for kind, lam in self.terms}
+
     def equations(self) -> list[str]:
         """LaTeX of the penalty on one weight and its gradient, both from SymPy
         (with l1 and l2 together: the elastic net), for documents."""
         import sympy as sp
 
-        w = sp.Symbol("w", real=True)
-        expr = sum((_penalty_functions(kind)[2].subs(sp.Symbol("lambda", nonnegative=True),
-                                                      sp.Symbol(r"\lambda_" + kind[1], nonnegative=True))
-                    for kind, _ in self.terms), sp.Integer(0))
+        w, expr, _ = self.expression()
         name = "elastic net" if len(self.terms) == 2 else (self.terms[0][0].upper() if self.terms else "none")
         return [rf"\text{{{name}: }} R(w) = {sp.latex(expr)}",
                 rf"\frac{{\partial R}}{{\partial w}} = {sp.latex(sp.diff(expr, w))}"]

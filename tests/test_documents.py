@@ -157,9 +157,129 @@ def test_textbook_forms_of_activations_and_losses():
 def test_pooling_and_strided_conv_in_indicators(documents):
     md = documents["zoo"]["md"]
     assert r"\mathbb{1}\left[\omega_1 \geq \max\left(\omega_2, \omega_3, \omega_4\right)\right]" in md      # tie: first maximum
-    assert r"\mathbb{1}\left[i = r^{(3)}_{cpq},\ j = t^{(3)}_{cpq}\right]" in md                 # routed to argmax
-    assert r"0 \le i - p \le 1,\ 0 \le j - q \le 1" in md                                           # avg pool window
-    assert r"2 \mid \left(u - m\right)" in md                                                       # stride divides
+    assert r"\mathbb{1}\left[i = \hat{i}^{(3)}_{cuv},\ j = \hat{j}^{(3)}_{cuv}\right]" in md     # routed to argmax
+    assert r"0 \le i - u \le 1,\ 0 \le j - v \le 1" in md                                           # avg pool window
+    # stride 2: the dilated error, integer subscripts, its range scaled by the stride (9 = 2 (5 - 1) + 1 rows)
+    assert r"W^{(1)}_{fcqr} \check{\delta}^{(1)}_{f,u - q,v - r}" in md
+    assert r"\mathbb{1}\left[0 \le u - q \le 8,\ 0 \le v - r \le 8\right]" in md
+    assert r"\frac{\partial \ell}{\partial W^{(1)}} = \tilde{a}^{(0)} \star \check{\delta}^{(1)}" in md
+    assert r"\mathrm{full}\left(\check{\delta}^{(1)}\right) \ast \mathrm{rot180}(W^{(1)})" in md
+    assert "**dilated error**" in md and r"\mid" not in md
+
+
+def test_dilation_rule_agrees_with_the_strided_gather():
+    """The dilated form equals SymPy's gathered input gradient at every position
+    (random numbers for W and delta): the rewrite changes the notation only."""
+    import random
+
+    import sympy as sp
+    from symnet.derive.conv import C_, DILATED, F_, MI, NI, U, V, dilate, generic_conv, _W, _d, _x, CIN, FOUT, \
+        HO, KH, KW, S, WO
+    from symnet.derive.notation import indexed
+    rng = random.Random(0)
+    s, k, ho = 2, 3, 4
+    delta, check = indexed(r"\delta", 9), indexed(DILATED, 9)
+    names = {S: s, CIN: 1, FOUT: 2, KH: k, KW: k, HO: ho, WO: ho, _d: delta}
+    gather = generic_conv()["dx"].xreplace(names).xreplace({sp.Symbol("q_", integer=True): C_})
+    dilated = dilate(gather, delta, check, s)
+    assert not dilated.has(sp.Mod) and dilated.has(check)
+    Wv = {(f, q, r): rng.uniform(-1, 1) for f in range(2) for q in range(k) for r in range(k)}
+    dv = {(f, i, j): rng.uniform(-1, 1) for f in range(2) for i in range(ho) for j in range(ho)}
+    def values(e):
+        e = e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == _W, lambda x: Wv[(x.indices[0],) + x.indices[2:]])
+        e = e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == delta, lambda x: dv[x.indices])
+        # the dilated error by its definition: delta at (u/s, v/s) where s divides both, else 0
+        return e.replace(lambda x: isinstance(x, sp.Indexed) and x.base == check,
+                         lambda x: dv[(x.indices[0], x.indices[1] // s, x.indices[2] // s)]
+                         if x.indices[1] % s == 0 and x.indices[2] % s == 0 else 0)
+    for u in range(s * (ho - 1) + k):
+        for v in (0, 3, 5, s * (ho - 1) + k - 1):
+            at = {U: u, V: v, C_: 0}
+            want = values(gather.xreplace(at).doit())
+            got = values(dilated.xreplace(at).doit())
+            assert abs(float(want) - float(got)) < 1e-12, (u, v, want, got)
+
+
+# ---------------------------------------------------------------- one meaning per symbol
+SCALARS = set("mnpstklL")        # batch size, outputs, softmax, epoch, stride, kernel size, layer numbers
+_SUB = re.compile(r"(\\[A-Za-z]+\{[^{}]*\}|\\[A-Za-z]+)?_(\{(?:[^{}]|\{[^{}]*\})*\}|[A-Za-z0-9])")
+# a scalar in its own meaning: the rate at epoch t, the last of m values
+OWN_MEANING = ("\\eta_t", "u_m", "u_{\\bar m}")
+_SUM = re.compile(r"\\sum_\{([^{}=]*)(=?)")
+
+
+def _math(text: str) -> str:
+    """The math of a document (display blocks and inline $...$), one piece a line."""
+    blocks = re.findall(r"```math\n(.*?)```|\\begin\{(?:equation|multline)\*\}(.*?)\\end", text, flags=re.S)
+    rest = re.sub(r"```math\n.*?```|\\begin\{(equation|multline)\*\}.*?\\end\{\1\*\}", " ", text, flags=re.S)
+    return "\n".join([a or b for a, b in blocks] + re.findall(r"\$([^$]*)\$", rest))
+
+
+def index_letters_misused(text: str) -> list[str]:
+    """The scalar symbols of the notation table (m, n, p, t, s, k, l, L) used as a
+    subscript index (a subscript's own letter, W_{ki} or x_{k}) or a summation
+    variable; e only as the example index (ell_e, sum over e up to m, the column e).
+    Operator parameters (crop_1, spread_k) and expressions inside an index
+    (s i + q, k - 1 - q) are not indices."""
+    bad = []
+    text = _math(text)
+    for m in _SUB.finditer(text):
+        head, sub = m.group(1) or "", m.group(2).strip("{}")
+        if head.startswith(("\\operatorname", "\\mathrm", "\\text", "\\sum", "\\max", "\\min")):
+            continue
+        if any(text.startswith(own, m.end() - len(own)) for own in OWN_MEANING):
+            continue
+        parts = [p.strip() for p in re.split(r",|\\,", sub)]
+        letters = [ch for p in parts for ch in (p if re.fullmatch(r"[A-Za-z]+", p) else [p])]
+        for ch in letters:
+            if ch in SCALARS or (ch == "e" and not (head == "\\ell" or sub in (":,e", "e"))):
+                bad.append(text[max(0, m.start() - 30):m.end() + 10])
+    for m in _SUM.finditer(text):
+        for v in (x.strip() for x in m.group(1).split(",")):
+            if v in SCALARS or (v == "e" and not text[m.end():].startswith(("1}^{m}", "1}^{m "))
+                                 and m.group(2)):
+                bad.append(text[max(0, m.start() - 10):m.end() + 20])
+    return bad
+
+
+def test_index_letter_check_catches_misuse():
+    assert index_letters_misused(r"$\sum_{k=1}^{n} W_{ki} \delta_{k}$")
+    assert index_letters_misused(r"$W^{(1)}_{fcmn} a_{c,i + m,j + n}$") and index_letters_misused(r"$r^{(3)}_{cpq}$")
+    assert index_letters_misused(r"$\sum_{c,m,n} W_{f,c,m,n}$")
+    assert not index_letters_misused(r"$\sum_{e=1}^{m} \ell_{e} + W_{f,c,k-1-q,k-1-r} a_{c,\, s i + q,\, s j + r}$")
+    assert not index_letters_misused(r"$\operatorname{spread}_k(G) + \mathrm{crop}_{1} + dZ^{[l]}_{:,e}$")
+
+
+def test_no_scalar_symbol_is_an_index(documents):
+    committed = {p.name: p.read_text(encoding="utf-8") for p in (ROOT / "docs").glob("*.md")
+                 if p.with_suffix(".tex").exists()}
+    texts = {**{f"{k} ({f})": d[f] for k, d in documents.items() for f in ("md", "tex")}, **committed}
+    for key, text in texts.items():
+        bad = index_letters_misused(text)
+        assert not bad, f"{key}: {bad[:3]}"
+
+
+def test_no_fractional_subscripts(documents):
+    """Subscripts are integers: no \\frac or / in a subscript (floors of a
+    quotient are integers, so lfloor i/k rfloor is fine)."""
+    for key, doc in documents.items():
+        for fmt in ("md", "tex"):
+            text = re.sub(r"\\left\\lfloor.*?\\right\\rfloor", "FLOOR", doc[fmt])
+            for m in _SUB.finditer(text):
+                assert "\\frac" not in m.group(2) and "/" not in m.group(2), f"{key} ({fmt}): {m.group(0)}"
+
+
+def test_notation_lists_every_index_letter(documents):
+    """Every letter used as a subscript index or summation variable has a row
+    in the document's notation table."""
+    from symnet.render import lecture
+    for key in ("zoo", "lenet", "loss softmax_cross_entropy", "mlp"):
+        doc = documents[key]
+        listed = {s for r in lecture.notation_rows(doc["net"], doc["d"]) for s in _symbols(r["symbol"])}
+        used = set()
+        for m in _SUM.finditer(doc["md"]):
+            used |= {v.strip() for v in m.group(1).split(",") if re.fullmatch(r"[a-z]", v.strip())}
+        assert used and used <= listed, (key, used - listed)
 
 
 def test_lecture_structure(documents):
@@ -300,9 +420,9 @@ def test_sections_without_the_input_gradient():
                 Network(input=(1, 5, 5), layers=[Flatten(), Dense(2)], loss="mse")):
         d = symnet.derive(net)
         full, part = to_markdown(d), to_markdown(d, sections=parts)
-        assert r"\partial a^{(0)}" in full and r"\frac{\partial L}{\partial X}" in full
+        assert r"\partial a^{(0)}" in full and r"\frac{\partial J}{\partial X}" in full
         assert r"\partial a^{(0)}" not in part and r"\partial \tilde{a}^{(0)}" not in part
-        assert r"\frac{\partial L}{\partial X}" not in part and "### `x`" not in part
+        assert r"\frac{\partial J}{\partial X}" not in part and "### `x`" not in part
         assert "| $x_{" in full and "| $x_{" not in part                    # worked example
         first = next(p for p in net.placed if p.params)
         for name in first.params.values():

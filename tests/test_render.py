@@ -31,10 +31,13 @@ def _derivation(name):
 
 @pytest.fixture(scope="module")
 def docs():
+    """Each example's documents, as `symnet derive` writes them (with its [train] table's penalty)."""
+    from symnet.spec import load_with_settings
     out = {}
     for name in DOC_EXAMPLES:
-        d = _derivation(name)
-        out[name] = {"d": d, "tex": to_latex(d), "md": to_markdown(d)}
+        net, train = load_with_settings(ROOT / "examples" / f"{name}.toml")
+        d = symnet.derive(net)
+        out[name] = {"d": d, "train": train, "tex": to_latex(d, train=train), "md": to_markdown(d, train=train)}
     return out
 
 
@@ -165,7 +168,7 @@ def test_docs_are_up_to_date(docs, name, fmt):
     path = ROOT / "docs" / f"{name}.{fmt}"
     fresh = docs[name][fmt]
     if os.environ.get("SYMNET_UPDATE_DOCS") == "1":
-        write_document(docs[name]["d"], fmt, path)
+        write_document(docs[name]["d"], fmt, path, train=docs[name]["train"])
     assert path.exists(), f"{path} is missing: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
     assert path.read_text(encoding="utf-8") == fresh, \
         f"{path} is stale: run SYMNET_UPDATE_DOCS=1 pytest tests/test_render.py"
@@ -178,7 +181,7 @@ def test_docs_show_the_first_page_of_each_pdf(docs, name, tmp_path):
     png = ROOT / "docs" / f"{name}.png"
     if os.environ.get("SYMNET_UPDATE_DOCS") == "1" and HAVE_PDFLATEX and shutil.which("pdftoppm"):
         import subprocess
-        pdf = write_document(docs[name]["d"], "pdf", tmp_path / f"{name}.pdf")
+        pdf = write_document(docs[name]["d"], "pdf", tmp_path / f"{name}.pdf", train=docs[name]["train"])
         subprocess.run(["pdftoppm", "-png", "-r", "60", "-f", "1", "-l", "1", "-singlefile", str(pdf),
                         str(tmp_path / name)], check=True)
         png.write_bytes((tmp_path / f"{name}.png").read_bytes())
@@ -204,5 +207,47 @@ def test_documents_end_with_the_optimisers_update_rules(docs):
         assert "Parameter updates" in text
         # Adam (bold v, s: m is the batch size)
         assert r"\theta \leftarrow \theta - \eta\, \frac{\hat{\mathbf{v}}}{\sqrt{\hat{\mathbf{s}}} + \epsilon}" in text
-        assert r"\mathbf{v} \leftarrow \beta\, \mathbf{v} + \nabla_{\theta} L" in text                   # momentum: beta
+        assert r"\mathbf{v} \leftarrow \beta\, \mathbf{v} + \nabla_{\theta} J" in text                   # momentum: beta
         assert r"\eta_t = \frac{\eta_0}{1 + \nu\, t}" in text                                         # 1/t decay
+
+
+# ---------------------------------------------------------------- elastic net in the document
+def _penalty_coefficients(md: str) -> tuple[float, float]:
+    """(c1, c2) of the printed dR/dw = ... = c1 sgn w + c2 w (the numbers, read from the document)."""
+    line = next(x for x in md.splitlines() if x.startswith(r"\frac{\partial R}{\partial w} = "))
+    numeric = line.rsplit(" = ", 1)[1]
+    number = r"([0-9.]+(?: \\cdot 10\^\{-?\d+\})?)"
+    c1, c2 = re.fullmatch(number + r" \\mathrm\{sgn\}\(w\) \+ " + number + " w", numeric).groups()
+    value = lambda t: float(t.split(" ")[0]) * (10.0 ** int(re.search(r"\{(-?\d+)\}", t).group(1)) if "cdot" in t else 1)
+    return value(c1), value(c2)
+
+
+def test_elastic_net_in_the_document(docs, tmp_path):
+    """The spec's l1 and l2 together: the document states R, its gradient and the
+    update with the gradient added; the printed coefficients are the central
+    difference of the penalty (numpy, float64) at several weights."""
+    import numpy as np
+    from symnet.spec import load_with_settings
+    name = "breast_cancer_elastic"
+    _, train = load_with_settings(ROOT / "examples" / f"{name}.toml")
+    l1, l2 = train["l1"], train["l2"]
+    assert l1 > 0 and l2 > 0 and l1 != 2 * l2
+    md, tex = docs[name]["md"], docs[name]["tex"]
+    for text in (md, tex):
+        updates = text[text.index("Parameter updates"):]
+        assert "elastic net (L1 and L2 together)" in updates and "J + R" in updates
+        assert r"\lambda_1 \left|{w}\right| + \lambda_2 w^{2}" in updates
+        assert r"W^{(l)} \leftarrow W^{(l)} - \eta \left(\nabla_{W^{(l)}} J + \lambda_1" in updates
+    c1, c2 = _penalty_coefficients(md)
+    R = lambda w: l1 * np.abs(w) + l2 * w ** 2                                      # noqa: E731
+    h = 1e-6
+    for w in (-1.3, -0.2, 0.05, 0.7, 2.0):
+        fd = (R(w + h) - R(w - h)) / (2 * h)
+        assert abs((c1 * np.sign(w) + c2 * w) - fd) < 1e-9, (w, c1, c2, fd)
+    # a spec without a penalty prints none
+    assert "J + R" not in docs["breast_cancer_mlp"]["md"]
+    from symnet.render.html import to_html
+    page = to_html(docs[name]["d"], train=train)
+    assert "elastic net (L1 and L2 together)" in page and "<math" in page
+    if HAVE_PDFLATEX:
+        assert compile_pdf(tex).startswith(b"%PDF")

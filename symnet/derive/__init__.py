@@ -19,7 +19,7 @@ from ..errors import SpecError, SymnetError
 from . import dense
 from .core import (A, I, J, M, ActivationMath, Derivation, Gradient, OutputMath, Step,
                    Z)
-from .notation import indexed
+from .notation import BATCH_LOSS, d_batch, indexed
 from .output import elementwise_output, in_terms_of_a, multiclass_hinge_output, softmax_output
 
 X = sp.Symbol("x", real=True)
@@ -152,7 +152,7 @@ def derive(net) -> Derivation:
         d.activations[L] = act_math
     d.output = output
     d.steps += steps
-    d.steps.append(Step("L", sp.Sum(sp.Symbol(r"\ell_e"), (sp.Symbol("e"), 1, M)) / M,
+    d.steps.append(Step(BATCH_LOSS, sp.Sum(sp.Symbol(r"\ell_e"), (sp.Symbol("e"), 1, M)) / M,
                         "the batch loss is the mean of the per-example losses", "loss"))
 
     upstream = None
@@ -170,7 +170,7 @@ def derive(net) -> Derivation:
                               Step(r"\frac{\partial \ell}{\partial x_{%s}}" % x_index, upstream["element"],
                                    "chain rule", "element", 0),
                               Step(r"\frac{\partial \ell}{\partial x}", upstream["matrix"], "chain rule", "matrix", 0),
-                              Step(r"\frac{\partial L}{\partial X}", upstream["batch"], "average over the batch", "batch", 0)))
+                              Step(d_batch("X"), upstream["batch"], "average over the batch", "batch", 0)))
     return d
 
 

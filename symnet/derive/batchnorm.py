@@ -9,7 +9,7 @@ x_1..x_m of that channel in the batch (m = batch size, or batch * H * W):
     z_j   = gamma xhat_j + beta,   a_j = g(z_j)
 
 Batch normalisation couples the examples of a batch, so the backward pass
-differentiates the summed loss calL = sum_e ell_e = m L, whose gradient at z_j
+differentiates the summed loss calL = sum_e ell_e = m J, whose gradient at z_j
 is delta_j (the per-example error of the example value j belongs to). The
 multivariate chain rule runs through the computational graph x -> mu -> var ->
 xhat -> z; every local derivative is `sp.diff` of the definitions above:
@@ -37,7 +37,7 @@ from sympy.simplify.simplify import factor_sum
 
 from .conv import _in_range
 from .core import I, J, K, M, Gradient, Step
-from .notation import dim, indexed
+from .notation import d_batch, dim, indexed
 
 # ---------------------------------------------------------------- generic symbols
 _x = sp.IndexedBase("x", real=True)           # the channel's m input values
@@ -228,7 +228,7 @@ def _dcal(q: str) -> sp.Symbol:
 
 
 def _dL(q: str) -> sp.Symbol:
-    return _sym(r"\frac{\partial L}{\partial %s}" % q)
+    return d_batch(q)
 
 
 def _count(placed):
@@ -243,7 +243,8 @@ def _names(placed) -> dict:
     l, k = placed.position, placed.trainable_index
     return {_x: sp.IndexedBase("u", real=True), _xh: sp.IndexedBase(r"\hat{u}", real=True),
             _d: indexed(r"\delta", l), MU: _sym(r"\mu_{c}"), VAR: _sym(r"\sigma^{2}_{c}"), EPS: _sym(r"\epsilon"),
-            GAMMA: _sym(r"\gamma^{(%d)}_{c}" % k), BETA: _sym(r"\beta^{(%d)}_{c}" % k), MB: _count(placed)}
+            GAMMA: _sym(r"\gamma^{(%d)}_{c}" % k), BETA: _sym(r"\beta^{(%d)}_{c}" % k), MB: _count(placed),
+            K: J}      # the documents sum over j (k is the kernel size there); the scopes do not nest
 
 
 def _doc(expr, placed):
@@ -256,9 +257,9 @@ def _values_note(placed) -> str:
         c, h, w = placed.in_shape
         return (r"fix a channel c (of %d): $u_1, \dots, u_{\bar m}$ are its $\bar m = m H W = %d m$ values "
                 r"$a^{(%d)}_{c,h,w}$ in all m examples of the batch (like BatchNorm2d); in this layer's steps "
-                r"j, k, i run over those values" % (c, h * w, l - 1))
+                r"i and j run over those values" % (c, h * w, l - 1))
     return (r"fix a feature c (of %d): $u_1, \dots, u_m$ are its values $a^{(%d)}_{c}$ in the m examples "
-            r"of the batch (like BatchNorm1d); in this layer's steps j, k, i run over the examples"
+            r"of the batch (like BatchNorm1d); in this layer's steps i and j run over the examples"
             % (placed.in_shape[0], l - 1))
 
 
@@ -341,19 +342,19 @@ def batchnorm_backward(placed, ctx, upstream):
     steps = []
     # Parameter gradients first (each a Gradient, like dense and conv).
     g_el = Step(_dcal(gk + "_{c}"), doc(g["dgamma"]),
-                r"chain rule, $\sum_k \delta_k \partial z_k / \partial \gamma$. Batch normalisation "
-                r"couples the examples, so its gradients are of the summed loss $\mathcal{L} = \sum_e \ell_e = m L$, "
+                r"chain rule, $\sum_j \delta_j \partial z_j / \partial \gamma$. Batch normalisation "
+                r"couples the examples, so its gradients are of the summed loss $\mathcal{L} = \sum_e \ell_e = m J$, "
                 r"whose gradient at $z_j$ is $\delta^{(%d)}_j$" % l, "element", l)
     b_el = Step(_dcal(bk + "_{c}"), doc(g["dbeta"]), r"chain rule: $\beta_c$ is added to every $z_j$ of channel c",
                 "element", l)
-    over = r"\sum_{j}" if len(placed.in_shape) == 1 else r"\sum_{e,h,w}"
+    over = r"\sum_{j}"      # over the channel's values (examples, rows and columns)
     g_mx = Step(_dcal(gk), _sym(r"%s \delta^{(%d)}_{j} \odot \hat{u}_{j}" % (over, l)),
                 "vector form: every channel at once", "matrix", l)
     b_mx = Step(_dcal(bk), _sym(r"%s \delta^{(%d)}_{j}" % (over, l)), "vector form", "matrix", l)
     g_b = Step(_dL(gk), _sym(r"\frac{1}{m} \frac{\partial \mathcal{L}}{\partial %s}" % gk),
-               r"the batch loss is $L = \mathcal{L} / m$", "batch", l)
+               r"the batch loss is $J = \mathcal{L} / m$", "batch", l)
     b_b = Step(_dL(bk), _sym(r"\frac{1}{m} \frac{\partial \mathcal{L}}{\partial %s}" % bk),
-               r"the batch loss is $L = \mathcal{L} / m$", "batch", l)
+               r"the batch loss is $J = \mathcal{L} / m$", "batch", l)
     steps += [g_el, b_el, g_mx, b_mx, g_b, b_b]
     ctx.add_gradient(Gradient(gamma_name, placed.param_shapes[gamma_name], l, g_el, g_mx, g_b))
     ctx.add_gradient(Gradient(beta_name, placed.param_shapes[beta_name], l, b_el, b_mx, b_b))
@@ -362,15 +363,15 @@ def batchnorm_backward(placed, ctx, upstream):
     steps.append(Step(_dcal(r"\hat{u}_{i}"), doc(g["dxhat"]),
                       r"chain rule: $\hat u_i$ feeds $z_i$ only", "element", l))
     steps.append(Step(_dcal(var_tex), doc(g["dvar_raw"]),
-                      r"chain rule: $\sigma^2$ feeds every $\hat u_k$", "element", l))
+                      r"chain rule: $\sigma^2$ feeds every $\hat u_j$", "element", l))
     steps.append(Step(_dcal(var_tex), doc(g["dvar"]),
-                      r"substitute $u_k - \mu = \hat u_k \sqrt{\sigma^2 + \epsilon}$", "element", l))
+                      r"substitute $u_j - \mu = \hat u_j \sqrt{\sigma^2 + \epsilon}$", "element", l))
     steps.append(Step(sp.Derivative(_sym(var_tex), _sym(r"\mu_{c}")), doc(g["dvar_dmu_raw"]),
                       r"differentiate the definition of $\sigma^2$", "element", l))
     steps.append(Step(sp.Derivative(_sym(var_tex), _sym(r"\mu_{c}")), doc(g["dvar_dmu"]),
                       r"since $\sum_j u_j = m \mu$, from the definition of $\mu$", "element", l))
     steps.append(Step(_dcal(r"\mu_{c}"), doc(g["dmu"]),
-                      r"chain rule: $\mu$ feeds every $\hat u_k$ (and $\sigma^2$, which does not change with it)",
+                      r"chain rule: $\mu$ feeds every $\hat u_j$ (and $\sigma^2$, which does not change with it)",
                       "element", l))
     xi = _sym("u_{i}")
     inner = {"xhat": _sym(r"\hat{u}_{i}"), "var": _sym(var_tex), "mu": _sym(r"\mu_{c}")}
@@ -382,7 +383,7 @@ def batchnorm_backward(placed, ctx, upstream):
                           "differentiate the definition of %s" % {"xhat": r"$\hat u$", "var": r"$\sigma^2$",
                                                                     "mu": r"$\mu$"}[key], "element", l))
     steps.append(Step(_dcal("u_{i}"), doc(g["dx_expanded"]),
-                      r"insert the three gradients and substitute $u_k - \mu = \hat u_k \sqrt{\sigma^2 + \epsilon}$",
+                      r"insert the three gradients and substitute $u_j - \mu = \hat u_j \sqrt{\sigma^2 + \epsilon}$",
                       "element", l))
     dx = doc(g["dx"])
     steps.append(Step(_dcal("u_{i}"), dx,
@@ -399,13 +400,15 @@ def batchnorm_backward(placed, ctx, upstream):
     if len(placed.in_shape) == 3:
         from .conv import C_
         element = bar[C_, I, J]
-        where = r"$a^{(%d)}_{c,i,j}$ of one example" % (l - 1)
+        value, note = r"a^{(%d)}_{c,i,j}" % (l - 1), ""
     else:
         element = bar[I]
-        where = r"$a^{(%d)}_{i}$ of one example (feature i is the channel c)" % (l - 1)
-    steps.append(Step(element, _dcal("u_{v}"),
-                      r"the gradient passed down: $\partial \mathcal{L} / \partial u_v$ at the value v that is %s; "
-                      r"as $\mathcal{L} = m L$ it is a per-example gradient like $\delta$" % where, "element", l))
+        value, note = r"a^{(%d)}_{i}" % (l - 1), " (feature i is the channel c)"
+    # at the entry itself (the values' own indices i, j are not the entry's row and column)
+    steps.append(Step(element, _sym(r"\frac{\partial \mathcal{L}}{\partial %s}" % value),
+                      r"the gradient passed down: $\partial \mathcal{L} / \partial u$ at the batch value $u$ that is "
+                      r"$%s$ of one example%s; as $\mathcal{L} = m J = \sum_e \ell_e$ it is that example's "
+                      r"$\partial \ell / \partial a$, a per-example gradient like $\delta$" % (value, note), "element", l))
     matrix = sp.MatrixSymbol(r"\bar{u}^{(%d)}" % l, dim(l - 1), 1)
     steps.append(Step(_sym(r"\frac{\partial \ell}{\partial a^{(%d)}}" % (l - 1)), matrix,
                       "matrix form: one entry per input of the example", "matrix", l))

@@ -4,12 +4,19 @@ The generic layer (symbolic sizes, stride s, 0-based indices) is differentiated
 once; each placed layer instantiates the result by renaming (xreplace), so the
 cost does not grow with the image or the number of filters:
 
-    z[f,i,j] = b[f] + sum_c sum_m sum_n W[f,c,m,n] x~[c, s i + m, s j + n]
+    z[f,i,j] = b[f] + sum_c sum_q sum_r W[f,c,q,r] x~[c, s i + q, s j + r]
 
 (x~ is the zero-padded input). SymPy gives dL/dW (a correlation of the input
 with delta), dL/db, and dL/dx~ in scatter form; summing over the kernel offset
-instead of the output position (i = (u - m)/s) gives the lectures' "full
-convolution of delta with the flipped kernel"; padding crops.
+instead of the output position (i = (u - q)/s) gives the lectures' "full
+convolution of delta with the flipped kernel"; with a stride s > 1 the rule
+`dilate` writes delta at (u - q)/s as the dilated error check-delta at u - q
+(integer subscripts); padding crops.
+
+Index letters (the notation table lists them): f filter, c channel, i, j output
+row and column, q, r kernel (window) offsets, u, v the other position of a
+backward step (the input position of conv's input gradient, the pooled position
+summed over in pooling's).
 
 Max pooling routes the gradient to the argmax of each window (ties: the first
 maximum in row-major order, as PyTorch); average pooling spreads it as
@@ -22,11 +29,12 @@ from functools import lru_cache
 import sympy as sp
 
 from .core import I, J, Gradient, Step
-from .notation import dim, indexed
+from .notation import d_batch, dim, indexed
 
-# 0-based indices of the generic derivation.
-F_, C_, MI, NI, U, V = sp.symbols("f c m n u v", integer=True, nonnegative=True)
-P_, Q_, R_, T_ = sp.symbols("p q r t", integer=True, nonnegative=True)
+# 0-based indices of the generic derivation: filter, channel, kernel offsets, the other position.
+F_, C_, MI, NI, U, V = sp.symbols("f c q r u v", integer=True, nonnegative=True)
+# Differentiation targets W[p,q,r,t], x[q,u,v]: dummies, renamed to the letters above before printing.
+P_, Q_, R_, T_ = sp.symbols("p_ q_ r_ t_", cls=sp.Dummy, integer=True, nonnegative=True)
 # Symbolic sizes.
 S = sp.Symbol("s", integer=True, positive=True)                 # stride
 KH, KW = sp.symbols("k_h k_w", integer=True, positive=True)     # kernel / window
@@ -38,7 +46,7 @@ _b = sp.IndexedBase("b", real=True)
 _x = sp.IndexedBase("x", real=True)      # the (padded) input of the layer
 _d = sp.IndexedBase("d", real=True)      # delta of the layer (or the gradient from above)
 
-INDEX_NOTE = "indices from 0; output rows i, columns j; kernel offsets m, n"
+INDEX_NOTE = "indices from 0; output rows i, columns j; kernel offsets q, r"
 
 
 def _in_range(expr):
@@ -73,7 +81,7 @@ def generic_conv():
     value, cond = _flat_piecewise(sp.piecewise_fold(dzdx))
     cond = sp.And(*[c for c in sp.And.make_args(cond) if not c.has(CIN)])   # q <= C - 1 holds
     scatter = sp.Sum(_d[F_, I, J] * sp.Piecewise((value, cond), (0, True)), *out_sum)
-    # Sum over the kernel offsets instead: m = u - s i, n = v - s j.
+    # Sum over the kernel offsets instead: q = u - s i, r = v - s j.
     move = {I: (U - MI) / S, J: (V - NI) / S}
     summand = (_d[F_, I, J] * value).subs(move)
     valid = sp.And(sp.Eq(sp.Mod(U - MI, S), 0), sp.Eq(sp.Mod(V - NI, S), 0),
@@ -85,7 +93,7 @@ def generic_conv():
 
 @lru_cache(maxsize=None)
 def generic_avgpool():
-    """z[c,i,j] = (1/(k_h k_w)) sum_m sum_n x[c, s i + m, s j + n]; the gradient
+    """z[c,i,j] = (1/(k_h k_w)) sum_q sum_r x[c, s i + q, s j + r]; the gradient
     to the input, and the factor every input in a window receives."""
     z = sp.Sum(_x[C_, S * I + MI, S * J + NI], (MI, 0, KH - 1), (NI, 0, KW - 1)) / (KH * KW)
     dzdx = sp.diff(z, _x[C_, U, V]).doit()
@@ -111,6 +119,41 @@ def avgpool_factor_code(dtype: str, size: str = "size") -> str:
     return numba_code(factor, dtype)
 
 
+# ---------------------------------------------------------------- dilation
+DILATED = r"\check{\delta}"
+ARGMAX = (r"\hat{i}", r"\hat{j}")      # max pooling's argmax row and column (in the layer's input)      # the dilated error, defined in the document's operators paragraph
+
+
+def dilate(expr, delta, dilated, s: int):
+    """A rule on the gathered input gradient of a stride-s convolution: every
+    delta[f, e1/s, e2/s] guarded by "s divides e1, s divides e2" becomes
+    dilated[f, e1, e2] (the dilated error: delta[f, u/s, v/s] where s divides
+    u and v, else 0), the divisibility guards are dropped (the dilation holds
+    them) and the range guards 0 <= e/s <= t are multiplied by s. Subscripts
+    stay integers."""
+    def rule(pw):
+        (value, cond), rest = pw.args[0], pw.args[1:]
+        if any(r[0] != 0 for r in rest):       # pragma: no cover - the gather has one guarded value
+            return pw
+        scaled = {}
+
+        def to_dilated(e):
+            idx = [sp.expand(i * s) for i in e.indices[1:]]
+            scaled.update({sp.Eq(sp.Mod(i, s), 0): True for i in idx})
+            return dilated[(e.indices[0], *idx)]
+
+        value = value.replace(lambda e: isinstance(e, sp.Indexed) and e.base == delta, to_dilated)
+        kept = []
+        for c in sp.And.make_args(cond):
+            if isinstance(c, sp.Eq) and c in scaled:
+                continue
+            if isinstance(c, sp.core.relational.Relational) and not isinstance(c, sp.Eq):
+                c = c.func(sp.expand(c.lhs * s), sp.expand(c.rhs * s))     # s > 0 keeps the direction
+            kept.append(c)
+        return sp.Piecewise((value, sp.And(*kept)), (0, True))
+    return expr.replace(lambda e: isinstance(e, sp.Piecewise), rule)
+
+
 # ---------------------------------------------------------------- notation
 def _sym(text: str) -> sp.Symbol:
     return sp.Symbol(text)
@@ -127,7 +170,7 @@ def dl(q: str) -> sp.Symbol:
 
 
 def dL(q: str) -> sp.Symbol:
-    return _sym(r"\frac{\partial L}{\partial %s}" % q)
+    return d_batch(q)
 
 
 def _below(placed):
@@ -201,15 +244,15 @@ def conv_backward(placed, ctx, upstream):
     Wk, bk = "W^{(%d)}" % k, "b^{(%d)}" % k
     xa = (r"\tilde{a}" if padded else "a") + "^{(%d)}" % (l - 1)
     steps = []
-    gW_el = Step(dl(Wk + "_{f,c,m,n}"), g["dW"].xreplace(names).xreplace({P_: F_, Q_: C_, R_: MI, T_: NI}),
-                 "chain rule: W_{f,c,m,n} meets the input at (c, s i + m, s j + n) in every output "
+    gW_el = Step(dl(Wk + "_{f,c,q,r}"), g["dW"].xreplace(names).xreplace({P_: F_, Q_: C_, R_: MI, T_: NI}),
+                 "chain rule: W_{f,c,q,r} meets the input at (c, s i + q, s j + r) in every output "
                  "(i, j) of filter f; a correlation of the input with delta", "element", l)
     gb_el = Step(dl(bk + "_{f}"), g["db"].xreplace(names).xreplace({P_: F_}),
                  "chain rule: b_f is added to every output of filter f", "element", l)
-    gW_mx = Step(dl(Wk), _sym(r"%s \star \delta^{(%d)}" % (xa, l) if s == 1 else
-                               r"%s \star_{\text{dilation } %d} \delta^{(%d)}" % (xa, s, l)),
+    error = r"\delta^{(%d)}" % l if s == 1 else DILATED + "^{(%d)}" % l
+    gW_mx = Step(dl(Wk), _sym(r"%s \star %s" % (xa, error)),
                  "matrix form: correlate each input channel with each delta map"
-                 + ("" if s == 1 else f" (delta dilated by the stride {s})"), "matrix", l)
+                 + ("" if s == 1 else f" dilated by the stride {s}"), "matrix", l)
     gb_mx = Step(dl(bk), _sym(r"\textstyle\sum_{i,j} \delta^{(%d)}_{:,i,j}" % l), "matrix form", "matrix", l)
     gW_b = Step(dL(Wk), _sym(r"\frac{1}{m} \sum_{e=1}^{m} \frac{\partial \ell_e}{\partial %s}" % Wk),
                 "average over the batch of m examples", "batch", l)
@@ -219,30 +262,32 @@ def conv_backward(placed, ctx, upstream):
     ctx.add_gradient(Gradient(W_name, placed.param_shapes[W_name], l, gW_el, gW_mx, gW_b))
     ctx.add_gradient(Gradient(b_name, placed.param_shapes[b_name], l, gb_el, gb_mx, gb_b))
 
-    # The input gradient: scatter form (SymPy's), then summed over kernel offsets.
-    scatter = g["dx_scatter"].xreplace(names)
-    steps.append(Step(dl(xa + "_{q,u,v}"), scatter,
-                      "chain rule: x_{q,u,v} feeds z_{f,i,j} through W_{f,q,u-si,v-sj} where that offset "
-                      "lies inside the kernel", "element", l))
-    gather = g["dx"].xreplace(names)
-    why = ("substitute m = u - s i, n = v - s j: sum over kernel offsets; only positions where "
-           "(u - m)/s, (v - n)/s are integer output positions count")
+    # The input gradient: scatter form (SymPy's), then summed over kernel offsets;
+    # printed with the channel letter c (the dummy Q_ only kept it apart from z's own c).
+    scatter = g["dx_scatter"].xreplace(names).xreplace({Q_: C_})
+    steps.append(Step(dl(xa + "_{c,u,v}"), scatter,
+                      "chain rule: $%s_{c,u,v}$ feeds $z_{f,i,j}$ through $W_{f,c,u-s i,v-s j}$ where that offset "
+                      "lies inside the kernel" % xa, "element", l))
+    gather = g["dx"].xreplace(names).xreplace({Q_: C_})
+    why = ("substitute q = u - s i, r = v - s j: sum over kernel offsets; only positions where "
+           "u - q, v - r are s times an output position count")
     if s == 1:
         why += (": the full convolution of delta (zero-padded by k - 1) with the kernel flipped "
                 "in both axes")
     else:
-        why += f" (stride {s}: delta dilated by inserting {s - 1} zeros between entries)"
-    steps.append(Step(dl(xa + "_{q,u,v}"), gather, why, "element", l))
+        gather = dilate(gather, delta, indexed(DILATED, l), s)
+        why += (f"; with stride {s} the dilated error $%s$ (defined above) is nonzero only there"
+                % (DILATED + "^{(%d)}" % l))
+    steps.append(Step(dl(xa + "_{c,u,v}"), gather, why, "element", l))
     # Rename to the indices of the layer below: (c, i, j).
-    below = gather.xreplace({Q_: C_}).xreplace({U: I + ph, V: J + pw})
+    below = gather.xreplace({U: I + ph, V: J + pw})
     if padded:
         steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below,
-                          f"padding crops: a_(c,i,j) sits at (c, i + {ph}, j + {pw}) of the padded input",
+                          f"padding crops: $a_{{c,i,j}}$ sits at (c, i + {ph}, j + {pw}) of the padded input",
                           "element", l))
     else:
-        steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below, "rename q, u, v to c, i, j", "element", l))
-    full = r"\operatorname{full}\left(\delta^{(%d)}%s\right) \ast \operatorname{rot180}(W^{(%d)})" % (
-        l, r"\uparrow_{%d}" % s if s > 1 else "", k)
+        steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), below, "rename u, v to i, j", "element", l))
+    full = r"\operatorname{full}\left(%s\right) \ast \operatorname{rot180}(W^{(%d)})" % (error, k)
     crop = str(ph) if ph == pw else f"{ph},{pw}"
     matrix = _mat(r"\operatorname{crop}_{%s}\left(%s\right)" % (crop, full) if padded else full, l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form (summed over the filters f)", "matrix", l))
@@ -253,7 +298,7 @@ def conv_backward(placed, ctx, upstream):
 # ---------------------------------------------------------------- pooling
 def _pool_window(placed, name: str):
     l, layer = placed.position, placed.layer
-    return (r"\%s_{0 \le m, n < %d} a^{(%d)}_{c,\,%d i + m,\,%d j + n}"
+    return (r"\%s_{0 \le q, r < %d} a^{(%d)}_{c,\,%d i + q,\,%d j + r}"
             % (name, layer.size, l - 1, layer.stride, layer.stride))
 
 
@@ -262,8 +307,9 @@ def maxpool_forward(placed, ctx):
     return [Step(indexed("a", l)[C_, I, J], _sym(_pool_window(placed, "max")),
                  f"definition (max pooling {placed.layer.size}x{placed.layer.size}, stride {placed.layer.stride})",
                  "forward", l),
-            Step(r"(r^{(%d)}_{c,i,j}, t^{(%d)}_{c,i,j})" % (l, l), r"\operatorname{argmax}",
-                 "the position of that maximum, kept for the backward pass "
+            Step(r"(%s_{c,i,j}, %s_{c,i,j})" % (ARGMAX[0] + "^{(%d)}" % l, ARGMAX[1] + "^{(%d)}" % l),
+                 r"\operatorname{argmax}",
+                 "the row and column in $a^{(%d)}$ of that maximum, kept for the backward pass " % (l - 1) +
                  "(ties: the first maximum in row-major order, as PyTorch)", "forward", l)]
 
 
@@ -281,14 +327,14 @@ def maxpool_backward(placed, ctx, upstream):
                   r"for a 2x2 window with values $\omega_1, \dots, \omega_4$: 1 where $\omega_1$ is the maximum, "
                   "0 elsewhere; at a tie the first "
                   "maximum in row-major order takes the gradient (as PyTorch)", "element", l)]
-    r, t = indexed("r", l), indexed("t", l)
-    Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)
+    row, col = indexed(ARGMAX[0], l), indexed(ARGMAX[1], l)
     ho, wo = placed.out_shape[1], placed.out_shape[2]
-    routed = sp.Sum(up[C_, Pq, Qq] * sp.KroneckerDelta(I, r[C_, Pq, Qq])
-                    * sp.KroneckerDelta(J, t[C_, Pq, Qq]), (Pq, 0, ho - 1), (Qq, 0, wo - 1))
+    # summed over the pooled positions (u, v); (i, j) is the input position, as in the layer below
+    routed = sp.Sum(up[C_, U, V] * sp.KroneckerDelta(I, row[C_, U, V])
+                    * sp.KroneckerDelta(J, col[C_, U, V]), (U, 0, ho - 1), (V, 0, wo - 1))
     steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), routed,
-                      "chain rule: the gradient of each window goes to its argmax (r, t); "
-                      "overlapping windows add", "element", l))
+                      r"chain rule: the gradient of each window (u, v) goes to its argmax "
+                      r"$(%s_{c,u,v}, %s_{c,u,v})$; overlapping windows add" % ARGMAX, "element", l))
     matrix = _mat(r"\operatorname{route}_{\operatorname{argmax}}\left(%s\right)" % _upstream_matrix(placed, upstream), l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form", "matrix", l))
     return steps, {"element": routed, "matrix": matrix, "batch": _sym(r"\text{per example, as above}")}
@@ -312,17 +358,17 @@ def avgpool_backward(placed, ctx, upstream):
     steps += [Step(sp.Derivative(indexed("a", l)[C_, I, J], _below(placed)[C_, U, V]),
                   g["dzdx"].xreplace(names).xreplace({_x: _below(placed)}),
                   "differentiate the definition: 1/(k k) inside the window, 0 outside", "element", l)]
-    Pq, Qq = sp.symbols("p q", integer=True, nonnegative=True)
     dx = g["dx"].xreplace(names)
-    summand = dx.function.xreplace({I: Pq, J: Qq}).xreplace({U: I, V: J}).xreplace({_d: up})
-    spread = sp.Sum(summand, (Pq, 0, ho - 1), (Qq, 0, wo - 1))
+    # summed over the pooled positions (u, v); (i, j) is the input position (one xreplace swaps them)
+    summand = dx.function.xreplace({I: U, J: V, U: I, V: J}).xreplace({_d: up})
+    spread = sp.Sum(summand, (U, 0, ho - 1), (V, 0, wo - 1))
     steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), spread,
                       "chain rule: each window spreads its gradient evenly, delta/(k k); overlapping windows add",
                       "element", l))
     if layer.stride == layer.size:
-        steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), _one_window(summand, Pq, Qq, layer.size, placed.in_shape),
+        steps.append(Step(dl("a^{(%d)}_{c,i,j}" % (l - 1)), _one_window(summand, U, V, layer.size, placed.in_shape),
                           "windows do not overlap (stride = size): input (i, j) lies in exactly one window, "
-                          "the one at $p = \\lfloor i/k \\rfloor$, $q = \\lfloor j/k \\rfloor$", "element", l))
+                          "the one at $u = \\lfloor i/k \\rfloor$, $v = \\lfloor j/k \\rfloor$", "element", l))
     matrix = _mat(r"\operatorname{spread}_{%d}\left(%s\right) / %d" % (layer.size, _upstream_matrix(placed, upstream),
                                                                     layer.size * layer.size), l - 1)
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), matrix, "matrix form", "matrix", l))
@@ -330,7 +376,7 @@ def avgpool_backward(placed, ctx, upstream):
 
 
 def _one_window(summand, p, q, k: int, in_shape):
-    """The summand at the one window that holds (i, j), p = floor(i/k), q = floor(j/k):
+    """The summand at the one window that holds (i, j), u = floor(i/k), v = floor(j/k):
     checked to be the only p (and q) whose window condition holds, for every row (column)."""
     factors = [f for f in sp.Mul.make_args(summand) if isinstance(f, sp.Piecewise)]
     cond = sp.And(*[f.args[0][1] for f in factors])

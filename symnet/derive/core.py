@@ -14,7 +14,9 @@ N_OUT = sp.Symbol("n", integer=True, positive=True)   # outputs per example
 M = sp.Symbol("m", integer=True, positive=True)       # batch size
 
 # Index symbols of the element-wise forms.
-I, J, K = sp.symbols("i j k", integer=True, nonnegative=True)
+# i, j: element indices; h: a unit of the layer above (or a class) summed in a backward step
+# (k is the kernel size in the documents, never an index).
+I, J, K = sp.symbols("i j h", integer=True, nonnegative=True)
 
 
 @dataclass(frozen=True)

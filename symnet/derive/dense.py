@@ -11,7 +11,7 @@ from functools import lru_cache
 import sympy as sp
 
 from .core import I, J, K, M, Gradient, Step
-from .notation import batch_matrix, column, dim, elementwise, indexed, matrix
+from .notation import d_batch, batch_matrix, column, dim, elementwise, indexed, matrix
 
 # Generic quantities of "this" layer (l) and the one below (l-1).
 _W = sp.IndexedBase("W", real=True)
@@ -61,7 +61,7 @@ def backward(placed, l: int, ctx) -> tuple[list[Step], dict]:
     Wm = matrix("W", k, dim(l), dim(l - 1))
     dcol, acol = column(r"\delta", l), column("a", l - 1)
     m = M
-    dL = lambda q: sp.Symbol(r"\frac{\partial L}{\partial %s}" % q)    # noqa: E731
+    dL = d_batch
     dl = lambda q: sp.Symbol(r"\frac{\partial \ell}{\partial %s}" % q)  # noqa: E731
     Wk, bk = "W^{(%d)}" % k, "b^{(%d)}" % k
 
@@ -78,10 +78,10 @@ def backward(placed, l: int, ctx) -> tuple[list[Step], dict]:
     ctx.add_gradient(Gradient(W_name, placed.param_shapes[W_name], l, gW_el, gW_mx, gW_b))
     ctx.add_gradient(Gradient(b_name, placed.param_shapes[b_name], l, gb_el, gb_mx, gb_b))
 
-    # The gradient passed to layer l-1: sum_k delta_k W_ki (then g' there).
+    # The gradient passed to layer l-1: sum_h delta_h W_hi (then g' there).
     input_element = da.xreplace(names).subs(_Q, I)
     input_matrix = Wm.T * dcol
-    steps.append(Step(dl("a^{(%d)}_{i}" % (l - 1)), input_element, "chain rule: a_i feeds every z_k", "element", l))
+    steps.append(Step(dl("a^{(%d)}_{i}" % (l - 1)), input_element, "chain rule: $a_i$ feeds every $z_h$", "element", l))
     steps.append(Step(dl("a^{(%d)}" % (l - 1)), input_matrix, "matrix form", "matrix", l))
     return steps, {"element": input_element, "matrix": input_matrix, "batch": Dm * Wm / m}
 

@@ -41,3 +41,13 @@ def batch_matrix(base: str, l, m) -> sp.MatrixSymbol:
 def elementwise(name: str, l) -> sp.MatrixSymbol:
     """g'(z^{(l)}) as a column vector (applied element by element)."""
     return sp.MatrixSymbol(r"%s\left(z^%s\right)" % (name, sup(l)), dim(l), 1)
+
+
+# The batch loss (the mean of the per-example losses ell_e over the batch) is J;
+# L is the number of layers (the last layer's superscript), never a loss.
+BATCH_LOSS = "J"
+
+
+def d_batch(q: str) -> sp.Symbol:
+    """dJ/dq: the gradient of the batch loss."""
+    return sp.Symbol(r"\frac{\partial %s}{\partial %s}" % (BATCH_LOSS, q))

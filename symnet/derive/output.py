@@ -125,7 +125,7 @@ def softmax_output(loss, layer: int) -> tuple[OutputMath, list[Step]]:
     delta = sp.simplify(sp.simplify(raw).replace(
         lambda e: isinstance(e, sp.Sum) and e.function == y[e.variables[0]], lambda e: sp.Integer(1)))
     steps.append(Step(indexed(r"\delta", layer)[I], delta,
-                      r"targets are one-hot: $\sum_k y_k = 1$", "element", layer))
+                      r"targets are one-hot: $\sum_h y_h = 1$", "element", layer))
     kernel_delta = delta.subs({p[I]: P, y[I]: Y})
     return OutputMath("softmax", None, kernel_delta, kernel_delta, None), steps
 
@@ -213,11 +213,11 @@ def multiclass_hinge_output(loss, layer: int) -> tuple[OutputMath, list[Step]]:
     steps = [
         Step(ell, written, "definition of the multi-class hinge (SVM) loss with margin 1, divided by the $n$ classes "
              r"as in PyTorch's MultiMarginLoss (the lecture's sum is $n$ times it); one-hot $y$: the true "
-             r"class's score is $\sum_k y_k z_k$ and $1 - y_j$ drops the term $j = y$", "loss"),
-        Step(sp.Max(0, sp.Symbol("u")), sp.Piecewise((sp.Symbol("u"), sp.Symbol("u") > 0), (0, True)),
-             "its derivative is taken as 0 at the kink $u = 0$, as for ReLU and in PyTorch", "loss"),
+             r"class's score is $\sum_h y_h z_h$ and $1 - y_j$ drops the term $j = y$", "loss"),
+        Step(sp.Max(0, Z), sp.Piecewise((Z, Z > 0), (0, True)),
+             "its derivative is taken as 0 at the kink $z = 0$, as for ReLU and in PyTorch", "loss"),
         Step(sp.Derivative(ell, zl[I]), sp.Sum(at(parts["d_summand"]), (J, 1, n)) / n,
-             r"differentiate each term; $\partial z_j / \partial z_i = \delta_{ij}$", "element", layer),
+             r"differentiate each term; $\partial z_j / \partial z_i = \mathbb{1}[i = j]$", "element", layer),
         Step(parts["ind"][J], at(parts["indicator"](parts["ind"][J])), "class $j$ violates the margin",
              "element", layer),
         Step(dl[I], at(parts["delta"]), "sum over $j$; one-hot $y$", "element", layer),

@@ -324,7 +324,9 @@ def _split_long(eq: "Equation", rhs_expr) -> list[str]:
     return [eq.lhs, "= " + eq.rhs]
 
 
-def context(d, parts=None, example=None) -> dict:
+def context(d, parts=None, example=None, train=None) -> dict:
+    """The templates' variables; `train`: the spec's [train] table (its l2/l1 penalty is printed)."""
+    from .penalty import penalty
     net = d.network
     parts = tuple(parts) if parts is not None else PARTS
     secs = sections(d)
@@ -355,7 +357,11 @@ def context(d, parts=None, example=None) -> dict:
             r[key + "_tex"] = re.sub(r"([(+*/,-])", r"\1\\allowbreak{}", tex_escape(r[key]))
             r[key + "_md"] = md_escape(r[key])
     output = _output_summary(d)
-    notation = lecture.notation_rows(net, d, updates="updates" in parts)
+    pen = penalty(train) if "updates" in parts else None
+    if pen:
+        pen["text_tex"], pen["text_md"] = why_tex(pen["text"]), why_md(pen["text"])
+        pen["equations_md"] = [md_math(e) for e in pen["equations"]]
+    notation = lecture.notation_rows(net, d, updates="updates" in parts, penalty=pen is not None)
     for r in notation:
         r["meaning_tex"], r["meaning_md"] = why_tex(r["meaning"]), why_md(r["meaning"])
         r["shape_tex"], r["shape_md"] = why_tex(r["shape"]), why_md(r["shape"])
@@ -383,7 +389,7 @@ def context(d, parts=None, example=None) -> dict:
         "notation": notation, "operators": operators, "recursion": rec, "conventions": conv,
         "notation_intro": lecture.NOTATION_INTRO, "notation_intro_tex": why_tex(lecture.NOTATION_INTRO), "notation_intro_md": why_md(lecture.NOTATION_INTRO),
         "example": example,
-        "updates": update_rows(),
+        "updates": update_rows(), "penalty": pen,
         "name": net.name, "name_tex": tex_escape(net.name), "name_md": md_escape(net.name),
         "loss_tex": tex_escape(net.loss.title), "loss_md": md_escape(net.loss.title),
         "dtype": net.dtype, "n_params": "{:,}".format(net.n_params),
@@ -444,22 +450,23 @@ def options(d, sections=None, example=None) -> tuple[tuple, dict | None]:
     return parts, tables
 
 
-def _render(template: str, d, sections=None, example=None) -> str:
+def _render(template: str, d, sections=None, example=None, train=None) -> str:
     parts, tables = options(d, sections, example)
-    return _environment().get_template(template).render(**context(d, parts, tables))
+    return _environment().get_template(template).render(**context(d, parts, tables, train))
 
 
-def to_latex(d, sections=None, example=None) -> str:
+def to_latex(d, sections=None, example=None, train=None) -> str:
     """The derivation as a complete LaTeX document (article, amsmath, amssymb).
     `sections`: which parts (see PARTS); `example`: the worked numeric example
-    (None: where the network is small enough)."""
-    return _render("derivation.tex.jinja", d, sections, example)
+    (None: where the network is small enough); `train`: the spec's [train] table
+    (symnet.spec.load_with_settings), whose l2/l1 penalty the updates section states."""
+    return _render("derivation.tex.jinja", d, sections, example, train)
 
 
-def to_markdown(d, sections=None, example=None) -> str:
+def to_markdown(d, sections=None, example=None, train=None) -> str:
     """The derivation in Markdown: display math in ```math fences (they survive
     the Markdown pass of GitHub and GitLab), one equation per fence."""
-    return _render("derivation.md.jinja", d, sections, example)
+    return _render("derivation.md.jinja", d, sections, example, train)
 
 
 def to_latex_fragment(d) -> str:
@@ -533,22 +540,22 @@ def build_pdf(tex: str, timeout: float = PDF_TIMEOUT_S) -> tuple[bytes, str]:
         return pdf.read_bytes(), log_path.read_text(errors="replace") if log_path.exists() else ""
 
 
-def document(d, fmt: str, sections=None, example=None) -> bytes:
+def document(d, fmt: str, sections=None, example=None, train=None) -> bytes:
     """The derivation as tex, md, html or pdf bytes."""
     if fmt not in FORMATS:
         raise RenderError(f"format {fmt!r} is not one of {', '.join(FORMATS)}")
     if fmt == "html":
         from .html import to_html
-        return to_html(d, sections, example).encode("utf-8")
+        return to_html(d, sections, example, train).encode("utf-8")
     if fmt == "md":
-        return to_markdown(d, sections, example).encode("utf-8")
-    tex = to_latex(d, sections, example)
+        return to_markdown(d, sections, example, train).encode("utf-8")
+    tex = to_latex(d, sections, example, train)
     return tex.encode("utf-8") if fmt == "tex" else compile_pdf(tex)
 
 
-def write_document(d, fmt: str, path, sections=None, example=None) -> Path:
+def write_document(d, fmt: str, path, sections=None, example=None, train=None) -> Path:
     """Write the derivation as tex, md, html or pdf to `path`, atomically."""
-    data = document(d, fmt, sections, example)
+    data = document(d, fmt, sections, example, train)
     path = Path(path)
     try:
         write_atomic(path, data)
@@ -562,13 +569,14 @@ def cli_derive(spec_path, fmt: str = "md", out_path=None, sections=None, example
     writes the document (default <name>.<fmt>; "-" prints tex/md/html to stdout)
     and returns the text to print."""
     from ..derive import derive
-    from ..spec import load
-    d = derive(load(spec_path))
+    from ..spec import load_with_settings
+    net, train = load_with_settings(spec_path)
+    d = derive(net)
     if out_path == "-":
         if fmt == "pdf":
             raise RenderError("a PDF cannot be printed to the terminal; give -o FILE.pdf")
-        return document(d, fmt, sections, example).decode("utf-8").rstrip("\n")
-    path = write_document(d, fmt, out_path or f"{d.network.name}.{fmt}", sections, example)
+        return document(d, fmt, sections, example, train).decode("utf-8").rstrip("\n")
+    path = write_document(d, fmt, out_path or f"{d.network.name}.{fmt}", sections, example, train)
     return f"wrote {path}"
 
 

@@ -139,22 +139,24 @@ def _rows(num) -> tuple[list, list]:
         elif f"da{l}" in vals:
             errors.append([f"$\\bar a^{{({l})}}$", _vector(vals[f"da{l}"][0])])
     forward += [["$y$", _vector(num["Y"][0])],
-                ["$L$" if num["m"] > 1 else r"$\ell$", _fmt(ev.loss)]]
+                ["$J$" if num["m"] > 1 else r"$\ell$", _fmt(ev.loss)]]
     return forward, errors
 
 
 def _intro(num, worst: float) -> str:
     net, m, seed = num["net"], num["m"], num["seed"]
+    step = "10^{%d}" % round(np.log10(FD_STEP))          # the central difference's step (FD_STEP)
     text = (f"The derivation at a seeded point (seed {seed}), in float64: the network's initial parameters "
             f"(He initialisation)" + (", a seeded dropout mask $\\xi$ (1 = kept)" if num["masks"] else "")
             + (" and one example $x$ with target $y$.\n" if m == 1 else
                f" and a batch of $m = {m}$ examples, since batch norm's statistics need several; the tables "
-               f"show the first example, its errors those of the summed loss $m L$.\n")
+               f"show the first example, its errors those of the summed loss $m J$.\n")
             + f"Each quantity shows its first {MAX_ENTRIES} entries"
             + (" in channel, row, column order" if any(len(p.out_shape) == 3 for p in net.placed) else "")
             + "; $\\bar a^{(l)} = \\partial \\ell / \\partial a^{(l)}$ for a layer without activation.\n"
-            f"Each gradient entry of $L$ stands beside the central difference "
-            f"$(L(\\theta + h) - L(\\theta - h)) / 2h$ with $h = 10^{{-6}}$; the largest difference is "
+            f"Each gradient entry of $J$ stands beside the central difference "
+            f"$(J(\\theta + {step}) - J(\\theta - {step})) / (2 \\cdot {step})$ (one entry of $\\theta$ "
+            f"moved); the largest difference is "
             f"{worst:.1e}.\nIndices count as in the derivation: from 0 for convolution, pooling and "
             f"channels, from 1 for dense layers.")
     return text      # one sentence a line: Markdown lines stay short

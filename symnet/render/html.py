@@ -38,12 +38,12 @@ def prose(text: str, sentence: bool = False) -> str:
     return "".join(inline(p) if is_math else _html.escape(p) for is_math, p in _mathify(text))
 
 
-def to_html(d, sections=None, example=None) -> str:
-    """The page; `sections` and `example` as for to_latex."""
+def to_html(d, sections=None, example=None, train=None) -> str:
+    """The page; `sections`, `example` and `train` as for to_latex."""
     parts, tables = options(d, sections, example)
     env = _environment()
     env.filters.update(display=display, inline=inline, prose=prose, esc=_html.escape)
-    return env.get_template("derivation.html.jinja").render(**context(d, parts, tables))
+    return env.get_template("derivation.html.jinja").render(**context(d, parts, tables, train))
 
 
 def html_fragment(d) -> str:

@@ -7,16 +7,17 @@ from __future__ import annotations
 # Operators a document may use, defined once (shown when a step uses them).
 OPERATORS = {
     r"\mathbb{1}": (r"indicator", r"$\mathbb{1}[c] = 1$ where the condition $c$ holds and $0$ elsewhere; "
-                    r"a comma inside the brackets joins two conditions (both hold); $s \mid e$: $s$ divides $e$."),
-    r"\star": ("cross-correlation", r"$(W \star a)_{f,i,j} = \sum_{c,m,n} W_{f,c,m,n}\, a_{c,\, s i + m,\, s j + n}$ "
+                    r"a comma inside the brackets joins two conditions (both hold)."),
+    r"\star": ("cross-correlation", r"$(W \star a)_{f,i,j} = \sum_{c,q,r} W_{f,c,q,r}\, a_{c,\, s i + q,\, s j + r}$ "
                r"(stride $s$), what deep-learning libraries call convolution."),
     r"\operatorname{full}": ("full convolution", r"$\operatorname{full}(\delta) \ast K$ pads $\delta$ with $k - 1$ zeros "
                              r"on every side and convolves it with $K$: every kernel position that touched an input "
                              r"sends its gradient back."),
-    r"\operatorname{rot180}": ("flipped kernel", r"$\operatorname{rot180}(W)_{f,c,m,n} = W_{f,c,k-1-m,k-1-n}$: "
+    r"\operatorname{rot180}": ("flipped kernel", r"$\operatorname{rot180}(W)_{f,c,q,r} = W_{f,c,k-1-q,k-1-r}$: "
                                r"the kernel turned by 180 degrees."),
-    r"\uparrow": ("dilation", r"$\delta\uparrow_s$ inserts $s - 1$ zeros between neighbouring entries of $\delta$ "
-                  r"(undoes a stride $s$)."),
+    r"\check{\delta}": ("dilated error", r"$\check{\delta}^{(l)}_{f,s u,s v} = \delta^{(l)}_{f,u,v}$ and "
+                        r"$\check{\delta}^{(l)}_{f,u,v} = 0$ where the stride $s$ does not divide $u$ or $v$: "
+                        r"$\delta^{(l)}$ with $s - 1$ zeros inserted between neighbouring entries (undoes a stride $s$)."),
     r"\operatorname{crop}": ("cropping", r"$\operatorname{crop}_p(G)$ removes $p$ rows and columns on every side "
                              r"(undoes a zero padding $p$)."),
     r"\operatorname{route}": ("routing", r"$\operatorname{route}_{\operatorname{argmax}}(G)$ puts each window's gradient "
@@ -35,15 +36,16 @@ def operators_used(texts) -> list[dict]:
     return [{"name": name, "text": text} for key, (name, text) in OPERATORS.items() if key in joined]
 
 
-def notation_rows(net, d, updates: bool = True) -> list[dict]:
+def notation_rows(net, d, updates: bool = True, penalty: bool = False) -> list[dict]:
     """Every symbol with its meaning and shape (one meaning per symbol);
-    `updates`: the optimisers' symbols too (the document prints their rules)."""
+    `updates`: the optimisers' symbols too (the document prints their rules);
+    `penalty`: the weight penalty's (the spec's [train] sets l2 or l1)."""
     L = max((p.position for p in net.placed), default=0)
     kinds = {p.layer.type for p in net.placed}
     rows = [
         {"symbol": r"x = a^{(0)}", "meaning": "one input example", "shape": str(tuple(net.input_shape))},
-        {"symbol": r"l", "meaning": f"layer number, counting every layer from 1 to L = {L}; "
-                                    "layer l owns every quantity with superscript (l)", "shape": "scalar"},
+        {"symbol": r"l, L", "meaning": f"layer number l, counting every layer from 1 to the last, L = {L}; "
+                                       "layer l owns every quantity with superscript (l)", "shape": "scalar"},
         {"symbol": r"z^{(l)}", "meaning": "pre-activation of layer l (before its activation)",
          "shape": "as the layer's output"},
         {"symbol": r"a^{(l)}", "meaning": "output (activation) of layer l; $a^{(L)}$ is the prediction",
@@ -68,18 +70,26 @@ def notation_rows(net, d, updates: bool = True) -> list[dict]:
             {"symbol": r"\mu_{\text{run}}, \sigma^2_{\text{run}}", "meaning": "running mean and variance "
              r"(state, updated with $\leftarrow$)", "shape": "one per channel"},
             {"symbol": r"\kappa", "meaning": "batch norm's momentum for the running statistics", "shape": "scalar"},
-            {"symbol": r"\mathcal{L}", "meaning": r"the summed batch loss $m L$", "shape": "scalar"},
+            {"symbol": r"\mathcal{L}", "meaning": r"the summed batch loss $m J$", "shape": "scalar"},
             {"symbol": r"\bar u^{(l)}", "meaning": r"the gradient batch norm passes down, "
              r"$\partial \mathcal{L} / \partial u$ at the input's entries", "shape": "as $a^{(l-1)}$"},
         ]
+    rows.append({"symbol": r"i, j", "meaning": "element indices: in dense layers unit i of this layer and unit "
+                 "j of the layer below, counting from 1; in feature maps row i and column j, counting from 0"
+                 + ("; batch norm's values $u_i$, $u_j$" if "batchnorm" in kinds else ""), "shape": "indices"})
+    if "dense" in kinds or net.loss.is_categorical or net.loss.kind == "margin":
+        rows.append({"symbol": r"h", "meaning": "a unit of the layer above (or a class of the output) summed "
+                     "over in a backward step or the loss, counting from 1", "shape": "index"})
     rows += [
         {"symbol": r"y", "meaning": "the target of one example (one-hot for classification)",
          "shape": "as $a^{(L)}$"},
         {"symbol": r"n", "meaning": "number of outputs per example", "shape": "scalar"},
         {"symbol": r"\ell", "meaning": "loss of one example", "shape": "scalar"},
         {"symbol": r"m", "meaning": "batch size (number of examples)", "shape": "scalar"},
-        {"symbol": r"L", "meaning": r"batch loss, the mean $\frac{1}{m}\sum_e \ell_e$; as a superscript, "
-                                    "the last layer's number", "shape": "scalar"},
+        {"symbol": r"e", "meaning": "example index in a batch, from 1 to m", "shape": "index"},
+        {"symbol": r"J", "meaning": r"batch loss (cost), the mean $J = \frac{1}{m}\sum_e \ell_e$; "
+                                    r"its gradients $\partial J / \partial W^{(l)}$ are the batch averages",
+         "shape": "scalar"},
     ]
     if net.loss.name in ("softmax_cross_entropy", "cross_entropy") or "softmax" in kinds:
         rows.append({"symbol": r"p^{(L)}", "meaning": "the softmax output (class probabilities)",
@@ -88,11 +98,19 @@ def notation_rows(net, d, updates: bool = True) -> list[dict]:
         rows.append({"symbol": r"A^{(l)}, \Delta^{(l)}", "meaning": "batch matrices: one example per row",
                      "shape": r"$m \times n^{(l)}$"})
     if kinds & {"conv2d", "maxpool2d", "avgpool2d"}:
-        rows.append({"symbol": r"f, c, i, j", "meaning": "filter (output channel), input channel, row, column; "
-                     "conv and pooling indices count from 0", "shape": "indices"})
+        rows.append({"symbol": r"f, c" if "conv2d" in kinds else "c", "meaning":
+                     ("filter (output channel) and " if "conv2d" in kinds else "") + "channel, counting from 0",
+                     "shape": "indices"})
+        rows.append({"symbol": r"q, r", "meaning": "row and column offset inside a kernel or pooling window, "
+                     "counting from 0", "shape": "indices"})
+        rows.append({"symbol": r"u, v", "meaning": "the other position of a backward step: the input position "
+                     "in a convolution's input gradient, the pooled position summed over in pooling's",
+                     "shape": "indices"})
         rows.append({"symbol": r"k, s", "meaning": "kernel (window) size and stride", "shape": "scalar"})
     if "maxpool2d" in kinds:
-        rows.append({"symbol": r"\omega_k", "meaning": "the values of one pooling window", "shape": "scalar"})
+        rows.append({"symbol": r"\omega_j", "meaning": "the values of one pooling window", "shape": "scalar"})
+        rows.append({"symbol": r"\hat{i}^{(l)}, \hat{j}^{(l)}", "meaning": "max pooling's argmax: the row and "
+                     "column in $a^{(l-1)}$ of the maximum of each window", "shape": "as $a^{(l)}$"})
     if kinds & {"conv2d", "maxpool2d", "avgpool2d", "flatten", "dropout"}:
         rows.append({"symbol": r"\bar a^{(l)}", "meaning": r"gradient arriving at a layer's output, "
                      r"$\partial \ell / \partial a^{(l)}$, where the layer has no activation", "shape": "as $a^{(l)}$"})
@@ -103,12 +121,19 @@ def notation_rows(net, d, updates: bool = True) -> list[dict]:
                      "shape": "as the layer's input"})
     if updates:
         rows += UPDATE_SYMBOLS
+    if updates and penalty:
+        rows += [{"symbol": r"R", "meaning": "the weight penalty added to the batch loss (L1, L2 or both)",
+                  "shape": "scalar"},
+                 {"symbol": r"\lambda_1, \lambda_2", "meaning": "the L1 and L2 coefficients (options l1, l2)",
+                  "shape": "scalar"},
+                 {"symbol": r"w", "meaning": "one weight, an entry of a weight matrix $W^{(l)}$", "shape": "scalar"}]
     return rows
 
 
 # The optimisers' and schedules' symbols (symnet.optim writes its rules in these).
 UPDATE_SYMBOLS = [
-    {"symbol": r"\theta, \nabla_{\theta} L", "meaning": "any parameter and its gradient", "shape": "as the parameter"},
+    {"symbol": r"\theta, \nabla_{\theta} J", "meaning": "any parameter and the gradient of the batch loss",
+     "shape": "as the parameter"},
     {"symbol": r"\eta, \eta_0", "meaning": "learning rate, its starting value", "shape": "scalar"},
     {"symbol": r"t, \tau", "meaning": "epoch (0-based, schedules); number of updates so far (Adam)", "shape": "scalar"},
     {"symbol": r"\mathbf{v}, \mathbf{s}", "meaning": "an optimiser's state (bold): running gradient (momentum, "
@@ -162,9 +187,9 @@ def conventions() -> dict:
     rows = [
         {"what": "layer", "rows": r"Z^{(l)} = A^{(l-1)} \left(W^{(l)}\right)^{T} + \mathbf{1} \left(b^{(l)}\right)^{T}",
          "columns": r"Z^{[l]} = W^{[l]} A^{[l-1]} + b^{[l]}"},
-        {"what": "weights", "rows": r"\frac{\partial L}{\partial W^{(l)}} = \frac{1}{m} \left(\Delta^{(l)}\right)^{T} A^{(l-1)}",
+        {"what": "weights", "rows": r"\frac{\partial J}{\partial W^{(l)}} = \frac{1}{m} \left(\Delta^{(l)}\right)^{T} A^{(l-1)}",
          "columns": r"dW^{[l]} = \frac{1}{m} dZ^{[l]} A^{[l-1]T}"},
-        {"what": "biases", "rows": r"\frac{\partial L}{\partial b^{(l)}} = \frac{1}{m} \left(\Delta^{(l)}\right)^{T} \mathbf{1}",
+        {"what": "biases", "rows": r"\frac{\partial J}{\partial b^{(l)}} = \frac{1}{m} \left(\Delta^{(l)}\right)^{T} \mathbf{1}",
          "columns": r"db^{[l]} = \frac{1}{m} \textstyle\sum_{e} dZ^{[l]}_{:,e}"},
         {"what": "error", "rows": r"\Delta^{(l)} = g'\left(Z^{(l)}\right) \odot \Delta^{(l+1)} W^{(l+1)}",
          "columns": r"dZ^{[l]} = W^{[l+1]T} dZ^{[l+1]} \odot g'\left(Z^{[l]}\right)"},

@@ -191,7 +191,10 @@ class SymnetLatexPrinter(LatexPrinter):
                                    "<" if hi_strict else r"\le", self._print(hi))
 
     def _print_sign(self, expr, exp=None):
-        return self._function_call(r"\operatorname{sgn}", expr.args[0], exp)
+        # sgn(w) with its brackets: "sgn w" runs together in MathML
+        arg = expr.args[0]
+        tex = (r"\operatorname{sgn}(%s)" if _is_simple(arg) else r"\operatorname{sgn}\left(%s\right)") % self._print(arg)
+        return tex if exp is None else r"\left(%s\right)^{%s}" % (tex, exp)
 
     def _print_Equality(self, expr):
         lhs, rhs = expr.args
