@@ -427,3 +427,12 @@ def test_sections_without_the_input_gradient():
         first = next(p for p in net.placed if p.params)
         for name in first.params.values():
             assert f"### `{name}`" in part
+
+
+def test_command_line_flags_keep_both_hyphens_in_latex(documents):
+    # TeX joins "--" into an en dash: `--optimizer` would print as "–optimizer"
+    for key, doc in documents.items():
+        lines = [line for line in doc["tex"].splitlines() if "--" in line and not line.lstrip().startswith("%")]
+        assert not lines, f"{key}: {lines[:2]}"
+    from symnet.render.document import tex_escape
+    assert tex_escape("symnet train --lr 0.1") == "symnet train -{}-lr 0.1"

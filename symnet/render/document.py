@@ -38,8 +38,9 @@ _TEX_SPECIAL = {"\\": r"\textbackslash{}", "&": r"\&", "%": r"\%", "$": r"\$", "
 
 
 def tex_escape(text: str) -> str:
-    """Plain text for a LaTeX text position."""
-    return "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text))
+    """Plain text for a LaTeX text position (`--lr` keeps two hyphens: TeX joins them
+    into an en dash)."""
+    return re.sub(r"-(?=-)", "-{}", "".join(_TEX_SPECIAL.get(ch, ch) for ch in str(text)))
 
 
 def md_escape(text: str) -> str:
