@@ -53,6 +53,7 @@ import sympy as sp
 from ..errors import FormulaError, SpecError, SymnetError
 from ..functions import sigmoid
 from ..numeric import lambdify
+from . import channels
 from .parser import (BATCH_AXIS, Add, Affine, Ast, Binary, Star, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
                      IndexValue, MatMul, Mul, Neg, Node, Num, Pow, ResolvedFormula, Sub, Sum, Sym,
                      SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of)
@@ -171,6 +172,7 @@ class _Net:
     vectors: frozenset = frozenset()   # keys whose quantity is a vector (a column in the table)
     training: bool = True          # False: dropout off, batch norm through its running statistics
     n_outputs: bool = False        # n is the number of outputs per example, not the batch size
+    channels: object = None        # batch norm's per-channel letters (channels.Channels), per formula
 
     @property
     def outputs(self) -> int:
@@ -549,6 +551,47 @@ class _Indexed:
         self.arr, self.axes = arr, tuple(axes)
 
 
+class _Product:
+    """A product of element-form factors not multiplied out yet: a sum over some of
+    its letters contracts it at once (numpy.einsum), so a conv's input gradient in
+    index form never holds every combination of its letters."""
+    __slots__ = ("factors", "coef")
+
+    def __init__(self, factors, coef=1.0):
+        self.factors, self.coef = list(factors), coef
+
+    @property
+    def axes(self) -> tuple:
+        return tuple(dict.fromkeys(ax for f in self.factors for ax in f.axes))
+
+    def contract(self, keep, node: Node) -> _Indexed:
+        """The product summed over every axis not in `keep`."""
+        sizes = {}
+        for f in self.factors:
+            for ax, n in zip(f.axes, f.arr.shape):
+                if sizes.setdefault(ax, n) != n:
+                    what = "the example" if ax == _EXAMPLE_AXIS else f"index {ax}"
+                    raise FormulaShapeError(f"{what} ranges over {sizes[ax]} values on one side and {n} on the "
+                                            f"other at column {getattr(node, 'op_pos', node.span[0]) + 1}")
+        keep = [ax for ax in self.axes if ax in keep]
+        if int(np.prod([sizes[ax] for ax in keep])) > MAX_ELEMENTS:
+            raise _Undecidable(f"the element form needs {int(np.prod([sizes[ax] for ax in keep]))} entries at once; "
+                               "too many to evaluate")
+        letter = {ax: chr(ord("a") + k) if k < 26 else chr(ord("A") + k - 26) for k, ax in enumerate(self.axes)}
+        spec = ",".join("".join(letter[ax] for ax in f.axes) for f in self.factors) + "->" \
+            + "".join(letter[ax] for ax in keep)
+        arrays = [f.arr for f in self.factors]
+        path, _ = np.einsum_path(spec, *arrays, optimize=("greedy", MAX_ELEMENTS))
+        return _Indexed(self.coef * np.einsum(spec, *arrays, optimize=path), keep)
+
+
+def _sum_chain(node: Sum):
+    """The directly nested sums \\sum_j \\sum_i ...: outermost first."""
+    while isinstance(node, Sum) and node.index:
+        yield node
+        node = node.body
+
+
 def _is_scalar(v) -> bool:
     return not isinstance(v, _Indexed) and np.ndim(v) == 0
 
@@ -587,6 +630,11 @@ class _Evaluator:
         self.ranges = ranges or {}      # index letter -> number of values
 
     def eval(self, node: Node):
+        value = self.lazy(node)
+        return value.contract(value.axes, node) if isinstance(value, _Product) else value
+
+    def lazy(self, node: Node):
+        """The value of node; a product of element-form factors stays a _Product."""
         method = getattr(self, "_" + type(node).__name__)
         return method(node)
 
@@ -627,6 +675,9 @@ class _Evaluator:
             raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} is a scalar; expected no index")
         dims = _index_dims(self.values.info, node)
         has_example = self.values.has_example(node.key, node.d)
+        ch = self.values.info.channels
+        if ch and len(node.indices) == 1 and node.indices[0] in ch.letters and has_example:
+            return _Indexed(np.reshape(value, (ch.count, -1)), (ch.axis, node.indices[0]))   # a channel's batch values
         if node.tilde and not node.d:      # indices on the zero-padded input: shifted by the padding
             ph, pw = _conv_above(self.values.info, node.key, "").layer.pads
             return self.gather(node, value, self.values.info.dims(node.key), (_EXAMPLE_AXIS,) if has_example else (),
@@ -837,7 +888,23 @@ class _Evaluator:
         return f(v)
 
     def _Sum(self, node: Sum):
-        body = self.eval(node.body)
+        letters, inner = [], node      # \sum_j \sum_i \sum_f: contracted at once
+        while isinstance(inner, Sum) and inner.index:
+            letters.append(inner.index)
+            inner = inner.body
+        if isinstance(self.backend, _NumericBackend) and letters:
+            body = self.lazy(inner)
+            if isinstance(body, _Product) and set(letters) <= set(body.axes):
+                return body.contract([ax for ax in body.axes if ax not in letters], node)
+            if isinstance(body, _Product):
+                body = body.contract(body.axes, node)
+            for letter, sum_node in zip(reversed(letters), reversed(list(_sum_chain(node)))):
+                body = self.summed(sum_node, body)
+            return body
+        return self.summed(node, self.eval(node.body))
+
+    def summed(self, node: Sum, body):
+        """body (the value of node.body) summed over node's index.""" 
         if isinstance(body, _Indexed) and node.index in body.axes:
             axis = body.axes.index(node.index)
             return _Indexed(body.arr.sum(axis=axis), body.axes[:axis] + body.axes[axis + 1:])
@@ -852,7 +919,23 @@ class _Evaluator:
         return body.sum(axis=-1, keepdims=True)
 
     def _Binary(self, node: Binary):
-        a, b = self.eval(node.left), self.eval(node.right)
+        if isinstance(node, (Mul, MatMul, Hadamard)) and self.element and isinstance(self.backend, _NumericBackend):
+            a, b = self.lazy(node.left), self.lazy(node.right)
+            if any(isinstance(v, (_Indexed, _Product)) for v in (a, b)) and all(
+                    isinstance(v, (_Indexed, _Product)) or _is_scalar(v) for v in (a, b)):
+                factors, coef = [], 1.0
+                for v in (a, b):
+                    if isinstance(v, _Product):
+                        factors += v.factors
+                        coef = coef * v.coef
+                    elif isinstance(v, _Indexed):
+                        factors.append(v)
+                    else:
+                        coef = coef * v
+                return _Product(factors, coef)
+            a, b = (v.contract(v.axes, node) if isinstance(v, _Product) else v for v in (a, b))
+        else:
+            a, b = self.eval(node.left), self.eval(node.right)
         if isinstance(node, (Star, Ast)):
             return self.correlate(node, a, b)
         op = {Add: lambda x, y: x + y, Sub: lambda x, y: x - y, Hadamard: lambda x, y: x * y,
@@ -1637,13 +1720,18 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                                f"expected {name} = ... or the right side alone")
 
     element = _uses_indices(resolved.rhs)
+    said = ()
+    if element:     # batch norm's per-channel sums over the batch: a batch formula of the summed
+        resolved, info.channels, said = channels.read(resolved, info, key, grad)    # or the mean loss
     batch = _looks_batch(resolved, info.n_outputs) if per_example is None else not per_example
+    batch = batch or info.channels is not None
     # Batch norm couples the examples (one example alone has no statistics): always a batch.
     m = BATCH_EXAMPLES if batch or info.batch_norm else 1
     ranges = _ranges(resolved, info, key) if element else {}
-    counted_from_1 = ()
+    counted_from_1 = said
     if element:
-        resolved, counted_from_1 = _one_based(resolved, info, ranges)
+        resolved, more = _one_based(resolved, info, ranges)
+        counted_from_1 += more
     stride = _stride(info, key, grad)
     # With batch norm a per-example formula for a parameter is read on the batch and summed
     # over its examples (each example's d ell_e / dW, as the document writes it).
@@ -1691,6 +1779,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
                 expected = _expected(key, grad, values, batch)
+                if info.channels is not None and getattr(lhs, "summed", False):
+                    expected = expected * m         # \partial \mathcal{L}: the summed loss m L
                 if summed_examples:
                     result, expected = _summed(result, expected), expected * m
                 cex = _compare(result, expected, order, k, point_seed, batch)
@@ -1718,6 +1808,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
                 expected = _expected(key, grad, values, batch)
+                if info.channels is not None and getattr(lhs, "summed", False):
+                    expected = expected * m         # \partial \mathcal{L}: the summed loss m L
                 if summed_examples:
                     result, expected = _summed(result, expected), expected * m
                 kink_cex = _compare(result, expected, order, -1, (seed, points, 1), batch)
