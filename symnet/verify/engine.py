@@ -448,6 +448,10 @@ def _ranges(resolved: ResolvedFormula, info: _Net, key: str) -> dict:
             for ix, size in zip(n.indices, _index_dims(info, n)):
                 if isinstance(ix, str):
                     ranges.setdefault(ix, size)
+    for n in nodes:         # \sum_{q=0}^{1} with q only inside index expressions: its bounds
+        if isinstance(n, Sum) and n.index not in ranges and (n.lower or "").strip("{} ") == "0" \
+                and (n.upper or "").strip("{} ").isdigit() and int(n.upper.strip("{} ")) < 10_000:
+            ranges[n.index] = int(n.upper.strip("{} ")) + 1
     return ranges
 
 
