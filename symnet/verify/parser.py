@@ -710,13 +710,13 @@ class _Parser:
         if name in ("hat", "widehat"):
             return self.hat(tok)
         if name in ("tilde", "widetilde"):      # \tilde{a}: the zero-padded input, as \star pads it
-            return replace(self.hat(tok, hat=False), tilde=True)
+            return self.hat(tok, hat=False, tilde=True)
         if name == "check":                     # \check{\delta}^{(l)}: the error dilated by the stride
-            return replace(self.hat(tok, hat=False), check=True)
+            return self.hat(tok, hat=False, check=True)
         if name == "nabla":
             return self.nabla(tok)
         if name in ("bar", "overline"):         # \bar{a}^{(4)}: the gradient arriving from above
-            return replace(self.hat(tok, hat=False), bar=True)
+            return self.hat(tok, hat=False, bar=True)
         if name in _WRAPPERS:
             return self.wrapped(tok)
         raise self.fail(tok.pos, f"unknown command \\{name}",
@@ -739,14 +739,14 @@ class _Parser:
         self.expect_sym("}", opened)
         return self.word(inner) if inner.kind == "word" else self.command(inner)
 
-    def hat(self, tok: Token, hat: bool = True) -> Node:
+    def hat(self, tok: Token, hat: bool = True, **marks) -> Node:
         opened = self.advance() if self.is_sym(self.tok, "{") else None
         inner = self.advance()
         if not (inner.kind == "word" and inner.text.isalpha() or inner.kind == "cmd" and inner.text in _NAME_COMMANDS):
             raise self.fail(inner.pos, f"{_describe(inner)} under \\{tok.text}", "a name such as y")
         if opened:
             self.expect_sym("}", opened)
-        return self.name(tok, inner.text, "", hat=hat)
+        return self.name(tok, inner.text, "", hat=hat, **marks)
 
     def nabla(self, tok: Token) -> Node:
         """\\nabla_{W^{(2)}} J: the gradient of the loss with respect to a name, as dW2."""
@@ -836,7 +836,8 @@ class _Parser:
         return Call("g", (bottom,), True, span=(tok.pos, self.last_end))
 
     # -- names, sub- and superscripts
-    def name(self, tok: Token, letters: str, digits: str, hat: bool = False) -> Node:
+    def name(self, tok: Token, letters: str, digits: str, hat: bool = False, **marks) -> Node:
+        """A name and its sub- and superscripts; marks: bar, tilde, check (from \\bar{a} etc.)."""
         base, word_hat, d = _canonical(letters)
         hat = hat or word_hat
         layer: int | LayerRef | None = int(digits) if digits else None
@@ -867,7 +868,7 @@ class _Parser:
                     raise self._prime_error(pos)
                 else:
                     pending.append((kind, value, pos))
-        node = Name(base, layer, indices, hat, d, sample, span=(tok.pos, self.last_end))
+        node = Name(base, layer, indices, hat, d, sample, span=(tok.pos, self.last_end), **marks)
         return self.apply_superscripts(node, pending)
 
     def subscript(self) -> list[tuple]:
