@@ -93,6 +93,11 @@ CASES = [
      r"\frac{\partial L}{\partial \beta^{(2)}_{c}} = \sum_{k=1}^{m} \delta^{(2)}_{k}"),
     ("avg_bn", r"\frac{\partial \mathcal{L}}{\partial \gamma^{(3)}_{c}} = \sum_{k=1}^{\bar{m}} \delta^{(3)}_{k} \hat{u}_{k}",
      r"\frac{\partial \mathcal{L}}{\partial \gamma^{(3)}_{c}} = \sum_{k=1}^{\bar{m}} \delta^{(3)}_{k} \hat{u}_{k} \hat{u}_{k}"),
+    # the summed loss \mathcal{L} = m L on the left side of a batch formula
+    ("bn", r"\frac{\partial \mathcal{L}}{\partial \gamma^{(2)}} = \sum_{e=1}^{m} \delta^{(2)(e)} \odot \hat{u}^{(e)}",
+     r"\frac{\partial \mathcal{L}}{\partial \gamma^{(2)}} = \frac{1}{m} \sum_{e=1}^{m} \delta^{(2)(e)} \odot \hat{u}^{(e)}"),
+    ("mlp", r"\frac{\partial \mathcal{L}}{\partial W^{(2)}} = (\Delta^{(2)})^T A^{(1)}",
+     r"\frac{\partial \mathcal{L}}{\partial W^{(2)}} = \frac{1}{m} (\Delta^{(2)})^T A^{(1)}"),
     ("avg_bn", r"\frac{\partial \mathcal{L}}{\partial \beta^{(3)}} = \sum_{e,h,w} \delta^{(3)}_{j}",
      r"\frac{\partial \mathcal{L}}{\partial \beta^{(3)}} = \sum_{e,h,w} \hat{u}_{j}"),
 ]

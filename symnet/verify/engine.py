@@ -1471,6 +1471,8 @@ def _sym_latex(node: Sym) -> str:
     text = base + (f"^{{({layer})}}" if layer else "")
     if node.indices:
         text += "_{" + ",".join(str(ix) for ix in node.indices) + "}"
+    if node.d and node.summed:      # the gradient of the summed loss m L
+        return rf"\frac{{\partial \mathcal{{L}}}}{{\partial {text}}}"
     return (r"\mathrm{d}" + text) if node.d else text
 
 
@@ -1783,7 +1785,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
                 expected = _expected(key, grad, values, batch)
-                if info.channels is not None and getattr(lhs, "summed", False):
+                if batch and getattr(lhs, "summed", False):
                     expected = expected * m         # \partial \mathcal{L}: the summed loss m L
                 if summed_examples:
                     result, expected = _summed(result, expected), expected * m
@@ -1812,7 +1814,7 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
                 expected = _expected(key, grad, values, batch)
-                if info.channels is not None and getattr(lhs, "summed", False):
+                if batch and getattr(lhs, "summed", False):
                     expected = expected * m         # \partial \mathcal{L}: the summed loss m L
                 if summed_examples:
                     result, expected = _summed(result, expected), expected * m
