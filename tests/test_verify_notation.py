@@ -139,6 +139,11 @@ def test_the_last_layer_L_is_checked_in_a_hand_in_and_l_is_a_rule(nets, tmp_path
                    "\\delta^{(l)} &= g'(z^{(l)}) \\odot (W^{(l+1)})^T \\delta^{(l+1)}\n\\end{align*}\n", encoding="utf-8")
     entries = verify_file(nets["mlp"], doc, points=1)
     assert [(e.status, e.target) for e in entries] == [("equal", "delta2"), ("skipped", "")]
+    doc.write_text("$$\\check{\\delta}^{(1)}_{f,u,v} = \\delta^{(1)}_{f,u/2,v/2}$$\n"
+                   "$$\\frac{\\partial J}{\\partial a^{(0)}_{c,u,v}} = \\sum_{f,q,r} W^{(1)}_{f,c,q,r} "
+                   "\\check{\\delta}^{(1)}_{f,u + 1 - q,v + 1 - r}$$\n", encoding="utf-8")
+    entries = verify_file(nets["conv"], doc, points=1)
+    assert [(e.status, e.target) for e in entries] == [("skipped", ""), ("equal", "dx")], entries
 
 
 def test_misplaced_new_notation_is_refused_with_how_to_write_it(nets):

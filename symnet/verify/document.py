@@ -64,6 +64,8 @@ def skip_reason(text: str, info, is_target) -> str | None:
         return "notation: a name for a derivative"
     if re.match(r"^\\d?frac\{\\partial[^}]*\}\{\\partial\s*\\tilde", lhs):
         return "an intermediate derivative of the loss (the zero-padded input)"
+    if lhs.startswith("\\check"):        # \check\delta^{(l)} := delta dilated by the stride
+        return "a definition of the dilated error, not a gradient"
     if re.fullmatch(r"u(_\{[^}]*\})?(\^\{\(\d+\)\})?", lhs):    # batch norm's batch values u_j := ...
         return "a definition of batch norm's batch values, not a gradient"
     if _PRIMED.match(lhs):          # ReLU'(z) = ..., with a layer-free argument
