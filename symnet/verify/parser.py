@@ -1333,9 +1333,9 @@ class _Resolver:
         if layer is None and base in _ONE_LAYER_DATA:     # \hat{x}, \xi: the net's one batch norm / dropout
             owners = [k for k in self.symbols if re.fullmatch(re.escape(base) + r"\d+", k)]
             candidates += owners[:1] if len(owners) == 1 else []
-        if layer is not None and node.indices and not (d or node.hat or node.bar) \
+        if layer is not None and node.indices and not (d or node.bar or node.tilde or node.check) \
                 and f"argmax{layer}" in self.symbols and key not in self.symbols:
-            candidates.append(f"argmax{layer}")     # r^{(2)}_{cpq}: where window (p, q) of max pooling 2 peaks
+            candidates.append(f"argmax{layer}")     # r^{(2)}_{cpq}, \\hat{i}^{(2)}_{cqr}: where a window peaks
         for candidate in candidates:
             if candidate in self.symbols:
                 return Sym(candidate, node.indices, d, node.sample, node.summed, tilde=node.tilde,
