@@ -123,6 +123,15 @@ def test_the_verdict_says_how_a_one_based_position_and_a_channel_letter_were_rea
     assert any(line.startswith("k: one value of channel c") for line in v.names), v.names
 
 
+def test_feature_map_positions_always_count_from_0(nets):
+    # LeNet's 5x5 conv on 28x28: i + q + 1 runs over 1..28 exactly, but a map counts from 0,
+    # so this is the off-by-one it looks like, not a position counted from 1
+    shifted = (r"\frac{\partial \ell}{\partial W^{(1)}_{f,c,q,r}} = \sum_{i=0}^{23} \sum_{j=0}^{23} \delta^{(1)}_{f,i,j} "
+               r"a^{(0)}_{c,i + q + 1,j + r + 1}")
+    assert verify(nets["lenet"], None, shifted, points=1).status == "not equal"
+    assert verify(nets["lenet"], None, shifted.replace(" + 1", ""), points=1).status == "equal"
+
+
 def test_n_is_the_batch_size_unless_the_output_count_is_declared(nets, tmp_path):
     # tiny: MSE over one output; avg_bn: three outputs, where 1/n matters
     formula = r"\frac{\partial \ell}{\partial a^{(5)}_{i}} = \frac{2 \left(a^{(5)}_{i} - y_{i}\right)}{n}"

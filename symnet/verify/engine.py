@@ -501,13 +501,15 @@ def _mapped(node: Node, f) -> Node:
 
 
 def _one_based(resolved: ResolvedFormula, info: _Net, ranges: dict) -> tuple[ResolvedFormula, tuple]:
-    """W_{k, 9 c + 3 i + j + 1}: an index expression whose values run exactly from 1 to N on an
-    axis of N entries counts from 1 (the documents' dense positions beside 0-based c, i, j);
+    """W_{k, 9 c + 3 i + j + 1}: an index expression into a vector or a dense layer's matrix whose
+    values run exactly from 1 to N on an axis of N entries counts from 1 (the documents' dense
+    positions beside 0-based c, i, j; feature maps and kernels count from 0);
     it is read shifted to count from 0, and the verdict says so."""
     said = []
 
     def shift(sym: Sym) -> Sym:
-        if not any(isinstance(ix, Affine) for ix in sym.indices) or sym.tilde or sym.check or sym.key not in info.symbols:
+        if not any(isinstance(ix, Affine) for ix in sym.indices) or sym.tilde or sym.check \
+                or sym.key not in info.symbols or len(info.dims(sym.key)) > 2:      # feature maps count from 0
             return sym
         out = []
         for ix, size in zip(sym.indices, _index_dims(info, sym)):
