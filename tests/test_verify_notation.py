@@ -172,3 +172,12 @@ def test_misplaced_new_notation_is_refused_with_how_to_write_it(nets):
         verify(nets["mlp"], None, r"\delta^{(1)}_{i} = \frac{\partial a^{(1)}_{i}}{\partial z^{(2)}_{i}}")
     with pytest.raises(FormulaError, match="sum index"):
         verify(nets["mlp"], None, r"\delta^{(1)} = \sum_{l} W^{(2)}")
+
+
+def test_the_cli_reads_n_as_told(capsys):
+    from symnet.cli import main
+    spec = str(ROOT / "docs" / "specs" / "avg_bn.toml")
+    formula = r"\frac{\partial \ell}{\partial a^{(5)}_{i}} = \frac{2 \left(a^{(5)}_{i} - y_{i}\right)}{n}"
+    assert main(["verify", spec, "--points", "1", "--n", "outputs", "--formula", formula]) == 0
+    assert main(["verify", spec, "--points", "1", "--formula", formula]) == 1
+    assert capsys.readouterr().out.count("verdict:") == 2
