@@ -181,3 +181,17 @@ def test_the_cli_reads_n_as_told(capsys):
     assert main(["verify", spec, "--points", "1", "--n", "outputs", "--formula", formula]) == 0
     assert main(["verify", spec, "--points", "1", "--formula", formula]) == 1
     assert capsys.readouterr().out.count("verdict:") == 2
+
+
+def test_average_pooling_with_floors_of_the_window_position():
+    net = symnet.Network([1, 6, 6], [symnet.Conv2D(2, 3, activation="tanh"), symnet.AvgPool2D(2), symnet.Flatten(),
+                                     symnet.Dense(2)], loss="mse", name="avg")
+    lhs = r"\frac{\partial \ell}{\partial a^{(1)}_{c,u,v}} = "
+    assert verify(net, None, lhs + r"\frac{1}{4} \bar{a}^{(2)}_{c,\lfloor u/2 \rfloor,\lfloor v/2 \rfloor}",
+                  points=2).status == "equal"
+    assert verify(net, None, lhs + r"\frac{\bar{a}^{(2)}_{c,\lfloor \frac{u}{2} \rfloor,\lfloor \frac{v}{2} \rfloor}}{2^2}",
+                  points=2).status == "equal"
+    wrong = verify(net, None, lhs + r"\frac{1}{4} \bar{a}^{(2)}_{c,\frac{u}{2},\frac{v}{2}}", points=2)
+    assert wrong.status == "not equal"
+    with pytest.raises(FormulaError, match="rfloor"):
+        verify(net, None, lhs + r"\bar{a}^{(2)}_{c,\lfloor u/2,v}")

@@ -736,7 +736,8 @@ class _Evaluator:
                         coef = coef * self.values.stride
                     pos = pos + coef * (grids[letter] if letter else 1)
                 if ix.divisor != 1:
-                    valid = valid & (np.mod(pos, ix.divisor) == 0)
+                    if not ix.floor:
+                        valid = valid & (np.mod(pos, ix.divisor) == 0)
                     pos = np.floor_divide(pos, ix.divisor)
             else:
                 pos = grids[ix]

@@ -135,6 +135,7 @@ class Affine:
     \\frac{i + 1 - m}{2} has divisor 2: an entry only where 2 divides the numerator."""
     terms: tuple
     divisor: int = 1
+    floor: bool = False      # \\lfloor u/2 \\rfloor: rounded down, an entry for every u
 
     @property
     def letters(self) -> tuple:
@@ -146,7 +147,9 @@ class Affine:
             text = ((str(abs(coef)) if abs(coef) != 1 or not (sym or letter) else "")
                     + (sym + " " if sym else "") + letter).strip()
             out += (" - " if coef < 0 else " + ") + text if out else ("-" if coef < 0 else "") + text
-        return out if self.divisor == 1 else f"\\frac{{{out}}}{{{self.divisor}}}"
+        if self.divisor == 1:
+            return out
+        return f"\\lfloor {out}/{self.divisor} \\rfloor" if self.floor else f"\\frac{{{out}}}{{{self.divisor}}}"
 
 
 @dataclass(frozen=True)
@@ -889,6 +892,8 @@ class _Parser:
         tok = self.tok
         if braced and tok.kind == "cmd" and tok.text in ("frac", "dfrac", "tfrac"):
             return "index", (self.fraction_index(),), tok.pos
+        if braced and tok.kind == "cmd" and tok.text == "lfloor":
+            return "index", (self.floor_index(),), tok.pos
         if braced and self.affine_ahead():
             return "index", (self.affine(),), tok.pos
         if tok.kind == "num" and tok.text.isdigit():
@@ -938,6 +943,24 @@ class _Parser:
         if top.divisor != 1:
             raise self.fail(frac.pos, "a fraction inside an index fraction", "one \\frac{...}{s}")
         return Affine(top.terms, int(den.text))
+
+    def floor_index(self) -> Affine:
+        """\\lfloor u/2 \\rfloor, \\lfloor \\frac{u}{2} \\rfloor: an index expression divided by a
+        whole number and rounded down (average pooling's window of position u)."""
+        opened = self.advance()
+        if self.tok.kind == "cmd" and self.tok.text in ("frac", "dfrac", "tfrac"):
+            inner = self.fraction_index()
+        else:
+            top = self.affine()
+            slash = self.expect_sym("/")
+            den = self.advance()
+            if den.kind != "num" or not den.text.isdigit() or not 1 <= int(den.text) <= 64:
+                raise self.fail(slash.pos, f"index divisor {_describe(den)}", "a whole number, as in \\lfloor u/2 \\rfloor")
+            inner = Affine(top.terms, int(den.text))
+        if not (self.tok.kind == "cmd" and self.tok.text == "rfloor"):
+            raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", f"\\rfloor to close \\lfloor from column {opened.pos + 1}")
+        self.advance()
+        return replace(inner, floor=True)
 
     def affine(self) -> Affine:
         terms, sign = [], 1
