@@ -50,6 +50,11 @@ CASES = [
              r"0 \le v + 1 - r \le 6,\ 2 \mid \left(u + 1 - q\right),\ 2 \mid \left(v + 1 - r\right)\right]",
      r"\frac{\partial \ell}{\partial x_{c,u,v}} = \sum_{r=0}^{2} \sum_{q=0}^{2} \sum_{f=0}^{2} W^{(1)}_{fcqr} "
      r"\delta^{(1)}_{f,\frac{u + 1 - q}{2},\frac{v + 1 - r}{2}} \cdot \mathbb{1}\left[2 \mid \left(u + 1 - r\right)\right]"),
+    # the operator form with a named dilation (by the conv layer's own stride, or a given one)
+    ("conv", r"\frac{\partial \ell}{\partial x} = \mathrm{crop}_{1}(\mathrm{full}(\mathrm{dilate}(\delta^{(1)})) \ast "
+             r"\mathrm{rot180}(W^{(1)}))",
+     r"\frac{\partial \ell}{\partial x} = \mathrm{crop}_{1}(\mathrm{full}(\mathrm{dilate}_{3}(\delta^{(1)})) \ast "
+     r"\mathrm{rot180}(W^{(1)}))"),
     # pooling window offsets q, r: average pooling spreads, max pooling routes to the argmax,
     # whatever letters name the argmax row and column
     ("avg_bn", r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{1}{4} \sum_{q=0}^{1} \sum_{r=0}^{1} "

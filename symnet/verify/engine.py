@@ -829,8 +829,8 @@ class _Evaluator:
         func = node.func.split(":")[0]
         if func == "rot180":
             return arg[..., ::-1, ::-1]
-        if func == "dilate":        # delta\uparrow_{s}: s - 1 zeros between entries
-            s = int(node.func.split(":")[1])
+        if func == "dilate":        # delta\uparrow_{s}: s - 1 zeros between entries (dilate(X): X's conv stride)
+            s = int(node.func.split(":")[1]) if ":" in node.func else self._conv(node, "dilate").layer.stride
             F, Ho, Wo = arg.shape[:3]
             out = np.zeros((F, s * (Ho - 1) + 1, s * (Wo - 1) + 1) + arg.shape[3:])
             out[:, ::s, ::s] = arg
@@ -1508,6 +1508,8 @@ def to_latex(node: Node | None) -> str:
             return f"\\left(-{inner}\\right)" if parent else f"-{inner}"
         if isinstance(n, Pow):
             return f"\\left({go(n.base)}\\right)^{{{n.exponent}}}"
+        if isinstance(n, Call) and n.func == "dilate":
+            return rf"\operatorname{{dilate}}\left({go(n.args[0])}\right)"
         if isinstance(n, Call) and n.func.startswith("dilate:"):
             return rf"{go(n.args[0], 3)}\uparrow_{{{n.func.partition(':')[2]}}}"
         if isinstance(n, Call) and n.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop", "spread"):

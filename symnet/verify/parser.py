@@ -620,7 +620,7 @@ class _Parser:
     def map_function(self, tok: Token) -> Node:
         """full(delta), rot180(W), route_{argmax}(g), reshape_{16x4x4}(v)."""
         func = tok.text
-        if func in ("route", "reshape", "crop", "spread"):
+        if func in ("route", "reshape", "crop", "spread") or (func == "dilate" and self.is_sym(self.tok, "_")):
             if not self.is_sym(self.tok, "_"):
                 raise self.fail(self.tok.pos, f"{func} without a subscript",
                                 "route_{argmax}(...)" if func == "route" else "reshape_{16x4x4}(...)")
@@ -638,6 +638,10 @@ class _Parser:
             if func == "route":
                 if text != "argmax":
                     raise self.fail(start, f"route_{{{text}}}", "route_{argmax}: max pooling's routing")
+            elif func == "dilate":
+                if not text.isdigit() or not 1 <= int(text) <= 64:
+                    raise self.fail(start, f"dilate_{{{text}}}", "the stride, as in dilate_{2}")
+                func = "dilate:" + text
             elif func == "spread":
                 if not text.isdigit():
                     raise self.fail(start, f"spread_{{{text}}}", "the window size, as in spread_{2}")
