@@ -269,7 +269,8 @@ def test_hostile_formulas_give_a_verdict_or_a_symnet_error(text):
 
 _CONV_PIECES = ["dW^{(1)}_{f,c,q,r}", "=", r"\sum_{i,j}", r"\sum_{q=0}^{2}", r"\delta^{(1)}_{f,i,j}", r"\tilde{a}^{(0)}",
                 r"\check{\delta}^{(1)}", "_{c,2 i + q,2 j + r}", r"_{f,\frac{u + 1 - q}{2},v}", r"\mathbb{1}[",
-                "i = ", r"r^{(2)}_{cqr}", "]", r"\mathrm{dilate}(", r"dilate_{2}(", r"\mathrm{full}(", "W^{(1)}", r"_{c,\lfloor u/2 \rfloor,\lfloor", r"\frac{v}{2} \rfloor}", r"2 \mid (u - q)", r"\bar{a}^{(2)}_{cqr}", "W^{(4)}_{k,9 c + 3 i + j + 1}",
+                "i = ", r"r^{(2)}_{cqr}", "]", r"\mathrm{dilate}(", r"dilate_{2}(", r"\mathrm{full}(", "W^{(1)}", r"\mathrm{rot180}(", r"route_{argmax}(", r"reshape_{3x3x3}(", r"crop_{1}(",
+                r"spread_{2}(", r"\star", r"\ast", r"\uparrow_{2}", "a^{(1)}", r"\delta^{(4)}", r"_{c,\lfloor u/2 \rfloor,\lfloor", r"\frac{v}{2} \rfloor}", r"2 \mid (u - q)", r"\bar{a}^{(2)}_{cqr}", "W^{(4)}_{k,9 c + 3 i + j + 1}",
                 r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}}", r"\frac{\partial J}{\partial x_{c,u,v}}", " ", "(", ")",
                 r"\cdot", "+", "-", "e^{z^{(4)}_{i}}", "_{k}"]
 
