@@ -246,7 +246,10 @@ def test_cli_check_passes_on_generated_kernels(spec, capsys):
 _PIECES = ["dW2", "=", "dz2", "a1", "^T", "^{T}", "delta1", "W2", "*", "@", "+", "-", "/", "(", ")",
            "{", "}", r"\frac{1}{m}", r"\sum_k", "_i", "_k", "_{k,i}", "g'(z1)", r"\sigma'", "relu(",
            "softmax(z2)", "m", "n", "2", "0", "1e300", "x", "y", "^2", "^{-3}", r"\odot", " ", "'",
-           r"\hat{y}", "A1", "dZ2", "log(", "exp(", "sqrt(", r"\Delta^{(2)}", "l", "L"]
+           r"\hat{y}", "A1", "dZ2", "log(", "exp(", "sqrt(", r"\Delta^{(2)}", "l", "L",
+           "e^{", "e^", r"\tilde{a}^{(1)}", r"\check{\delta}^{(2)}", r"\nabla_{W^{(2)}} J", r"\mid",
+           r"\frac{\partial a^{(1)}_i}{\partial z^{(1)}_i}", r"\sum_{q=0}^{4}", "_{q,r}", r"_{\frac{i}{2}}",
+           r"\mathbb{1}[", "]", "r^{(2)}_{q}", r"\partial J"]
 
 
 @settings(max_examples=100, deadline=None, suppress_health_check=[HealthCheck.too_slow])
@@ -262,3 +265,27 @@ def test_hostile_formulas_give_a_verdict_or_a_symnet_error(text):
     else:
         assert isinstance(result, Verdict)
     assert time.monotonic() - start < 1.0
+
+
+_CONV_PIECES = ["dW^{(1)}_{f,c,q,r}", "=", r"\sum_{i,j}", r"\sum_{q=0}^{2}", r"\delta^{(1)}_{f,i,j}", r"\tilde{a}^{(0)}",
+                r"\check{\delta}^{(1)}", "_{c,2 i + q,2 j + r}", r"_{f,\frac{u + 1 - q}{2},v}", r"\mathbb{1}[",
+                "i = ", r"r^{(2)}_{cqr}", "]", r"\mathrm{dilate}(", r"dilate_{2}(", r"\mathrm{full}(", "W^{(1)}", r"\mathrm{rot180}(", r"route_{argmax}(", r"reshape_{3x3x3}(", r"crop_{1}(",
+                r"spread_{2}(", r"\star", r"\ast", r"\uparrow_{2}", "a^{(1)}", r"\delta^{(4)}", r"_{c,\lfloor u/2 \rfloor,\lfloor", r"\frac{v}{2} \rfloor}", r"2 \mid (u - q)", r"\bar{a}^{(2)}_{cqr}", "W^{(4)}_{k,9 c + 3 i + j + 1}",
+                r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}}", r"\frac{\partial J}{\partial x_{c,u,v}}", " ", "(", ")",
+                r"\cdot", "+", "-", "e^{z^{(4)}_{i}}", "_{k}"]
+
+
+@settings(max_examples=60, deadline=None, suppress_health_check=[HealthCheck.too_slow])
+@given(st.lists(st.sampled_from(_CONV_PIECES), max_size=12).map("".join))
+def test_hostile_conv_formulas_give_a_verdict_or_a_symnet_error(text):
+    from symnet import Conv2D, Flatten, MaxPool2D
+    net = Network([2, 7, 7], [Conv2D(3, 3, stride=2, padding=1, activation="relu"), MaxPool2D(2, stride=1),
+                              Flatten(), Dense(3)], loss="softmax_cross_entropy")
+    start = time.monotonic()
+    try:
+        result = verify(net, None, text, points=2)
+    except SymnetError as exc:
+        assert "\n" not in str(exc)
+    else:
+        assert isinstance(result, Verdict)
+    assert time.monotonic() - start < 2.0

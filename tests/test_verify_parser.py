@@ -391,6 +391,8 @@ def test_text_length_limit():
 ALPHABET = list("aWbzxyn123lLijkT()[]{}^_'+-*/@=.,? \\$") + [
     r"\delta", r"\sigma", r"\odot", r"\frac", r"\sum", r"\hat", r"\top", r"\left(", r"\right)",
     r"\Theta", "delta", "sigma'", "g'", "dW", "np.", "**", ".*", "^{(l)}", "^{[2]}", "_{k,i}",
+    "e^{", r"\tilde", r"\check", r"\nabla_", r"\mid", r"\partial", r"\mathbb{1}", "_{q,r}", r"_{\frac{u}{2}}",
+    r"\sum_{w}", "_{g,w}", "J", r"\mathcal{L}", r"_{c,\lfloor u/2 \rfloor}", r"\lfloor", r"\rfloor",
 ]
 
 

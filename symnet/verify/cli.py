@@ -31,6 +31,9 @@ def add_verify_arguments(p):
     mode.add_argument("--batch", dest="per_example", action="store_false",
                       help="the formula is the batch average (examples as columns)")
     p.add_argument("--layer", type=int, help="the layer number the symbolic layer l stands for")
+    p.add_argument("--n", dest="n", choices=("batch", "outputs"), default=None,
+                   help="what a bare n means: the batch size (default) or the number of outputs per "
+                        "example (--file: as the hand-in declares it)")
     p.add_argument("--seed", type=int, default=0, help="seed of the random test points")
     p.add_argument("--points", type=int, default=5, help="number of random test points")
 
@@ -60,13 +63,14 @@ def cli_verify(args) -> int:
             raise SpecError("--file takes each equation's target from its left side; "
                             "expected no --target, --per-example or --batch")
         entries = handin.verify_file(net, args.file, seed=args.seed, points=args.points, layer=args.layer,
-                                     training=args.training)
+                                     training=args.training, n=args.n)
         code = handin.exit_code(entries)
         print(json.dumps(handin.as_data(entries, args.spec, args.file), indent=2) if args.json
               else handin.report(entries))
         return code
     verdict = verify(net, args.target, _read_formula(args), per_example=args.per_example,
-                     layer=args.layer, seed=args.seed, points=args.points, training=args.training)
+                     layer=args.layer, seed=args.seed, points=args.points, training=args.training,
+                     n=args.n or "batch")
     print(json.dumps(verdict.as_data(), indent=2) if args.json else verdict.report())
     return EXIT_CODES[verdict.status]
 

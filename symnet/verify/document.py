@@ -22,10 +22,10 @@ from .parser import Sym, parse_formula, resolve
 _FENCE = re.compile(r"^```math[ \t]*\n(.*?)^```", re.S | re.M)
 _ALIGNED = re.compile(r"\\(?:begin|end)\{aligned\*?\}")
 # A derivative of the loss, or of anything (d a / d z: an activation's derivative).
-_DERIVATIVE = re.compile(r"^(?:\\left\.)?\\d?frac\{\\partial\s*([^}]*)\}")
+_DERIVATIVE = re.compile(r"^(?:\\left\.)?\\d?frac\{\\partial\s*((?:\\mathcal\{[^}]*\}|[^}])*)\}")
 _PRIMED = re.compile(r"^(?:\\mathrm\{\w+\}|\\operatorname\{\w+\}|\\?\w+)'\s*(?:\(|\\left\()\s*[a-z]\s*(?:\)|\\right\))")
 _GRADIENT_LOOKING = re.compile(r"\\(?:delta|Delta)\b|\\bar\{?[ax]\b|d[A-Za-z\\]")
-_LOSS = re.compile(r"\\ell|\\mathcal\{L\}|[LCJE]")
+_LOSS = re.compile(r"\\ell(?:_\{?[ie]\}?)?|\\mathcal\{L\}|[LCJE]")
 
 
 def fenced_equations(source: str) -> list[tuple[int, str]]:
@@ -57,13 +57,15 @@ def skip_reason(text: str, info, is_target) -> str | None:
     lhs = left_side(text)
     if lhs is None:
         return None
-    if "\\qquad" in text or re.search(r"\^\{?[(\[](?:l|L)(?:[+-]1)?[)\]]", lhs):
+    if "\\qquad" in text or re.search(r"\^\{?[(\[]l(?:[+-]1)?[)\]]", lhs):     # (L) is the last layer
         return "a rule for every layer l"
     rhs = text[text.find("=", len(lhs)) + 1:].strip()
     if lhs.startswith("\\bar") and _only_derivative(rhs):     # \bar{x} := d L / d x: a name
         return "notation: a name for a derivative"
     if re.match(r"^\\d?frac\{\\partial[^}]*\}\{\\partial\s*\\tilde", lhs):
         return "an intermediate derivative of the loss (the zero-padded input)"
+    if lhs.startswith("\\check"):        # \check\delta^{(l)} := delta dilated by the stride
+        return "a definition of the dilated error, not a gradient"
     if re.fullmatch(r"u(_\{[^}]*\})?(\^\{\(\d+\)\})?", lhs):    # batch norm's batch values u_j := ...
         return "a definition of batch norm's batch values, not a gradient"
     if _PRIMED.match(lhs):          # ReLU'(z) = ..., with a layer-free argument

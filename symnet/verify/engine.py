@@ -43,7 +43,7 @@ from __future__ import annotations
 import re
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, fields, replace
 from fractions import Fraction
 from functools import lru_cache
 
@@ -53,6 +53,7 @@ import sympy as sp
 from ..errors import FormulaError, SpecError, SymnetError
 from ..functions import sigmoid
 from ..numeric import lambdify
+from . import channels
 from .parser import (BATCH_AXIS, Add, Affine, Ast, Binary, Star, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
                      IndexValue, MatMul, Mul, Neg, Node, Num, Pow, ResolvedFormula, Sub, Sum, Sym,
                      SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of)
@@ -170,6 +171,12 @@ class _Net:
     batch_norm: bool = False       # examples are coupled: every formula is read on a batch
     vectors: frozenset = frozenset()   # keys whose quantity is a vector (a column in the table)
     training: bool = True          # False: dropout off, batch norm through its running statistics
+    n_outputs: bool = False        # n is the number of outputs per example, not the batch size
+    channels: object = None        # batch norm's per-channel letters (channels.Channels), per formula
+
+    @property
+    def outputs(self) -> int:
+        return int(np.prod(self.symbols["y"].shape))
 
     @property
     def placed(self) -> dict:
@@ -263,6 +270,8 @@ def _describe_net(net) -> _Net:
             symbols[f"mu{l}"] = SymbolInfo("data", c)
             symbols[f"var{l}"] = SymbolInfo("data", c)
             symbols[f"xhat{l}"] = SymbolInfo("data", shape)
+        if p.layer.type == "maxpool2d":     # the argmax row / column of each window (r^{(l)}, t^{(l)})
+            symbols[f"argmax{l}"] = SymbolInfo("data", shape)
         if p.layer.type == "dropout":
             for name in (f"mask{l}", f"D{l}", f"d{l}"):     # Andrew Ng writes the mask D^{[l]}
                 symbols[name] = SymbolInfo("data", shape)
@@ -436,24 +445,101 @@ def _ranges(resolved: ResolvedFormula, info: _Net, key: str) -> dict:
         nodes.append(Sym(key, resolved.lhs.indices, span=resolved.lhs.span))
     for n in nodes:
         if isinstance(n, Sym) and n.indices and n.key in info.symbols:
-            for ix, size in zip(n.indices, info.dims(n.key)):
+            for ix, size in zip(n.indices, _index_dims(info, n)):
                 if isinstance(ix, str):
                     ranges.setdefault(ix, size)
+    for n in nodes:         # \sum_{q=0}^{1} with q only inside index expressions: its bounds
+        if isinstance(n, Sum) and n.index not in ranges and (n.lower or "").strip("{} ") == "0" \
+                and (n.upper or "").strip("{} ").isdigit() and int(n.upper.strip("{} ")) < 10_000:
+            ranges[n.index] = int(n.upper.strip("{} ")) + 1
     return ranges
+
+
+def _conv_above(info: _Net, key: str, what: str):
+    """The conv layer that takes a^{(l)} (or x) as its input: \\tilde{a}^{(l)} is padded for it."""
+    l = 0 if key == "x" else int(key[1:])
+    p = info.placed.get(l + 1)
+    if not re.fullmatch(r"x|a\d+", key) or p is None or p.layer.type != "conv2d":
+        raise FormulaError(f"{what}: expected \\tilde{{a}}^{{(l)}}, the zero-padded input of a conv layer l + 1")
+    return p
+
+
+def _conv_of(info: _Net, key: str, what: str):
+    """The conv layer whose error \\check{\\delta}^{(l)} is dilated by its stride."""
+    mt = re.fullmatch(r"(?:delta|Delta)(\d+)", key)
+    p = info.placed.get(int(mt.group(1))) if mt else None
+    if p is None or p.layer.type != "conv2d":
+        raise FormulaError(f"{what}: expected \\check{{\\delta}}^{{(l)}}, the error of a conv layer l dilated by its stride")
+    return p
+
+
+def _index_dims(info: _Net, node: Sym) -> tuple:
+    """The index ranges of a (possibly padded or dilated) quantity."""
+    dims = info.dims(node.key)
+    where = f"'{node.key}' at column {node.span[0] + 1}"
+    if node.tilde:
+        (ph, pw) = _conv_above(info, node.key, where).layer.pads
+        dims = (dims[0], dims[1] + 2 * ph, dims[2] + 2 * pw)
+    if node.check:
+        s = _conv_of(info, node.key, where).layer.stride
+        dims = (dims[0], s * (dims[1] - 1) + 1, s * (dims[2] - 1) + 1)
+    return dims
+
+
+def _mapped(node: Node, f) -> Node:
+    """node with f applied to every Sym below it (f returns the Sym or a new one)."""
+    if isinstance(node, Sym):
+        return f(node)
+    changes = {}
+    for fl in fields(node):
+        v = getattr(node, fl.name)
+        if isinstance(v, Node):
+            changes[fl.name] = _mapped(v, f)
+        elif isinstance(v, tuple) and v and isinstance(v[0], Node):
+            changes[fl.name] = tuple(_mapped(x, f) for x in v)
+    return replace(node, **changes) if changes else node
+
+
+def _one_based(resolved: ResolvedFormula, info: _Net, ranges: dict) -> tuple[ResolvedFormula, tuple]:
+    """W_{k, 9 c + 3 i + j + 1}: an index expression into a vector or a dense layer's matrix whose
+    values run exactly from 1 to N on an axis of N entries counts from 1 (the documents' dense
+    positions beside 0-based c, i, j; feature maps and kernels count from 0);
+    it is read shifted to count from 0, and the verdict says so."""
+    said = []
+
+    def shift(sym: Sym) -> Sym:
+        if not any(isinstance(ix, Affine) for ix in sym.indices) or sym.tilde or sym.check \
+                or sym.key not in info.symbols or len(info.dims(sym.key)) > 2:      # feature maps count from 0
+            return sym
+        out = []
+        for ix, size in zip(sym.indices, _index_dims(info, sym)):
+            if isinstance(ix, Affine) and ix.divisor == 1 and all(not t[1] and (not t[2] or t[2] in ranges)
+                                                                   for t in ix.terms):
+                low = sum(c if not x else c * (0 if c > 0 else ranges[x] - 1) for c, _, x in ix.terms)
+                high = sum(c if not x else c * (ranges[x] - 1 if c > 0 else 0) for c, _, x in ix.terms)
+                if low == 1 and high == size:
+                    terms = tuple((c - 1, "", "") if not x else (c, sy, x) for c, sy, x in ix.terms)
+                    new = Affine(tuple(t for t in terms if t[0] or t[2]))
+                    said.append(f"{ix} counts from 1 (values 1 to {size}): read as {new} from 0")
+                    ix = new
+            out.append(ix)
+        return replace(sym, indices=tuple(out))
+    rhs = _mapped(resolved.rhs, shift)
+    return replace(resolved, rhs=rhs), tuple(dict.fromkeys(said))
 
 
 def _uses_indices(node: Node) -> bool:
     return any(isinstance(n, Sym) and n.indices for n in _walk(node))
 
 
-def _looks_batch(resolved: ResolvedFormula) -> bool:
+def _looks_batch(resolved: ResolvedFormula, n_outputs: bool = False) -> bool:
     for root in (resolved.lhs, resolved.rhs):
         if root is None:
             continue
         for n in _walk(root):
             if isinstance(n, Sym):
                 raw = resolved.source[n.span[0]:n.span[1]]
-                if n.key in ("m", "n") or n.sample or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
+                if n.key == "m" or (n.key == "n" and not n_outputs) or n.sample or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
                     return True
             elif isinstance(n, Sum) and n.index not in _free_indices(n.body):
                 return True
@@ -469,6 +555,47 @@ class _Indexed:
 
     def __init__(self, arr, axes):
         self.arr, self.axes = arr, tuple(axes)
+
+
+class _Product:
+    """A product of element-form factors not multiplied out yet: a sum over some of
+    its letters contracts it at once (numpy.einsum), so a conv's input gradient in
+    index form never holds every combination of its letters."""
+    __slots__ = ("factors", "coef")
+
+    def __init__(self, factors, coef=1.0):
+        self.factors, self.coef = list(factors), coef
+
+    @property
+    def axes(self) -> tuple:
+        return tuple(dict.fromkeys(ax for f in self.factors for ax in f.axes))
+
+    def contract(self, keep, node: Node) -> _Indexed:
+        """The product summed over every axis not in `keep`."""
+        sizes = {}
+        for f in self.factors:
+            for ax, n in zip(f.axes, f.arr.shape):
+                if sizes.setdefault(ax, n) != n:
+                    what = "the example" if ax == _EXAMPLE_AXIS else f"index {ax}"
+                    raise FormulaShapeError(f"{what} ranges over {sizes[ax]} values on one side and {n} on the "
+                                            f"other at column {getattr(node, 'op_pos', node.span[0]) + 1}")
+        keep = [ax for ax in self.axes if ax in keep]
+        if int(np.prod([sizes[ax] for ax in keep])) > MAX_ELEMENTS:
+            raise _Undecidable(f"the element form needs {int(np.prod([sizes[ax] for ax in keep]))} entries at once; "
+                               "too many to evaluate")
+        letter = {ax: chr(ord("a") + k) if k < 26 else chr(ord("A") + k - 26) for k, ax in enumerate(self.axes)}
+        spec = ",".join("".join(letter[ax] for ax in f.axes) for f in self.factors) + "->" \
+            + "".join(letter[ax] for ax in keep)
+        arrays = [f.arr for f in self.factors]
+        path, _ = np.einsum_path(spec, *arrays, optimize=("greedy", MAX_ELEMENTS))
+        return _Indexed(self.coef * np.einsum(spec, *arrays, optimize=path), keep)
+
+
+def _sum_chain(node: Sum):
+    """The directly nested sums \\sum_j \\sum_i ...: outermost first."""
+    while isinstance(node, Sum) and node.index:
+        yield node
+        node = node.body
 
 
 def _is_scalar(v) -> bool:
@@ -509,6 +636,11 @@ class _Evaluator:
         self.ranges = ranges or {}      # index letter -> number of values
 
     def eval(self, node: Node):
+        value = self.lazy(node)
+        return value.contract(value.axes, node) if isinstance(value, _Product) else value
+
+    def lazy(self, node: Node):
+        """The value of node; a product of element-form factors stays a _Product."""
         method = getattr(self, "_" + type(node).__name__)
         return method(node)
 
@@ -520,7 +652,18 @@ class _Evaluator:
                 and _is_param(self.values.info, node.key):
             value = self.values.example_gradients(node.key)     # \partial \ell_e / \partial W: one per example
             return self.indexed(node, value) if node.indices else value
+        if node.key.startswith("argmax"):
+            if not node.role:
+                raise FormulaError(f"the argmax position at column {node.span[0] + 1}: compare it with the row or "
+                                   "column index of the left side, as in \\mathbb{1}[i = r^{(2)}_{cpq}, j = t^{(2)}_{cpq}]")
+            return self.indexed(node, self.values.argmax(int(node.key[6:]), node.role))
         value = self.values(node.key, node.d)
+        if node.check:      # s - 1 zeros between the entries of delta^{(l)}
+            s = _conv_of(self.values.info, node.key, f"'{node.key}' at column {node.span[0] + 1}").layer.stride
+            out = np.zeros((value.shape[0], s * (value.shape[1] - 1) + 1, s * (value.shape[2] - 1) + 1)
+                           + value.shape[3:])
+            out[:, ::s, ::s] = value
+            value = out
         if node.summed and node.d:
             if not _is_param(self.values.info, node.key):
                 raise FormulaError(f"\\partial \\mathcal{{L}} at column {node.span[0] + 1}: the summed loss is "
@@ -536,8 +679,17 @@ class _Evaluator:
     def indexed(self, node: Sym, value):
         if np.ndim(value) == 0:
             raise FormulaError(f"'{node.key}' at column {node.span[0] + 1} is a scalar; expected no index")
-        dims = self.values.info.dims(node.key)
+        dims = _index_dims(self.values.info, node)
         has_example = self.values.has_example(node.key, node.d)
+        ch = self.values.info.channels
+        if ch and len(node.indices) == 1 and node.indices[0] in ch.letters and has_example:
+            return _Indexed(np.reshape(value, (ch.count, -1)), (ch.axis, node.indices[0]))   # a channel's batch values
+        if node.tilde and not node.d:      # indices on the zero-padded input: shifted by the padding
+            ph, pw = _conv_above(self.values.info, node.key, "").layer.pads
+            return self.gather(node, value, self.values.info.dims(node.key), (_EXAMPLE_AXIS,) if has_example else (),
+                               shift=(0, -ph, -pw))
+        if node.check:
+            return self.gather(node, value, dims, (_EXAMPLE_AXIS,) if has_example else ())
         if dims != self.values.shape(node.key):
             value = value if has_example else value[:, 0]       # a column: one index
         if len(node.indices) != len(dims):
@@ -553,8 +705,9 @@ class _Evaluator:
             return _Indexed(value, tuple(node.indices) + tail)
         return self.gather(node, value, dims, tail)
 
-    def gather(self, node: Sym, value, dims, tail):
-        """x_{c, s i + m, s j + n}: entries at index expressions; outside the array 0 (padding)."""
+    def gather(self, node: Sym, value, dims, tail, shift=None):
+        """x_{c, s i + m, s j + n}: entries at index expressions; outside the array 0 (padding);
+        \\frac{u}{s}: only where s divides u; `shift` moves positions (a padded input)."""
         letters = []
         for ix in node.indices:
             for letter in (ix.letters if isinstance(ix, Affine) else (ix,)):
@@ -569,7 +722,10 @@ class _Evaluator:
             shape[k] = self.ranges[letter]
             grids[letter] = np.arange(self.ranges[letter]).reshape(shape)
         where, valid = [], np.ones([1] * len(letters), dtype=bool)
-        for ix, size in zip(node.indices, dims):
+        if len(node.indices) != len(dims):
+            raise FormulaShapeError(f"'{node.key}' at column {node.span[0] + 1} has {len(dims)} axes; "
+                                    f"expected {len(dims)} indices, got {len(node.indices)}")
+        for axis, (ix, size) in enumerate(zip(node.indices, dims)):
             if isinstance(ix, Affine):
                 pos = 0
                 for coef, sym, letter in ix.terms:
@@ -579,8 +735,14 @@ class _Evaluator:
                                                "stride; expected the stride as a number, like 2 i + m")
                         coef = coef * self.values.stride
                     pos = pos + coef * (grids[letter] if letter else 1)
+                if ix.divisor != 1:
+                    if not ix.floor:
+                        valid = valid & (np.mod(pos, ix.divisor) == 0)
+                    pos = np.floor_divide(pos, ix.divisor)
             else:
                 pos = grids[ix]
+            if shift:
+                pos = pos + shift[axis]
             valid = valid & (pos >= 0) & (pos < size)
             where.append(np.clip(pos, 0, size - 1))
         picked = value[tuple(where)]
@@ -667,8 +829,8 @@ class _Evaluator:
         func = node.func.split(":")[0]
         if func == "rot180":
             return arg[..., ::-1, ::-1]
-        if func == "dilate":        # delta\uparrow_{s}: s - 1 zeros between entries
-            s = int(node.func.split(":")[1])
+        if func == "dilate":        # delta\uparrow_{s}: s - 1 zeros between entries (dilate(X): X's conv stride)
+            s = int(node.func.split(":")[1]) if ":" in node.func else self._conv(node, "dilate").layer.stride
             F, Ho, Wo = arg.shape[:3]
             out = np.zeros((F, s * (Ho - 1) + 1, s * (Wo - 1) + 1) + arg.shape[3:])
             out[:, ::s, ::s] = arg
@@ -733,7 +895,23 @@ class _Evaluator:
         return f(v)
 
     def _Sum(self, node: Sum):
-        body = self.eval(node.body)
+        letters, inner = [], node      # \sum_j \sum_i \sum_f: contracted at once
+        while isinstance(inner, Sum) and inner.index:
+            letters.append(inner.index)
+            inner = inner.body
+        if isinstance(self.backend, _NumericBackend) and letters:
+            body = self.lazy(inner)
+            if isinstance(body, _Product) and set(letters) <= set(body.axes):
+                return body.contract([ax for ax in body.axes if ax not in letters], node)
+            if isinstance(body, _Product):
+                body = body.contract(body.axes, node)
+            for letter, sum_node in zip(reversed(letters), reversed(list(_sum_chain(node)))):
+                body = self.summed(sum_node, body)
+            return body
+        return self.summed(node, self.eval(node.body))
+
+    def summed(self, node: Sum, body):
+        """body (the value of node.body) summed over node's index.""" 
         if isinstance(body, _Indexed) and node.index in body.axes:
             axis = body.axes.index(node.index)
             return _Indexed(body.arr.sum(axis=axis), body.axes[:axis] + body.axes[axis + 1:])
@@ -748,7 +926,23 @@ class _Evaluator:
         return body.sum(axis=-1, keepdims=True)
 
     def _Binary(self, node: Binary):
-        a, b = self.eval(node.left), self.eval(node.right)
+        if isinstance(node, (Mul, MatMul, Hadamard)) and self.element and isinstance(self.backend, _NumericBackend):
+            a, b = self.lazy(node.left), self.lazy(node.right)
+            if any(isinstance(v, (_Indexed, _Product)) for v in (a, b)) and all(
+                    isinstance(v, (_Indexed, _Product)) or _is_scalar(v) for v in (a, b)):
+                factors, coef = [], 1.0
+                for v in (a, b):
+                    if isinstance(v, _Product):
+                        factors += v.factors
+                        coef = coef * v.coef
+                    elif isinstance(v, _Indexed):
+                        factors.append(v)
+                    else:
+                        coef = coef * v
+                return _Product(factors, coef)
+            a, b = (v.contract(v.axes, node) if isinstance(v, _Product) else v for v in (a, b))
+        else:
+            a, b = self.eval(node.left), self.eval(node.right)
         if isinstance(node, (Star, Ast)):
             return self.correlate(node, a, b)
         op = {Add: lambda x, y: x + y, Sub: lambda x, y: x - y, Hadamard: lambda x, y: x * y,
@@ -788,9 +982,9 @@ _FUNCTIONS = {"sigma": sigmoid(X), "tanh": sp.tanh(X), "exp": sp.exp(X), "log": 
               "sqrt": sp.sqrt(X), "relu": sp.Piecewise((X, X > 0), (0, True)), "sign": sp.sign(X),
               "erf": sp.erf(X), "sech": sp.sech(X), "id": X}
 _COMPARE = {">": np.greater, "<": np.less, ">=": np.greater_equal, "<=": np.less_equal,
-            "==": np.equal, "!=": np.not_equal}
+            "==": np.equal, "!=": np.not_equal, "|": lambda a, b: np.mod(b, a) == 0}
 _RELATIONS = {">": sp.StrictGreaterThan, "<": sp.StrictLessThan, ">=": sp.GreaterThan,
-              "<=": sp.LessThan, "==": sp.Eq, "!=": sp.Ne}
+              "<=": sp.LessThan, "==": sp.Eq, "!=": sp.Ne, "|": lambda a, b: sp.Eq(sp.Mod(b, a), 0)}
 
 
 class _Backend:
@@ -925,7 +1119,7 @@ class _NumericValues:
         if key in ("m", "n"):
             if d:
                 raise FormulaError(f"d{key}: the batch size has no gradient")
-            return np.float64(self.m)
+            return np.float64(self.info.outputs if key == "n" and self.info.n_outputs else self.m)
         if key.startswith("rate"):
             if d:
                 raise FormulaError("dp: the dropout rate has no gradient")
@@ -974,6 +1168,20 @@ class _NumericValues:
         fwd(p, self.ev.values[f"a{p.position - 1}"], {}, st, {})
         _, back = bwd(p, np.moveaxis(g, -1, 0), {}, st, {})
         return np.moveaxis(back, 0, -1)
+
+    def argmax(self, l: int, role: str):
+        """The row (or column) of the input position where each window of max-pooling layer l
+        peaks, ties to the first maximum in row-major order as symnet.trace; example axis last."""
+        from ..trace import _LAYERS
+        p = self.info.placed[l]
+        st = {}
+        _LAYERS["maxpool2d"][0](p, self.ev.values[f"a{l - 1}"], {}, st, {})
+        k, s = st["k"], st["s"]
+        _, _, ho, wo = st["arg"].shape
+        offset = st["arg"] // k if role == "row" else st["arg"] % k
+        start = s * np.arange(ho if role == "row" else wo)
+        start = start[None, None, :, None] if role == "row" else start[None, None, None, :]
+        return np.moveaxis((start + offset).astype(np.float64), 0, -1)
 
     def spread(self, g, k: int):
         """Each window's value added to every input of its window (the pooling layer
@@ -1087,7 +1295,7 @@ class _SymbolicValues:
         if key in ("m", "n"):
             if d:
                 raise FormulaError(f"d{key}: the batch size has no gradient")
-            return sp.Integer(1)
+            return sp.Integer(self.info.outputs if key == "n" and self.info.n_outputs else 1)
         if key.startswith("Delta"):
             key = "delta" + key[5:]
         if key == "p" and "p" not in self.v:
@@ -1259,9 +1467,15 @@ def _sym_latex(node: Sym) -> str:
             "beta": r"\beta", "mu": r"\mu", "xhat": r"\hat{x}", "mask": "D", "var": r"\mathrm{var}",
             "running_mean": r"\mathrm{running\_mean}", "running_var": r"\mathrm{running\_var}",
             "ones": r"\mathbf{1}"}.get(base, base)
+    if base == "argmax":        # max pooling's argmax position: its row or column
+        base = rf"\mathrm{{argmax\,{node.role or 'row'}}}"
+    if node.tilde or node.check:
+        base = rf"\{'tilde' if node.tilde else 'check'}{{{base}}}"
     text = base + (f"^{{({layer})}}" if layer else "")
     if node.indices:
         text += "_{" + ",".join(str(ix) for ix in node.indices) + "}"
+    if node.d and node.summed:      # the gradient of the summed loss m L
+        return rf"\frac{{\partial \mathcal{{L}}}}{{\partial {text}}}"
     return (r"\mathrm{d}" + text) if node.d else text
 
 
@@ -1284,7 +1498,7 @@ def to_latex(node: Node | None) -> str:
         if isinstance(n, Const):
             return r"\pi"
         if isinstance(n, Compare):
-            op = {">": ">", "<": "<", ">=": r"\geq", "<=": r"\leq", "==": "=", "!=": r"\neq"}[n.op]
+            op = {">": ">", "<": "<", ">=": r"\geq", "<=": r"\leq", "==": "=", "!=": r"\neq", "|": r"\mid"}[n.op]
             return rf"\mathbb{{1}}\left[{go(n.left)} {op} {go(n.right)}\right]"
         if isinstance(n, Transpose):
             bare = isinstance(n.expr, Sym) and not n.expr.indices and not re.search(r"\d", n.expr.key)
@@ -1294,6 +1508,8 @@ def to_latex(node: Node | None) -> str:
             return f"\\left(-{inner}\\right)" if parent else f"-{inner}"
         if isinstance(n, Pow):
             return f"\\left({go(n.base)}\\right)^{{{n.exponent}}}"
+        if isinstance(n, Call) and n.func == "dilate":
+            return rf"\operatorname{{dilate}}\left({go(n.args[0])}\right)"
         if isinstance(n, Call) and n.func.startswith("dilate:"):
             return rf"{go(n.args[0], 3)}\uparrow_{{{n.func.partition(':')[2]}}}"
         if isinstance(n, Call) and n.func.split(":")[0] in ("full", "rot180", "route", "reshape", "crop", "spread"):
@@ -1474,12 +1690,17 @@ def _repairs(info, fixed, key, grad, element, batch, m, ranges, stride, backend,
     return False
 
 
-def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5, training=True) -> Verdict:
+def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points=5, training=True,
+           n="batch") -> Verdict:
     """Compare a hand-derived formula for `target` (W2, b1, delta2, x, da1) with
     symnet's derivation of `net`. Returns a Verdict; user errors raise SymnetError.
     training=False: evaluation mode (dropout off, batch norm through running_mean<l>,
-    running_var<l>)."""
+    running_var<l>). n="outputs": a bare n is the number of outputs per example (as
+    symnet's documents declare it), not the batch size."""
+    if n not in ("batch", "outputs"):
+        raise SpecError(f"n must be 'batch' or 'outputs', not {n!r}")
     info = _describe_net(net)
+    info.n_outputs = n == "outputs"
     if training not in (True, False):
         raise SpecError(f"training must be True or False, not {training!r}")
     info.training = training
@@ -1510,16 +1731,24 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                                f"expected {name} = ... or the right side alone")
 
     element = _uses_indices(resolved.rhs)
-    batch = _looks_batch(resolved) if per_example is None else not per_example
+    said = ()
+    if element:     # batch norm's per-channel sums over the batch: a batch formula of the summed
+        resolved, info.channels, said = channels.read(resolved, info, key, grad)    # or the mean loss
+    batch = _looks_batch(resolved, info.n_outputs) if per_example is None else not per_example
+    batch = batch or info.channels is not None
     # Batch norm couples the examples (one example alone has no statistics): always a batch.
     m = BATCH_EXAMPLES if batch or info.batch_norm else 1
     ranges = _ranges(resolved, info, key) if element else {}
+    counted_from_1 = said
+    if element:
+        resolved, more = _one_based(resolved, info, ranges)
+        counted_from_1 += more
     stride = _stride(info, key, grad)
     # With batch norm a per-example formula for a parameter is read on the batch and summed
     # over its examples (each example's d ell_e / dW, as the document writes it).
     summed_examples = info.batch_norm and not batch and grad and _is_param(info, key)
     given_latex = (to_latex(lhs) + " = " if lhs is not None else "") + to_latex(resolved.rhs)
-    names = _names_read(resolved, info)
+    names = _names_read(resolved, info) + counted_from_1
     derived_latex = _derived_latex(info, key, grad, batch)
     make = lambda status, message, **kw: Verdict(status, f"{status}: {message}", name,       # noqa: E731
                                                  derived_latex=derived_latex, given_latex=given_latex,
@@ -1561,6 +1790,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
                 expected = _expected(key, grad, values, batch)
+                if batch and getattr(lhs, "summed", False):
+                    expected = expected * m         # \partial \mathcal{L}: the summed loss m L
                 if summed_examples:
                     result, expected = _summed(result, expected), expected * m
                 cex = _compare(result, expected, order, k, point_seed, batch)
@@ -1588,6 +1819,8 @@ def verify(net, target, formula, *, per_example=None, layer=None, seed=0, points
                 if element:
                     result, order = _finish_element(result, resolved, key, grad, m, info, summed_examples)
                 expected = _expected(key, grad, values, batch)
+                if batch and getattr(lhs, "summed", False):
+                    expected = expected * m         # \partial \mathcal{L}: the summed loss m L
                 if summed_examples:
                     result, expected = _summed(result, expected), expected * m
                 kink_cex = _compare(result, expected, order, -1, (seed, points, 1), batch)

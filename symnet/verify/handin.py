@@ -24,6 +24,8 @@ _ENVS = r"(?:align|aligned|equation|gather|gathered|eqnarray|multline|split)\*?"
 _BLOCK = re.compile(r"\$\$(.*?)\$\$|\\\[(.*?)\\\]|\\begin\{(" + _ENVS + r")\}(.*?)\\end\{\3\}", re.S)
 _INLINE = re.compile(r"(?<![\\$])\$([^$\n]+?)\$(?!\$)")
 _FENCES = re.compile(r"^```math[ \t]*\n.*?^```", re.S | re.M)
+# "| $n$ | number of outputs per example |", "n is the number of outputs": n is not the batch size.
+_N_OUTPUTS = re.compile(r"(?:\$n\$|\bn\b)[\s|:=]*(?:is\s+|denotes\s+)?(?:the\s+)?number\s+of\s+outputs", re.I)
 _DROP = re.compile(r"\\(?:label|tag|text)\{[^}]*\}|\\(?:nonumber|notag)\b")
 
 # Severity of each outcome, and its exit code: the worst one decides.
@@ -94,7 +96,14 @@ def equations(source: str, suffix: str) -> list[tuple[int, str]]:
     return out[:MAX_READ + 1]
 
 
-def verify_file(net, path, *, seed: int = 0, points: int = 5, layer=None, training: bool = True) -> list[Entry]:
+def n_meaning(source: str) -> str:
+    """'outputs' where the hand-in declares n the number of outputs (symnet's documents do), else 'batch'."""
+    return "outputs" if _N_OUTPUTS.search(source) else "batch"
+
+
+def verify_file(net, path, *, seed: int = 0, points: int = 5, layer=None, training: bool = True,
+                n: str | None = None) -> list[Entry]:
+    """Every equation of the hand-in at `path`; n=None reads n as the document declares it."""
     from .engine import verify
     path = Path(path)
     try:
@@ -102,6 +111,7 @@ def verify_file(net, path, *, seed: int = 0, points: int = 5, layer=None, traini
     except (OSError, UnicodeDecodeError) as exc:
         raise SpecError(f"{path}: cannot read the hand-in ({getattr(exc, 'strerror', None) or exc})") from None
     found = equations(source, path.suffix.lower())
+    n = n or n_meaning(source)
     if not found:
         raise SpecError(f"{path}: no equations found; expected lines such as dW2 = delta2 a1^T")
     if len(found) > MAX_READ:
@@ -123,7 +133,7 @@ def verify_file(net, path, *, seed: int = 0, points: int = 5, layer=None, traini
                                  "equation such as dW2 = ..., with the quantity it computes on the left"))
             continue
         try:
-            v = verify(net, None, text, seed=seed, points=points, layer=layer, training=training)
+            v = verify(net, None, text, seed=seed, points=points, layer=layer, training=training, n=n)
         except SymnetError as exc:
             entries.append(Entry(line, text, "error", message=f"line {line}: {exc}"))
             continue

@@ -15,7 +15,7 @@ from fractions import Fraction
 
 from .parser import Call, Div, Hadamard, MatMul, Mul, Neg, Node, Num, Sum, Sym, Transpose
 
-TRIED = ("sign", "constant factors 1/m, m, 2, 1/2, 1/n", "transpose", "a missing or extra g'(z)",
+TRIED = ("sign", "constant factors 1/m, m, 2, 1/2, 1/n (and k k for average pooling)", "transpose", "a missing or extra g'(z)",
          "a for z and z for a", "a layer index off by one", "the order of a product",
          "a missing sum over examples or positions")
 
@@ -78,6 +78,10 @@ def candidates(rhs: Node, info, key: str, grad: bool, lhs_indices: tuple, batch:
     if n_out > 1:
         factors += [(Num(Fraction(n_out)), f"1/n (n = {n_out} outputs)", ""),
                     (Num(Fraction(1, n_out)), f"n (n = {n_out} outputs)", "")]
+    windows = sorted({p.layer.size for p in info.net.placed if p.layer.type == "avgpool2d"})
+    for k in windows:       # average pooling's 1/(k k) forgotten or doubled
+        factors += [(Num(Fraction(1, k * k)), f"{k * k}", f"average pooling's 1/({k} {k}) is missing"),
+                    (Num(Fraction(k * k)), f"1/{k * k}", f"average pooling's 1/({k} {k}) is there twice")]
     for mult, text, meaning in factors:
         note = f"off by a constant factor: the formula is {text} times symnet's value" + (f" ({meaning})" if meaning else "")
         out.append((note, Mul(mult, rhs)))

@@ -131,8 +131,11 @@ class LayerRef:
 @dataclass(frozen=True)
 class Affine:
     """An index expression in a subscript: x_{c, s i + m} has terms ((1, 's', 'i'),
-    (1, '', 'm')); a constant term has letter ''; coefficient symbol 's' is the stride."""
+    (1, '', 'm')); a constant term has letter ''; coefficient symbol 's' is the stride.
+    \\frac{i + 1 - m}{2} has divisor 2: an entry only where 2 divides the numerator."""
     terms: tuple
+    divisor: int = 1
+    floor: bool = False      # \\lfloor u/2 \\rfloor: rounded down, an entry for every u
 
     @property
     def letters(self) -> tuple:
@@ -144,7 +147,9 @@ class Affine:
             text = ((str(abs(coef)) if abs(coef) != 1 or not (sym or letter) else "")
                     + (sym + " " if sym else "") + letter).strip()
             out += (" - " if coef < 0 else " + ") + text if out else ("-" if coef < 0 else "") + text
-        return out
+        if self.divisor == 1:
+            return out
+        return f"\\lfloor {out}/{self.divisor} \\rfloor" if self.floor else f"\\frac{{{out}}}{{{self.divisor}}}"
 
 
 @dataclass(frozen=True)
@@ -169,6 +174,8 @@ class Name(Node):
     sample: bool = field(default=False, compare=False)   # dZ^{[2](i)}: one example's column
     bar: bool = False        # \\bar{a}^{(l)}: the gradient arriving at a^{(l)}; \\bar{x}^{(l)}: at layer l's input
     summed: bool = False     # \\partial \\mathcal{L}: the summed loss m L
+    tilde: bool = False      # \\tilde{a}^{(l)}: zero-padded as the next conv layer's input
+    check: bool = False      # \\check{\\delta}^{(l)}: dilated by layer l's stride
 
 
 @dataclass(frozen=True)
@@ -179,6 +186,9 @@ class Sym(Node):
     d: bool = False          # the gradient of `key` (dW2), not `key` itself
     sample: bool = field(default=False, compare=False)
     summed: bool = False     # the gradient of the summed loss m L (\\partial \\mathcal{L})
+    tilde: bool = False      # indexed on the zero-padded input (Name.tilde)
+    check: bool = False      # dilated by its layer's stride (Name.check)
+    role: str = ""           # an argmax position of max pooling: "row" or "col"
 
 
 @dataclass(frozen=True)
@@ -307,7 +317,7 @@ _CMD_OPS = {"odot": (Hadamard, _PREC_ELEM), "circ": (Hadamard, _PREC_ELEM),
 _MAP_FUNCTIONS = {"full", "rot180", "route", "reshape", "crop", "spread", "dilate"}     # the conv/pooling operator words
 _COMPARE_SYMS = {">": ">", "<": "<", ">=": ">=", "<=": "<=", "!=": "!=", "=": "=="}
 _COMPARE_CMDS = {"gt": ">", "lt": "<", "ge": ">=", "geq": ">=", "geqslant": ">=", "le": "<=",
-                 "leq": "<=", "leqslant": "<=", "neq": "!=", "ne": "!="}
+                 "leq": "<=", "leqslant": "<=", "neq": "!=", "ne": "!=", "mid": "|"}
 _NOT_ATOMS = set(_CMD_OPS) | set(_COMPARE_CMDS) | {"top", "intercal", "prime", "uparrow"}
 _LOSS_LETTERS = {"C", "L", "J", "E", "ell", "l"}     # \frac{\partial C}{\partial w}
 
@@ -352,6 +362,32 @@ class _Parser:
         self.tokens = tokenize(text)
         self.i = 0
         self.depth = 0
+        # Letters bound by a \\sum or written in a subscript of the left side are index
+        # letters whatever they are (q, r, w, ...); before the left side's '=' every
+        # lowercase subscript letter but l is one.
+        self.declared: set[str] = set()
+        self.lhs_end = self._lhs_end()
+
+    def _lhs_end(self) -> int:
+        """Position of the '=' that ends the left side (-1: none)."""
+        level = 0
+        for tok in self.tokens:
+            if tok.kind == "sym" and tok.text in ("(", "[", "{", "\\{"):
+                level += 1
+            elif tok.kind == "sym" and tok.text in (")", "]", "}", "\\}"):
+                level -= 1
+            elif tok.kind == "sym" and tok.text == "=" and level == 0:
+                return tok.pos
+        return -1
+
+    def index_letters(self, text: str, pos: int) -> bool:
+        """Whether every letter of `text` (at `pos`) is an index letter here."""
+        if set(text) <= set(INDEX_LETTERS) | self.declared:
+            return True
+        if pos < self.lhs_end and text.isascii() and text.isalpha() and text.islower() and "l" not in text:
+            self.declared |= set(text)
+            return True
+        return False
 
     # -- helpers
     @property
@@ -566,14 +602,25 @@ class _Parser:
             return replace(name, d=True, span=(tok.pos, name.span[1])) if isinstance(name, Name) else name
         if not digits and letters == "sum":
             return self.sum(tok)
+        if tok.text == "e" and self.is_sym(nxt, "^") and not (self.is_sym(after, "(", "[") or after.text == "T"):
+            return self.euler_power(tok)
         if not digits and letters in _FUNCTIONS:
             return self.call(tok, _FUNCTIONS[letters])
         return self.name(tok, letters, digits)
 
+    def euler_power(self, tok: Token) -> Node:
+        """e^{z_i}, e^{-z}: exp of the exponent (softmax and sigmoid written out)."""
+        self.advance()          # ^
+        if self.is_sym(self.tok, "{"):
+            arg = self.group()
+        else:
+            arg = self.atom()
+        return Call("exp", (arg,), span=(tok.pos, self.last_end))
+
     def map_function(self, tok: Token) -> Node:
         """full(delta), rot180(W), route_{argmax}(g), reshape_{16x4x4}(v)."""
         func = tok.text
-        if func in ("route", "reshape", "crop", "spread"):
+        if func in ("route", "reshape", "crop", "spread") or (func == "dilate" and self.is_sym(self.tok, "_")):
             if not self.is_sym(self.tok, "_"):
                 raise self.fail(self.tok.pos, f"{func} without a subscript",
                                 "route_{argmax}(...)" if func == "route" else "reshape_{16x4x4}(...)")
@@ -591,6 +638,10 @@ class _Parser:
             if func == "route":
                 if text != "argmax":
                     raise self.fail(start, f"route_{{{text}}}", "route_{argmax}: max pooling's routing")
+            elif func == "dilate":
+                if not text.isdigit() or not 1 <= int(text) <= 64:
+                    raise self.fail(start, f"dilate_{{{text}}}", "the stride, as in dilate_{2}")
+                func = "dilate:" + text
             elif func == "spread":
                 if not text.isdigit():
                     raise self.fail(start, f"spread_{{{text}}}", "the window size, as in spread_{2}")
@@ -666,9 +717,13 @@ class _Parser:
         if name in ("hat", "widehat"):
             return self.hat(tok)
         if name in ("tilde", "widetilde"):      # \tilde{a}: the zero-padded input, as \star pads it
-            return self.hat(tok, hat=False)
+            return self.hat(tok, hat=False, tilde=True)
+        if name == "check":                     # \check{\delta}^{(l)}: the error dilated by the stride
+            return self.hat(tok, hat=False, check=True)
+        if name == "nabla":
+            return self.nabla(tok)
         if name in ("bar", "overline"):         # \bar{a}^{(4)}: the gradient arriving from above
-            return replace(self.hat(tok, hat=False), bar=True)
+            return self.hat(tok, hat=False, bar=True)
         if name in _WRAPPERS:
             return self.wrapped(tok)
         raise self.fail(tok.pos, f"unknown command \\{name}",
@@ -691,14 +746,42 @@ class _Parser:
         self.expect_sym("}", opened)
         return self.word(inner) if inner.kind == "word" else self.command(inner)
 
-    def hat(self, tok: Token, hat: bool = True) -> Node:
+    def hat(self, tok: Token, hat: bool = True, **marks) -> Node:
         opened = self.advance() if self.is_sym(self.tok, "{") else None
         inner = self.advance()
-        if inner.kind != "word" or not inner.text.isalpha():
+        if not (inner.kind == "word" and inner.text.isalpha() or inner.kind == "cmd" and inner.text in _NAME_COMMANDS):
             raise self.fail(inner.pos, f"{_describe(inner)} under \\{tok.text}", "a name such as y")
         if opened:
             self.expect_sym("}", opened)
-        return self.name(tok, inner.text, "", hat=hat)
+        return self.name(tok, inner.text, "", hat=hat, **marks)
+
+    def nabla(self, tok: Token) -> Node:
+        """\\nabla_{W^{(2)}} J: the gradient of the loss with respect to a name, as dW2."""
+        if not self.is_sym(self.tok, "_"):
+            raise self.fail(self.tok.pos, "\\nabla without a subscript", "\\nabla_{W^{(2)}} J")
+        self.advance()
+        opened = self.advance() if self.is_sym(self.tok, "{") else None
+        inner = self.atom()
+        if opened:
+            self.expect_sym("}", opened)
+        if not isinstance(inner, Name) or inner.d:
+            raise self.fail(tok.pos, "\\nabla of something that is not one name", "\\nabla_{W^{(2)}} J")
+        summed = self.loss_letter()
+        return replace(inner, d=True, summed=summed, span=(tok.pos, self.last_end))
+
+    def loss_letter(self) -> bool:
+        """Reads the loss (C, L, J, E, \\ell or \\mathcal{L}); True for the summed loss \\mathcal{L}."""
+        loss = self.advance()
+        summed = False
+        if loss.kind == "cmd" and loss.text in _WRAPPERS and self.is_sym(self.tok, "{"):
+            summed = loss.text == "mathcal"     # \mathcal{L} = m L, the summed loss (batch norm's documents)
+            inner_open = self.advance()
+            loss = self.advance()
+            self.expect_sym("}", inner_open)
+        if loss.kind not in ("word", "cmd") or loss.text not in _LOSS_LETTERS:
+            raise self.fail(loss.pos, f"\\partial {_describe(loss)} in the numerator",
+                            "the loss: \\partial L, \\partial C, \\partial J, \\partial E or \\partial \\ell")
+        return summed
 
     def frac(self, tok: Token) -> Node:
         if self.is_sym(self.tok, "{") and self.peek().kind == "cmd" and self.peek().text == "partial":
@@ -716,16 +799,9 @@ class _Parser:
         \\mathcal{L}) with respect to a name, read as dW2 (dz2 is delta2)."""
         opened = self.advance()
         self.advance()          # \partial
-        loss = self.advance()
-        summed = False
-        if loss.kind in ("cmd",) and loss.text in _WRAPPERS and self.is_sym(self.tok, "{"):
-            summed = loss.text == "mathcal"     # \mathcal{L} = m L, the summed loss (batch norm's documents)
-            inner_open = self.advance()
-            loss = self.advance()
-            self.expect_sym("}", inner_open)
-        if loss.kind not in ("word", "cmd") or loss.text not in _LOSS_LETTERS:
-            raise self.fail(loss.pos, f"\\partial {_describe(loss)} in the numerator",
-                            "the loss: \\partial L, \\partial C, \\partial J or \\partial \\ell")
+        if self.tok.kind == "word" and self.tok.text not in _LOSS_LETTERS:
+            return self.activation_derivative(tok, opened)
+        summed = self.loss_letter()
         sample = False
         if self.is_sym(self.tok, "_"):          # \partial \ell_e: the loss of example e
             self.advance()
@@ -749,8 +825,26 @@ class _Parser:
                             "\\partial followed by a name such as W^{(2)} or z^{(2)}_{i}")
         return replace(inner, d=True, sample=inner.sample or sample, summed=summed, span=(tok.pos, self.last_end))
 
+    def activation_derivative(self, tok: Token, opened: Token) -> Node:
+        """\\frac{\\partial a^{(2)}_{i}}{\\partial z^{(2)}_{i}}: the activation's derivative g'(z^{(2)}_i)."""
+        top = self.atom()
+        self.expect_sym("}", opened)
+        opened = self.expect_sym("{")
+        if not (self.tok.kind == "cmd" and self.tok.text == "partial"):
+            raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", "\\partial and a name in the denominator")
+        self.advance()
+        bottom = self.atom()
+        self.expect_sym("}", opened)
+        if not (isinstance(top, Name) and isinstance(bottom, Name) and top.base == "a" and bottom.base == "z"
+                and top.layer == bottom.layer and top.indices == bottom.indices and not (top.d or bottom.d)):
+            raise self.fail(tok.pos, "a derivative that is not of the loss nor d a / d z of one layer",
+                            "the loss in the numerator (\\partial L, \\partial \\ell), or "
+                            "\\frac{\\partial a^{(2)}_{i}}{\\partial z^{(2)}_{i}}")
+        return Call("g", (bottom,), True, span=(tok.pos, self.last_end))
+
     # -- names, sub- and superscripts
-    def name(self, tok: Token, letters: str, digits: str, hat: bool = False) -> Node:
+    def name(self, tok: Token, letters: str, digits: str, hat: bool = False, **marks) -> Node:
+        """A name and its sub- and superscripts; marks: bar, tilde, check (from \\bar{a} etc.)."""
         base, word_hat, d = _canonical(letters)
         hat = hat or word_hat
         layer: int | LayerRef | None = int(digits) if digits else None
@@ -781,7 +875,7 @@ class _Parser:
                     raise self._prime_error(pos)
                 else:
                     pending.append((kind, value, pos))
-        node = Name(base, layer, indices, hat, d, sample, span=(tok.pos, self.last_end))
+        node = Name(base, layer, indices, hat, d, sample, span=(tok.pos, self.last_end), **marks)
         return self.apply_superscripts(node, pending)
 
     def subscript(self) -> list[tuple]:
@@ -800,6 +894,10 @@ class _Parser:
 
     def subscript_part(self, braced: bool) -> tuple:
         tok = self.tok
+        if braced and tok.kind == "cmd" and tok.text in ("frac", "dfrac", "tfrac"):
+            return "index", (self.fraction_index(),), tok.pos
+        if braced and tok.kind == "cmd" and tok.text == "lfloor":
+            return "index", (self.floor_index(),), tok.pos
         if braced and self.affine_ahead():
             return "index", (self.affine(),), tok.pos
         if tok.kind == "num" and tok.text.isdigit():
@@ -813,7 +911,7 @@ class _Parser:
         if self.is_sym(tok, ":"):        # delta_{:,i,j}: every value of this axis
             self.advance()
             return "index", (":",), tok.pos
-        if tok.kind == "word" and set(tok.text) <= set(INDEX_LETTERS):
+        if tok.kind == "word" and self.index_letters(tok.text, tok.pos):
             self.advance()
             return "index", tuple(tok.text), tok.pos
         raise self.fail(tok.pos, f"subscript {_describe(tok)}",
@@ -834,6 +932,40 @@ class _Parser:
                 return True
             k += 1
 
+    def fraction_index(self) -> Affine:
+        """\\frac{i + 1 - m}{2}: an index expression divided by a whole number (a strided
+        conv's input gradient); entries exist only where the division leaves no remainder."""
+        frac = self.advance()
+        opened = self.expect_sym("{")
+        top = self.affine()
+        self.expect_sym("}", opened)
+        opened = self.expect_sym("{")
+        den = self.advance()
+        if den.kind != "num" or not den.text.isdigit() or not 1 <= int(den.text) <= 64:
+            raise self.fail(den.pos, f"index divisor {_describe(den)}", "a whole number such as 2, as in \\frac{i + 1 - m}{2}")
+        self.expect_sym("}", opened)
+        if top.divisor != 1:
+            raise self.fail(frac.pos, "a fraction inside an index fraction", "one \\frac{...}{s}")
+        return Affine(top.terms, int(den.text))
+
+    def floor_index(self) -> Affine:
+        """\\lfloor u/2 \\rfloor, \\lfloor \\frac{u}{2} \\rfloor: an index expression divided by a
+        whole number and rounded down (average pooling's window of position u)."""
+        opened = self.advance()
+        if self.tok.kind == "cmd" and self.tok.text in ("frac", "dfrac", "tfrac"):
+            inner = self.fraction_index()
+        else:
+            top = self.affine()
+            slash = self.expect_sym("/")
+            den = self.advance()
+            if den.kind != "num" or not den.text.isdigit() or not 1 <= int(den.text) <= 64:
+                raise self.fail(slash.pos, f"index divisor {_describe(den)}", "a whole number, as in \\lfloor u/2 \\rfloor")
+            inner = Affine(top.terms, int(den.text))
+        if not (self.tok.kind == "cmd" and self.tok.text == "rfloor"):
+            raise self.fail(self.tok.pos, f"found {_describe(self.tok)}", f"\\rfloor to close \\lfloor from column {opened.pos + 1}")
+        self.advance()
+        return replace(inner, floor=True)
+
     def affine(self) -> Affine:
         terms, sign = [], 1
         if self.is_sym(self.tok, "-"):
@@ -853,7 +985,7 @@ class _Parser:
                     sym, text = "s", text[1:]
                 elif text == "s" and self.tok.kind == "word":
                     sym, text = "s", self.advance().text
-                if len(text) != 1 or text not in INDEX_LETTERS:
+                if len(text) != 1 or not self.index_letters(text, word.pos):
                     raise self.fail(word.pos, f"index {word.text!r}",
                                     f"one index letter ({', '.join(INDEX_LETTERS)}), as in s i + m")
                 letter = text
@@ -1045,11 +1177,12 @@ class _Parser:
         letters = []
         while True:
             tok = self.advance()
-            if tok.kind != "word" or not set(tok.text) <= set(INDEX_LETTERS + SAMPLE_LETTERS) \
+            if tok.kind != "word" or not (tok.text.isascii() and tok.text.islower()) or "l" in tok.text \
                     or (len(tok.text) > 1 and not opened):
                 raise self.fail(tok.pos, f"sum index {_describe(tok)}",
-                                f"index letters ({', '.join(INDEX_LETTERS)}), as in \\sum_k or \\sum_{{i,j}}")
+                                "lowercase index letters other than l, as in \\sum_k or \\sum_{i,j}")
             letters += list(tok.text)
+            self.declared |= set(tok.text)
             if not (opened and self.is_sym(self.tok, ",")):
                 break
             self.advance()
@@ -1144,6 +1277,7 @@ class _Resolver:
         self.comparing = 0      # inside an Iverson bracket, index letters are numbers
         self.bound = []         # sum indices and the left side's indices in scope (m, n there are indices)
         self.root = None        # the right side (does it name the dropout mask?)
+        self.lhs_indices = ()   # the left side's index letters (an argmax position's axis)
 
     def fail(self, node: Node, what: str, expected: str) -> FormulaError:
         return FormulaError(f"{what} at column {node.span[0] + 1}; {expected}")
@@ -1174,14 +1308,31 @@ class _Resolver:
         if isinstance(node, Sum):
             self.bound.pop()
         new = replace(node, **changes)
+        if isinstance(new, Compare) and new.op == "==":
+            new = self.argmax_axis(new)
         if isinstance(new, (MatMul, Hadamard)) and any(scalars):
             new = Mul(new.left, new.right, span=new.span, op_pos=new.op_pos)
         return new, all(scalars)
 
+    def argmax_axis(self, node: Compare) -> Compare:
+        """i = r^{(2)}_{cpq}: r is the row of the maximum when i is the left side's row index
+        (its second index, after the channel), the column when it is the third."""
+        for side, other, field_name in ((node.left, node.right, "left"), (node.right, node.left, "right")):
+            if isinstance(side, Sym) and side.key.startswith("argmax") and isinstance(other, IndexValue):
+                axis = self.lhs_indices.index(other.letter) if other.letter in self.lhs_indices else -1
+                role = {1: "row", 2: "col"}.get(axis)
+                if not role:
+                    raise self.fail(side, f"the argmax position '{self.source[side.span[0]:side.span[1]]}'",
+                                    "compare it with the row or the column index of the left side, as in "
+                                    "\\mathbb{1}[i = r^{(2)}_{cpq}, j = t^{(2)}_{cpq}] for \\delta^{(1)}_{c,i,j}")
+                return replace(node, **{field_name: replace(side, role=role)})
+        return node
+
     def is_index_value(self, node: Name) -> bool:
         """u in \\mathbb{1}[0 \\le u - 2i \\le 1]: an index letter the table does not name."""
-        return (self.comparing and len(node.base) == 1 and node.base in INDEX_LETTERS and node.layer is None
-                and (node.base not in self.symbols or node.base in self.bound) and not node.indices
+        return (self.comparing and len(node.base) == 1 and node.layer is None
+                and (node.base in INDEX_LETTERS and node.base not in self.symbols or node.base in self.bound)
+                and not node.indices
                 and not node.d and not node.hat)
 
     def name(self, node: Name) -> Sym:
@@ -1209,9 +1360,13 @@ class _Resolver:
         if layer is None and base in _ONE_LAYER_DATA:     # \hat{x}, \xi: the net's one batch norm / dropout
             owners = [k for k in self.symbols if re.fullmatch(re.escape(base) + r"\d+", k)]
             candidates += owners[:1] if len(owners) == 1 else []
+        if layer is not None and node.indices and not (d or node.bar or node.tilde or node.check) \
+                and f"argmax{layer}" in self.symbols and key not in self.symbols:
+            candidates.append(f"argmax{layer}")     # r^{(2)}_{cpq}, \\hat{i}^{(2)}_{cqr}: where a window peaks
         for candidate in candidates:
             if candidate in self.symbols:
-                return Sym(candidate, node.indices, d, node.sample, node.summed, span=node.span)
+                return Sym(candidate, node.indices, d, node.sample, node.summed, tilde=node.tilde,
+                           check=node.check, span=node.span)
         raw = self.source[node.span[0]:node.span[1]]
         read = "" if raw == key else f" (read as {key})"
         known = list(self.symbols)
@@ -1260,6 +1415,7 @@ def resolve(parsed: ParsedFormula, symbols: dict[str, SymbolInfo],
     resolver.root = parsed.rhs
     lhs = resolver.resolve(parsed.lhs)[0] if parsed.lhs is not None else None
     if isinstance(lhs, Sym):
+        resolver.lhs_indices = tuple(ix for ix in lhs.indices if isinstance(ix, str))
         resolver.bound += [ix for ix in lhs.indices if isinstance(ix, str)]
     return ResolvedFormula(lhs, resolver.resolve(parsed.rhs)[0], parsed.source, layer)
 
