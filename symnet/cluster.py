@@ -127,7 +127,9 @@ def _stop_workers(client, cluster, timeout: float = 10):
     client.close()   # the scheduler forgets the scattered data: no "lost data" error
 
     async def kill_all():
-        nannies = [n for n in cluster.workers.values() if getattr(n, "process", None) is not None]
+        # A worker being restarted (after one was lost) is left to cluster.close().
+        nannies = [n for n in cluster.workers.values()
+                   if getattr(getattr(getattr(n, "process", None), "status", None), "name", None) == "running"]
         for nanny in nannies:
             nanny.close_gracefully(reason="symnet-close")
             await nanny.process.process.kill()
