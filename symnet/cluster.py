@@ -292,7 +292,7 @@ class _Shard:
         self.busy = [0, 0.0, 0.0]   # steps, wall and CPU seconds spent in them (for benchmarks)
 
     async def loss_and_grads(self, flat, idx, batch_rows, masks=None):
-        """(loss, flat gradients) of rows ``idx``, scaled by len(idx) / batch_rows.
+        """(loss, flat gradients, wall seconds) of rows ``idx``, scaled by len(idx) / batch_rows.
 
         A coroutine, so it runs on the worker's event loop: no hand-off to and
         from the actor thread. The loop waits for the kernel, a few milliseconds."""
@@ -307,10 +307,11 @@ class _Shard:
         out = np.empty(self.layout.size, self.layout.dtype)
         for k, a, b in zip(self.layout.names, self.layout.offsets[:-1], self.layout.offsets[1:]):
             np.multiply(grads[k].ravel(), out.dtype.type(w), out=out[a:b])
+        wall = time.perf_counter() - t0
         self.busy[0] += 1
-        self.busy[1] += time.perf_counter() - t0
+        self.busy[1] += wall
         self.busy[2] += time.thread_time() - c0
-        return float(loss) * w, out
+        return float(loss) * w, out, wall
 
     def busy_time(self, reset=True):
         """(steps, wall s, CPU s) spent computing since the last reset."""
@@ -421,6 +422,7 @@ class DataParallel:
                 self.direct = None   # e.g. workers behind a firewall: the scheduler relays
         self._advise = advise
         self.steps = 0
+        self.shard_wall = 0.0   # seconds of the slowest shard's computation, summed over steps
 
     def loss_and_grads(self, params, idx, masks=None):
         """(mean loss, mean gradients) over rows ``idx`` of the training split."""
@@ -444,10 +446,11 @@ class DataParallel:
         except Exception as exc:   # a worker died or the connection broke
             raise self._lost(exc) from None
         self.steps += 1
-        loss, total = results[0]
+        self.shard_wall += max(r[2] for r in results)   # the step waited for its slowest shard
+        loss, total, _ = results[0]
         if not total.flags.writeable:
             total = total.copy()
-        for more_loss, more in results[1:]:
+        for more_loss, more, _ in results[1:]:
             loss += more_loss
             total += more
         return loss, self.layout.views(total)
@@ -491,7 +494,7 @@ class DataParallel:
         self._advise = False
         local = median(lambda: self.kernel.loss_and_grads(params, self._X[idx], self._Y[idx], masks))
         dist = median(lambda: self.loss_and_grads(params, idx, masks))
-        self.steps = 0
+        self.steps, self.shard_wall = 0, 0.0
         speed = local / dist
         line = (f"data-parallel: {len(self.shards)} worker(s), one step of {len(idx)} rows takes "
                 f"{dist * 1e3:.2f} ms vs {local * 1e3:.2f} ms in this process alone ({speed:.2f}x)")
