@@ -9,10 +9,14 @@
   cache then compiles each kernel at most once per machine. Compiled functions
   are never pickled.
 - :class:`DataParallel` is one training step spread over the workers: the
-  training split is scattered once; each step sends the parameters and the
-  batch's row indices; every worker runs ``loss_and_grads`` on its share of
-  the rows, scaled by its share of the batch, so the sum is the whole batch's
-  mean gradient. The optimiser step is applied once, by the caller.
+  training split is scattered once; each step sends every worker one message
+  (the parameters as one flat array, its rows' indices) straight from the
+  calling thread (:class:`_Direct`), and every worker answers with one flat
+  array: ``loss_and_grads`` of its rows, scaled by its share of the batch, so
+  the sum is the whole batch's mean gradient. The optimiser step is applied
+  once, by the caller. ``docs/cluster.md`` has what each piece costs.
+- Clusters symnet starts run with less background work (:data:`QUIET`) and
+  are closed at once, their workers killed (:func:`_stop_workers`).
 """
 from __future__ import annotations
 
@@ -338,6 +342,7 @@ class _Direct:
         self.keys = [s.key for s in shards]
         self.comms = []
         dd = distributed()
+
         async def connect():
             return await asyncio.gather(*(dd.comm.connect(s._address, timeout=timeout, **client.connection_args)
                                           for s in shards))
