@@ -7,8 +7,8 @@
 Data-parallel: examples per second of training steps (gradients + Adam step, no
 evaluation) on LeNet-5 (batch 512, 6000 synthetic 28x28 images) and the digits
 MLP (batch 64), in this process alone (the kernel's default threads) and on
-LocalClusters of 1 and 2 single-threaded worker processes, started as
-``symnet train --workers N`` starts them (:func:`symnet.cluster.local_cluster`).
+LocalClusters of 1 and 2 single-threaded worker processes, started and closed
+as ``symnet train --workers N`` does (:func:`symnet.cluster.open_client`).
 Both clusters stay up and their epochs alternate (1, 2, 2, 1, 1, 2, ...), so a
 change in the machine's load hits both alike; each pair gives one 2 / 1 ratio,
 printed with the load average, and the summary is the median over --repeats
@@ -79,13 +79,12 @@ class Setup:
     the processes whose CPU time a step costs."""
 
     def __init__(self, workers, net, kernel, X, Y, params0):
-        from distributed import Client
-        from symnet.cluster import DataParallel, local_cluster
+        from symnet.cluster import DataParallel, open_client
         from symnet.optim import make_optimizer
 
         self.workers = workers
-        self.cluster = local_cluster(workers)
-        self.client = Client(self.cluster)
+        self._cluster = open_client(workers, announce=False)   # as `symnet train --workers N` starts it
+        self.client = self._cluster.__enter__()
         self.dp = DataParallel(self.client, net, kernel, X, Y, advise=False)
         self.params = {k: v.copy() for k, v in params0.items()}
         self.opt = make_optimizer("adam", 1e-4)
@@ -116,8 +115,7 @@ class Setup:
 
     def close(self):
         self.dp.close()
-        self.client.close()
-        self.cluster.close()
+        self._cluster.__exit__(None, None, None)
 
 
 def _line(workers, rate, b):
@@ -185,8 +183,7 @@ def bench_steps(repeats):
 
 def bench_sweep(repeats):
     import symnet
-    from distributed import Client
-    from symnet.cluster import local_cluster
+    from symnet.cluster import open_client
     from symnet.sweep import sweep
 
     net = symnet.load(ROOT / "examples" / "digits_cnn.toml")
@@ -194,7 +191,7 @@ def bench_sweep(repeats):
     options = {"epochs": 4}
     times = {}
     for workers in (1, 2):
-        with local_cluster(workers) as cluster, Client(cluster) as client:
+        with open_client(workers, announce=False) as client:   # as `symnet sweep --workers N` does
             runs = []
             for r in range(repeats + 1):
                 with tempfile.TemporaryDirectory() as tmp:
