@@ -130,3 +130,49 @@ def test_cli_errors_are_one_line(tmp_path, capsys, monkeypatch):
         err = capsys.readouterr().err.strip()
         assert err == ("symnet: error: --workers/--scheduler need Dask distributed, which is not installed: "
                        "pip install 'symnet[cluster]'")
+
+
+def test_transports_and_flat_buffers_agree(dask_client, digits, kernel_dir):
+    """The direct comms (default) and Dask actor calls through the client give the
+    gradients of one process: one flat buffer each way, views in the kernel's shapes."""
+    net = symnet.load(EXAMPLES / "digits_mlp.toml")
+    kernel = symnet.generate(net, kernel_dir)
+    params = {k: np.ascontiguousarray(v, np.float32) for k, v in net.init_params(seed=3).items()}
+    idx = np.random.default_rng(0).permutation(len(digits.X_train))[:101]   # uneven shares: 51 + 50
+    loss, grads = kernel.loss_and_grads(params, digits.X_train[idx], digits.Y_train[idx])
+    direct = DataParallel(dask_client, net, kernel, digits.X_train, digits.Y_train, advise=False)
+    relayed = DataParallel(dask_client, net, kernel, digits.X_train, digits.Y_train, advise=False, direct=False)
+    assert direct.direct is not None and relayed.direct is None
+    for dp in (direct, relayed):
+        got_loss, got = dp.loss_and_grads(params, idx)
+        assert got_loss == pytest.approx(float(loss), rel=1e-5)
+        _same(got, grads, atol=1e-6)
+        assert all(g.flags.c_contiguous and g.flags.writeable for g in got.values())
+    layout = direct.layout
+    flat = layout.flatten(params)
+    assert flat.shape == (sum(v.size for v in params.values()),)
+    assert all(np.array_equal(v, params[k]) for k, v in layout.views(flat).items())
+    direct.close()
+    with pytest.raises(Exception):   # closed: no more steps over its comms
+        direct.direct.call("loss_and_grads", [])
+
+
+def test_interrupted_cluster_closes_at_once_and_quietly(capfd):
+    """Ctrl-C while a task runs: the cluster symnet started closes without the
+    nanny's 4 s wait and 'Worker process still alive ... killing' warning."""
+    from symnet.cluster import open_client
+
+    t0 = None
+    with pytest.raises(KeyboardInterrupt):
+        with open_client(1, announce=False) as client:
+            task = client.submit(time.sleep, 60, pure=False)
+            deadline = time.time() + 60
+            while not any(client.processing().values()):
+                assert time.time() < deadline and task.status == "pending", task
+                time.sleep(0.05)
+            t0 = time.perf_counter()
+            raise KeyboardInterrupt
+    closed = time.perf_counter() - t0
+    err = capfd.readouterr().err
+    assert "still alive" not in err and "Restarting worker" not in err and "CancelledError" not in err, err
+    assert closed < 30   # the task alone would hold it for 60 s
