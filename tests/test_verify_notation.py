@@ -55,6 +55,14 @@ CASES = [
              r"\mathrm{rot180}(W^{(1)}))",
      r"\frac{\partial \ell}{\partial x} = \mathrm{crop}_{1}(\mathrm{full}(\mathrm{dilate}_{3}(\delta^{(1)})) \ast "
      r"\mathrm{rot180}(W^{(1)}))"),
+    # the documents' operator forms with the dilated error: a stride-1 correlation of the
+    # padded input with it, and the full convolution of it with the flipped kernel
+    ("conv", r"\frac{\partial \ell}{\partial W^{(1)}} = \tilde{a}^{(0)} \star \check{\delta}^{(1)}",
+     r"\frac{\partial \ell}{\partial W^{(1)}} = 2 \tilde{a}^{(0)} \star \check{\delta}^{(1)}"),
+    ("conv", r"\frac{\partial \ell}{\partial x} = \operatorname{crop}_{1}\left(\operatorname{full}\left("
+             r"\check{\delta}^{(1)}\right) \ast \operatorname{rot180}(W^{(1)})\right)",
+     r"\frac{\partial \ell}{\partial x} = \operatorname{crop}_{1}\left(\operatorname{full}\left("
+     r"\delta^{(1)}\right) \ast \operatorname{rot180}(W^{(1)})\right)"),
     # pooling window offsets q, r: average pooling spreads, max pooling routes to the argmax,
     # whatever letters name the argmax row and column
     ("avg_bn", r"\frac{\partial \ell}{\partial a^{(1)}_{c,i,j}} = \frac{1}{4} \sum_{q=0}^{1} \sum_{r=0}^{1} "

@@ -865,8 +865,16 @@ class _Evaluator:
             p = self._conv(node.right, "\\star")
             (kh, kw), s, (ph, pw) = p.layer.kernel, p.layer.stride, p.layer.pads
             _, Ho, Wo = p.out_shape
+            Hb, Wb = b.shape[1:3]
+            if (Hb, Wb) == (Ho, Wo):
+                step = s
+            elif (Hb, Wb) == (s * (Ho - 1) + 1, s * (Wo - 1) + 1):
+                step = 1        # \check\delta: the error already dilated by the stride
+            else:
+                raise FormulaShapeError(f"column {node.op_pos + 1}: \\star with an error of {Hb}x{Wb} positions; "
+                                        f"layer {p.position}'s error has {Ho}x{Wo}")
             ap = np.pad(a, ((0, 0), (ph, ph), (pw, pw)) + ((0, 0),) * (a.ndim - 3))
-            win = sliding_window_view(ap, (kh, kw), axis=(1, 2))[:, ::s, ::s][:, :Ho, :Wo]
+            win = sliding_window_view(ap, (kh, kw), axis=(1, 2))[:, ::step, ::step][:, :Hb, :Wb]
             return np.einsum("cijemn,fije->fcmne", win, b, optimize=True)
         p = self._conv(node.right, "\\ast")     # dx~[c,u,v] = sum_f sum_mn full(delta)[f,u+m,v+n] rot180(W)[f,c,m,n]
         kh, kw = b.shape[2:4]
