@@ -10,6 +10,7 @@ run); the losses need one small document each.
 """
 import re
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -76,6 +77,10 @@ def test_pdf_builds_without_overfull_boxes(documents, key):
     too_wide = [x for x in overfull_pt(log) if x > OVERFULL_TOLERANCE_PT]
     assert not too_wide, f"{key}: overfull boxes of {too_wide} pt"
     assert "T1/" in log                         # T1 font encoding: < and > print as themselves
+    if key == "zoo" and shutil.which("pdftotext"):
+        # amssymb's \mathbb{1} is the glyph of \nVdash; the indicator must print as a 1
+        text = subprocess.run(["pdftotext", "-", "-"], input=pdf, capture_output=True, check=True).stdout.decode()
+        assert "\u22ae" not in text and "11[" in text.replace(" ", "")
 
 
 def test_overfull_measure_reads_pdflatex_logs():
