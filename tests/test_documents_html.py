@@ -75,3 +75,21 @@ def test_page_in_headless_chromium(pages, name):
     pixels = matplotlib_image.imread(shot)[..., :3]
     ink = (pixels.mean(axis=2) < 0.5).mean()
     assert ink > 0.005, f"the screenshot is blank ({ink:.2%} dark pixels)"
+
+
+@pytest.mark.skipif(CHROMIUM is None, reason="chromium is not installed (Debian: apt-get install chromium); "
+                                             "the browser check of the HTML document did not run")
+def test_no_display_equation_scrolls_vertically(pages, tmp_path):
+    # A display block whose content is a pixel taller than the box shows a scrollbar beside
+    # the equation (it takes width: offsetWidth > clientWidth); a probe script (in a copy of
+    # the page) counts such blocks after layout.
+    probe = ("<script>window.addEventListener('load', () => { const n = [...document.querySelectorAll('.eq')]"
+             ".filter(e => e.offsetWidth - e.clientWidth > 0).length; document.body.setAttribute('data-vscroll', n);"
+             " document.body.setAttribute('data-eqs', document.querySelectorAll('.eq').length); });</script>")
+    copy = tmp_path / "lenet_probe.html"
+    copy.write_text(pages["lenet"].read_text(encoding="utf-8").replace("</body>", probe + "</body>"), encoding="utf-8")
+    with tempfile.TemporaryDirectory() as profile:
+        run = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile}", "--window-size=1000,1400",
+                              "--dump-dom", copy.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+    eqs = int(re.search(r'data-eqs="(\d+)"', run.stdout).group(1))
+    assert eqs > 50 and 'data-vscroll="0"' in run.stdout, re.search(r'data-vscroll="\d+"', run.stdout)
