@@ -106,6 +106,44 @@ def test_matrix_products_match_numpy(dtype):
     assert W.dtype == dtype
 
 
+def test_blocked_products_match_numpy_past_their_blocks():
+    """mm_ab_small / mm_atb_small work in blocks of 2 rows by 4 terms: odd rows and a
+    remainder of terms on both paths."""
+    rng = np.random.default_rng(2)
+    for M, K, P in ((5, 9, 7), (64, 120, 13), (1, 4, 1)):
+        A, B = rng.standard_normal((M, K)), rng.standard_normal((K, P))
+        out = np.empty((M, P))
+        arrays.mm_ab_small(A, B, out)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+        arrays.mm_atb_small(np.ascontiguousarray(A.T), B, out)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+
+
+def test_conv_products_past_blas_single_thread_size():
+    """Convolutions whose products OpenBLAS would thread (m n k >= 2^18) run in loops: the
+    same results as the reference sums, forward and input gradient."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from symnet.runtime import conv
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((2, 8, 20, 20)), rng.standard_normal((33, 8, 3, 3)), rng.standard_normal(33)
+    assert 33 * 8 * 9 * 18 * 18 >= conv._BLAS_ONE_THREAD_MNK
+    out = np.empty((2, 33, 18, 18))
+    conv.conv2d_forward(x, W, b, 1, 0, 0, out)
+    windows = sliding_window_view(x, (3, 3), axis=(2, 3))   # (n, c, i, j, m, q)
+    np.testing.assert_allclose(out, np.einsum("ncijmq,fcmq->nfij", windows, W) + b[:, None, None],
+                               rtol=1e-10, atol=1e-10)
+    dz = rng.standard_normal(out.shape)
+    dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x)
+    conv.conv2d_backward(x, W, dz, 1, 0, 0, dW, db, dx)
+    expected = np.zeros_like(x)
+    for m in range(3):
+        for q in range(3):
+            expected[:, :, m:m + 18, q:q + 18] += np.einsum("nfij,fc->ncij", dz, W[:, :, m, q])
+    np.testing.assert_allclose(dx, expected, rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(dW, np.einsum("ncijmq,nfij->fcmq", windows, dz), rtol=1e-10, atol=1e-10)
+
+
 def test_generated_module_import_allocates_nothing(tmp_path):
     """A network far larger than memory: generating and importing it must not allocate
     (the module checks shapes from computed strides)."""

@@ -64,35 +64,57 @@ def mm_abt_small(A, B, out):
             out[e, i] = s
 
 
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+def _a(A, m, k, at):
+    """op(A)[m, k]: A[k, m] if at else A[m, k]."""
+    return A[k, m] if at else A[m, k]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _mm_rows(A, B, out, at):
+    """out (M, P) = op(A) (M, K) @ B (K, P), op(A) = A.T if at else A, as row updates
+    out[m] += the sum of 4 terms op(A)[m, k] B[k], two rows m at a time: the compiler
+    vectorises the loop over P, and each load and store of out serves 4 multiply-adds."""
+    M, P = out.shape
+    K = B.shape[0]
+    for m in range(M):
+        for p in range(P):
+            out[m, p] = 0
+    k = 0
+    while k + 4 <= K:
+        m = 0
+        while m + 2 <= M:
+            a0, a1, a2, a3 = _a(A, m, k, at), _a(A, m, k + 1, at), _a(A, m, k + 2, at), _a(A, m, k + 3, at)
+            c0, c1 = _a(A, m + 1, k, at), _a(A, m + 1, k + 1, at)
+            c2, c3 = _a(A, m + 1, k + 2, at), _a(A, m + 1, k + 3, at)
+            for p in range(P):
+                b0, b1, b2, b3 = B[k, p], B[k + 1, p], B[k + 2, p], B[k + 3, p]
+                out[m, p] += (a0 * b0 + a1 * b1) + (a2 * b2 + a3 * b3)
+                out[m + 1, p] += (c0 * b0 + c1 * b1) + (c2 * b2 + c3 * b3)
+            m += 2
+        if m < M:
+            a0, a1, a2, a3 = _a(A, m, k, at), _a(A, m, k + 1, at), _a(A, m, k + 2, at), _a(A, m, k + 3, at)
+            for p in range(P):
+                out[m, p] += (a0 * B[k, p] + a1 * B[k + 1, p]) + (a2 * B[k + 2, p] + a3 * B[k + 3, p])
+        k += 4
+    while k < K:
+        for m in range(M):
+            a = _a(A, m, k, at)
+            for p in range(P):
+                out[m, p] += a * B[k, p]
+        k += 1
+
+
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_ab_small(A, B, out):
     """out = A @ B (loops, for small layers)."""
-    m, n = A.shape
-    p = B.shape[1]
-    zero = out.dtype.type(0.0)
-    for e in range(m):
-        for i in range(p):
-            out[e, i] = zero
-        for j in range(n):
-            d = A[e, j]
-            for i in range(p):
-                out[e, i] += d * B[j, i]
+    _mm_rows(A, B, out, False)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_atb_small(A, B, out):
     """out = A.T @ B (loops, for small layers)."""
-    m, n = A.shape
-    p = B.shape[1]
-    zero = out.dtype.type(0.0)
-    for j in range(n):
-        for i in range(p):
-            out[j, i] = zero
-    for e in range(m):
-        for j in range(n):
-            d = A[e, j]
-            for i in range(p):
-                out[j, i] += d * B[e, i]
+    _mm_rows(A, B, out, True)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")

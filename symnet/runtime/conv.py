@@ -5,10 +5,12 @@ one thread per call, no prange (the generated module's Python API runs shares
 of a large batch in threads of its own). Per call the kernels allocate their
 work arrays once and, per example, build the im2col matrix cols
 (C*kh*kw, Ho*Wo) straight from x (no padded copy: a fast path for stride 1
-without padding, bounds tests otherwise). The matrix products are loops the
-compiler vectorises, blocked so that each load or store serves several
-multiply-adds; for these sizes (a few filters, small planes) they beat one
-BLAS call per example, and no BLAS call can start OpenBLAS's threads:
+without padding, bounds tests otherwise). The forward and input-gradient
+products go to BLAS (np.dot) while OpenBLAS keeps them on the calling thread
+(m n k < 2^18: LeNet-5's are 2x faster there), else to loops the compiler
+vectorises, blocked so that each load or store serves several multiply-adds
+(no BLAS call may start OpenBLAS's threads beside the module's own); dW
+stays in loops (as fast as BLAS per example, and summed in place):
 - forward, out[n] (F, Ho*Wo) = W (F, C*kh*kw) @ cols, written in place in the
   (batch, F, Ho, Wo) layout, then + b;
 - input gradient, dcols = W^T @ dz[n], then col2im adds it into dx[n];
@@ -26,6 +28,19 @@ import numpy as np
 from numba import njit
 
 _CONV_FASTMATH = {"reassoc", "contract"}   # reorder sums (vectorised dot products); no nnan/ninf
+# OpenBLAS runs a gemm with m n k below SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD = 2^18 on
+# the calling thread: such products go to BLAS (2x faster than the loops for LeNet-5's);
+# larger ones stay in loops, so that no BLAS call starts OpenBLAS's threads.
+_BLAS_ONE_THREAD_MNK = 1 << 18
+
+
+@njit(cache=True, nogil=True)
+def _conv_product(A, B, out):
+    """out = A @ B (C-contiguous): BLAS below the single-thread size, else _conv_matmul."""
+    if A.shape[0] * A.shape[1] * B.shape[1] < _BLAS_ONE_THREAD_MNK:
+        np.dot(A, B, out)
+    else:
+        _conv_matmul(A, B, out)
 
 
 @njit(cache=True, nogil=True)
@@ -199,7 +214,7 @@ def conv2d_forward(x, W, b, stride, ph, pw, out):
     for n in range(x.shape[0]):
         _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols)
         o = out[n].reshape(F, P)
-        _conv_matmul(W2, cols, o)
+        _conv_product(W2, cols, o)
         _conv_add_bias(o, b)
 
 
@@ -224,7 +239,7 @@ def conv2d_backward(x, W, dz, stride, ph, pw, dW, db, dx):
         d2 = dz[n].reshape(F, P)
         _conv_dw_db(d2, cols, dW2, db)
         if want_dx:
-            _conv_matmul(W2T, d2, dcols)
+            _conv_product(W2T, d2, dcols)
             _conv_col2im(dcols, kh, kw, stride, ph, pw, ho, wo, dx, n)
 
 
