@@ -107,8 +107,8 @@ def test_matrix_products_match_numpy(dtype):
 
 
 def test_blocked_products_match_numpy_past_their_blocks():
-    """mm_ab_small / mm_atb_small work in blocks of 2 rows by 4 terms: odd rows and a
-    remainder of terms on both paths."""
+    """mm_ab_small / mm_atb_small work in blocks of 2 rows by 4 terms, mm_abt_small in blocks
+    of 2 by 4 dot products: odd rows and remainders on every path."""
     rng = np.random.default_rng(2)
     for M, K, P in ((5, 9, 7), (64, 120, 13), (1, 4, 1)):
         A, B = rng.standard_normal((M, K)), rng.standard_normal((K, P))
@@ -116,6 +116,8 @@ def test_blocked_products_match_numpy_past_their_blocks():
         arrays.mm_ab_small(A, B, out)
         np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
         arrays.mm_atb_small(np.ascontiguousarray(A.T), B, out)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+        arrays.mm_abt_small(A, np.ascontiguousarray(B.T), out)
         np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
 
 
