@@ -92,7 +92,7 @@ def mm_abt_small(A, B, out):
             out[e, i] = s
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def _a(A, m, k, at):
     """op(A)[m, k]: A[k, m] if at else A[m, k]."""
     return A[k, m] if at else A[m, k]

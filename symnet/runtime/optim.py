@@ -36,7 +36,7 @@ def fused_update(P, G, S1, S2, kind, h, reg):
         _step(p, g, S1, S2, kind, lr, a, b, eps, one_a, one_b, step, sqrt_bc2, False, c2, c1)
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _grad(gk, pk, penalised, c2, c1):
     """The gradient plus the penalty's derivative (when penalised)."""
     if penalised:
@@ -44,7 +44,7 @@ def _grad(gk, pk, penalised, c2, c1):
     return gk
 
 
-@njit(cache=True, nogil=True, error_model="numpy", inline="always")
+@njit(cache=True, nogil=True, error_model="numpy")
 def _step(p, g, S1, S2, kind, lr, a, b, eps, one_a, one_b, step, sqrt_bc2, penalised, c2, c1):
     """fused_update's loops (penalised a compile-time constant at both call sites)."""
     if kind == SGD:
