@@ -106,6 +106,55 @@ def test_matrix_products_match_numpy(dtype):
     assert W.dtype == dtype
 
 
+def test_blocked_products_match_numpy_past_their_blocks():
+    """mm_ab_small / mm_atb_small work in blocks of 2 rows by 4 terms, mm_abt_small in blocks
+    of 2 by 4 dot products: odd rows and remainders on every path."""
+    rng = np.random.default_rng(2)
+    for M, K, P in ((5, 9, 7), (64, 120, 13), (1, 4, 1)):
+        A, B = rng.standard_normal((M, K)), rng.standard_normal((K, P))
+        out = np.empty((M, P))
+        arrays.mm_ab_small(A, B, out)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+        arrays.mm_atb_small(np.ascontiguousarray(A.T), B, out)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+        arrays.mm_abt_small(A, np.ascontiguousarray(B.T), out)
+        np.testing.assert_allclose(out, A @ B, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("n, c, size, f, k", [(2, 8, 20, 33, 3),   # products past BLAS's one-thread size
+                                            (6, 3, 10, 4, 3)])  # dW over groups of 4 examples, 2 left over
+def test_conv_kernels_match_reference_sums(n, c, size, f, k):
+    """Convolutions whose products OpenBLAS would thread (m n k >= 2^18) run in loops, small
+    planes sum dW over groups of examples: the same results as the reference sums."""
+    from numpy.lib.stride_tricks import sliding_window_view
+
+    from symnet.runtime import conv
+    rng = np.random.default_rng(3)
+    x, W, b = rng.standard_normal((n, c, size, size)), rng.standard_normal((f, c, k, k)), rng.standard_normal(f)
+    o = size - k + 1
+    out = np.empty((n, f, o, o))
+    conv.conv2d_forward(x, W, b, 1, 0, 0, out)
+    windows = sliding_window_view(x, (k, k), axis=(2, 3))   # (n, c, i, j, m, q)
+    tol = dict(rtol=1e-10, atol=1e-10)
+    np.testing.assert_allclose(out, np.einsum("ncijmq,fcmq->nfij", windows, W) + b[:, None, None], **tol)
+    dz = rng.standard_normal(out.shape)
+    dW, db, dx = np.empty_like(W), np.empty_like(b), np.empty_like(x)
+    conv.conv2d_backward(x, W, dz, 1, 0, 0, dW, db, dx)
+    expected = np.zeros_like(x)
+    for m in range(k):
+        for q in range(k):
+            expected[:, :, m:m + o, q:q + o] += np.einsum("nfij,fc->ncij", dz, W[:, :, m, q])
+    np.testing.assert_allclose(dx, expected, **tol)
+    np.testing.assert_allclose(dW, np.einsum("ncijmq,nfij->fcmq", windows, dz), **tol)
+    np.testing.assert_allclose(db, dz.sum(axis=(0, 2, 3)), **tol)
+
+
+def test_conv_size_rules():
+    from symnet.runtime import conv
+    assert 33 * 8 * 9 * 18 * 18 >= conv._BLAS_ONE_THREAD_MNK > 4 * 27 * 64   # the cases above take both paths
+    assert conv._DW_COLUMNS // 64 == 4 and conv._DW_COLUMNS // (18 * 18) == 0
+
+
 def test_generated_module_import_allocates_nothing(tmp_path):
     """A network far larger than memory: generating and importing it must not allocate
     (the module checks shapes from computed strides)."""

@@ -52,11 +52,39 @@ def mm_atb(A, B, out):
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_abt_small(A, B, out):
-    """out = A @ B.T (loops, for small layers)."""
+    """out = A @ B.T (loops, for small layers): dot products over the rows, in blocks of 2 rows
+    of A by 4 rows of B (8 sums at once, each load serving 2 or 4 of them)."""
     m, n = A.shape
     p = B.shape[0]
     zero = out.dtype.type(0.0)
-    for e in range(m):
+    e = 0
+    while e + 2 <= m:
+        i = 0
+        while i + 4 <= p:
+            s00 = s01 = s02 = s03 = s10 = s11 = s12 = s13 = zero
+            for j in range(n):
+                a0, a1 = A[e, j], A[e + 1, j]
+                b0, b1, b2, b3 = B[i, j], B[i + 1, j], B[i + 2, j], B[i + 3, j]
+                s00 += a0 * b0
+                s01 += a0 * b1
+                s02 += a0 * b2
+                s03 += a0 * b3
+                s10 += a1 * b0
+                s11 += a1 * b1
+                s12 += a1 * b2
+                s13 += a1 * b3
+            out[e, i], out[e, i + 1], out[e, i + 2], out[e, i + 3] = s00, s01, s02, s03
+            out[e + 1, i], out[e + 1, i + 1], out[e + 1, i + 2], out[e + 1, i + 3] = s10, s11, s12, s13
+            i += 4
+        while i < p:
+            s0 = s1 = zero
+            for j in range(n):
+                s0 += A[e, j] * B[i, j]
+                s1 += A[e + 1, j] * B[i, j]
+            out[e, i], out[e + 1, i] = s0, s1
+            i += 1
+        e += 2
+    if e < m:
         for i in range(p):
             s = zero
             for j in range(n):
@@ -65,34 +93,56 @@ def mm_abt_small(A, B, out):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _a(A, m, k, at):
+    """op(A)[m, k]: A[k, m] if at else A[m, k]."""
+    return A[k, m] if at else A[m, k]
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+def _mm_rows(A, B, out, at):
+    """out (M, P) = op(A) (M, K) @ B (K, P), op(A) = A.T if at else A, as row updates
+    out[m] += the sum of 4 terms op(A)[m, k] B[k], two rows m at a time: the compiler
+    vectorises the loop over P, and each load and store of out serves 4 multiply-adds."""
+    M, P = out.shape
+    K = B.shape[0]
+    for m in range(M):
+        for p in range(P):
+            out[m, p] = 0
+    k = 0
+    while k + 4 <= K:
+        m = 0
+        while m + 2 <= M:
+            a0, a1, a2, a3 = _a(A, m, k, at), _a(A, m, k + 1, at), _a(A, m, k + 2, at), _a(A, m, k + 3, at)
+            c0, c1 = _a(A, m + 1, k, at), _a(A, m + 1, k + 1, at)
+            c2, c3 = _a(A, m + 1, k + 2, at), _a(A, m + 1, k + 3, at)
+            for p in range(P):
+                b0, b1, b2, b3 = B[k, p], B[k + 1, p], B[k + 2, p], B[k + 3, p]
+                out[m, p] += (a0 * b0 + a1 * b1) + (a2 * b2 + a3 * b3)
+                out[m + 1, p] += (c0 * b0 + c1 * b1) + (c2 * b2 + c3 * b3)
+            m += 2
+        if m < M:
+            a0, a1, a2, a3 = _a(A, m, k, at), _a(A, m, k + 1, at), _a(A, m, k + 2, at), _a(A, m, k + 3, at)
+            for p in range(P):
+                out[m, p] += (a0 * B[k, p] + a1 * B[k + 1, p]) + (a2 * B[k + 2, p] + a3 * B[k + 3, p])
+        k += 4
+    while k < K:
+        for m in range(M):
+            a = _a(A, m, k, at)
+            for p in range(P):
+                out[m, p] += a * B[k, p]
+        k += 1
+
+
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_ab_small(A, B, out):
     """out = A @ B (loops, for small layers)."""
-    m, n = A.shape
-    p = B.shape[1]
-    zero = out.dtype.type(0.0)
-    for e in range(m):
-        for i in range(p):
-            out[e, i] = zero
-        for j in range(n):
-            d = A[e, j]
-            for i in range(p):
-                out[e, i] += d * B[j, i]
+    _mm_rows(A, B, out, False)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
 def mm_atb_small(A, B, out):
     """out = A.T @ B (loops, for small layers)."""
-    m, n = A.shape
-    p = B.shape[1]
-    zero = out.dtype.type(0.0)
-    for j in range(n):
-        for i in range(p):
-            out[j, i] = zero
-    for e in range(m):
-        for j in range(n):
-            d = A[e, j]
-            for i in range(p):
-                out[j, i] += d * B[e, i]
+    _mm_rows(A, B, out, True)
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")

@@ -5,14 +5,17 @@ one thread per call, no prange (the generated module's Python API runs shares
 of a large batch in threads of its own). Per call the kernels allocate their
 work arrays once and, per example, build the im2col matrix cols
 (C*kh*kw, Ho*Wo) straight from x (no padded copy: a fast path for stride 1
-without padding, bounds tests otherwise). The matrix products are loops the
-compiler vectorises, blocked so that each load or store serves several
-multiply-adds; for these sizes (a few filters, small planes) they beat one
-BLAS call per example, and no BLAS call can start OpenBLAS's threads:
+without padding, bounds tests otherwise). The forward and input-gradient
+products go to BLAS (np.dot) while OpenBLAS keeps them on the calling thread
+(m n k < 2^18: LeNet-5's are 2x faster there), else to loops the compiler
+vectorises, blocked so that each load or store serves several multiply-adds
+(no BLAS call may start OpenBLAS's threads beside the module's own); dW
+stays in loops (as fast as BLAS per example, and summed in place):
 - forward, out[n] (F, Ho*Wo) = W (F, C*kh*kw) @ cols, written in place in the
   (batch, F, Ho, Wo) layout, then + b;
 - input gradient, dcols = W^T @ dz[n], then col2im adds it into dx[n];
-- dW as dot products over the plane, summed over the batch in place.
+- dW as dot products over the planes of a few examples at once (_DW_COLUMNS),
+  summed over the batch in place.
 Backward writes dW, db as sums over the batch of the given dz (scale dz by
 1/m beforehand for a mean loss); an empty dx (dx.size == 0) skips the input
 gradient (first layer).
@@ -26,20 +29,38 @@ import numpy as np
 from numba import njit
 
 _CONV_FASTMATH = {"reassoc", "contract"}   # reorder sums (vectorised dot products); no nnan/ninf
+# OpenBLAS runs a gemm with m n k below SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD = 2^18 on
+# the calling thread: such products go to BLAS (2x faster than the loops for LeNet-5's);
+# larger ones stay in loops, so that no BLAS call starts OpenBLAS's threads.
+_BLAS_ONE_THREAD_MNK = 1 << 18
+# dW sums dot products over the plane of several examples at once (at least this many
+# columns): fewer horizontal sums and stores per multiply-add (LeNet-5's conv3, 8x8 planes:
+# 444 -> 294 us a batch)
+_DW_COLUMNS = 256
 
 
 @njit(cache=True, nogil=True)
-def _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols):
-    """cols[(c*kh + m)*kw + q, i*wo + j] = x[n, c, stride*i + m - ph, stride*j + q - pw],
+def _conv_product(A, B, out):
+    """out = A @ B (C-contiguous): BLAS below the single-thread size, else _conv_matmul."""
+    if A.shape[0] * A.shape[1] * B.shape[1] < _BLAS_ONE_THREAD_MNK:
+        np.dot(A, B, out)
+    else:
+        _conv_matmul(A, B, out)
+
+
+@njit(cache=True, nogil=True)
+def _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols, col0):
+    """cols[(c*kh + m)*kw + q, col0 + i*wo + j] = x[n, c, stride*i + m - ph, stride*j + q - pw],
     0 where that falls in the zero padding."""
     C, H, Wd = x.shape[1], x.shape[2], x.shape[3]
+    col0 = max(col0, 0)   # known non-negative: the indices below need no wrap-around test (vectorised)
     if stride == 1 and ph == 0 and pw == 0:
         for c in range(C):
             for m in range(kh):
                 for q in range(kw):
                     row = (c * kh + m) * kw + q
                     for i in range(ho):
-                        base = i * wo
+                        base = col0 + i * wo
                         for j in range(wo):
                             cols[row, base + j] = x[n, c, i + m, j + q]
         return
@@ -49,7 +70,7 @@ def _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols):
                 row = (c * kh + m) * kw + q
                 for i in range(ho):
                     r = stride * i + m - ph
-                    base = i * wo
+                    base = col0 + i * wo
                     if r < 0 or r >= H:
                         for j in range(wo):
                             cols[row, base + j] = 0
@@ -197,9 +218,9 @@ def conv2d_forward(x, W, b, stride, ph, pw, out):
     W2 = W.reshape(F, K)
     cols = np.empty((K, P), x.dtype)
     for n in range(x.shape[0]):
-        _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols)
+        _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols, 0)
         o = out[n].reshape(F, P)
-        _conv_matmul(W2, cols, o)
+        _conv_product(W2, cols, o)
         _conv_add_bias(o, b)
 
 
@@ -217,15 +238,46 @@ def conv2d_backward(x, W, dz, stride, ph, pw, dW, db, dx):
         for k in range(K):
             dW2[f, k] = 0
     want_dx = dx.size > 0
-    cols = np.empty((K, P), x.dtype)
+    N = x.shape[0]
+    G = max(1, min(N, _DW_COLUMNS // P))   # examples per dW product
+    cols = np.empty((K, G * P), x.dtype)
+    dg = np.empty((F, G * P), x.dtype)
     dcols = np.empty((K, P) if want_dx else (0, 0), x.dtype)
-    for n in range(x.shape[0]):
-        _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols)
-        d2 = dz[n].reshape(F, P)
-        _conv_dw_db(d2, cols, dW2, db)
-        if want_dx:
-            _conv_matmul(W2T, d2, dcols)
-            _conv_col2im(dcols, kh, kw, stride, ph, pw, ho, wo, dx, n)
+    for n0 in range(0, N, G):
+        g = min(G, N - n0)
+        for t in range(g):
+            _conv_im2col(x, n0 + t, kh, kw, stride, ph, pw, ho, wo, cols, t * P)
+            d2 = dz[n0 + t].reshape(F, P)
+            if G > 1:
+                _conv_copy_columns(d2, dg, t * P)
+            if want_dx:
+                _conv_product(W2T, d2, dcols)
+                _conv_col2im(dcols, kh, kw, stride, ph, pw, ho, wo, dx, n0 + t)
+        if G == 1:
+            _conv_dw_db(dz[n0].reshape(F, P), cols, dW2, db)
+        else:
+            for t in range(g, G):   # the last group's unused columns add nothing
+                _conv_fill(cols, t * P, P, 0)
+                _conv_fill(dg, t * P, P, 0)
+            _conv_dw_db(dg, cols, dW2, db)
+
+
+@njit(cache=True, nogil=True)
+def _conv_copy_columns(src, dst, col0):
+    """dst[:, col0:col0 + src.shape[1]] = src."""
+    col0 = max(col0, 0)
+    for r in range(src.shape[0]):
+        for p in range(src.shape[1]):
+            dst[r, col0 + p] = src[r, p]
+
+
+@njit(cache=True, nogil=True)
+def _conv_fill(a, col0, width, value):
+    """a[:, col0:col0 + width] = value."""
+    col0 = max(col0, 0)
+    for r in range(a.shape[0]):
+        for p in range(col0, col0 + width):
+            a[r, p] = value
 
 
 @njit(cache=True, nogil=True)

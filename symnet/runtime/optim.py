@@ -29,27 +29,49 @@ def fused_update(P, G, S1, S2, kind, h, reg):
     penalised = reg[0] != 0.0 or reg[1] != 0.0
     step = p.dtype.type(h[0] / h[4])                 # Adam: lr / bc1
     sqrt_bc2 = p.dtype.type(math.sqrt(h[5]))        # Adam: sqrt(bc2)
-    for k in range(p.size):
-        gk = g[k]
-        if penalised:
-            gk = gk + c2 * p[k] + c1 * np.sign(p[k])
-        if kind == SGD:
-            p[k] -= lr * gk
-        elif kind == MOMENTUM:
-            v = a * S1[k] + gk
+    # one loop per kind (and per penalty), so that each loop is branch-free and vectorises
+    if penalised:
+        _step(p, g, S1, S2, kind, lr, a, b, eps, one_a, one_b, step, sqrt_bc2, True, c2, c1)
+    else:
+        _step(p, g, S1, S2, kind, lr, a, b, eps, one_a, one_b, step, sqrt_bc2, False, c2, c1)
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _grad(gk, pk, penalised, c2, c1):
+    """The gradient plus the penalty's derivative (when penalised)."""
+    if penalised:
+        return gk + c2 * pk + c1 * np.sign(pk)
+    return gk
+
+
+@njit(cache=True, nogil=True, error_model="numpy")
+def _step(p, g, S1, S2, kind, lr, a, b, eps, one_a, one_b, step, sqrt_bc2, penalised, c2, c1):
+    """fused_update's loops (penalised a compile-time constant at both call sites)."""
+    if kind == SGD:
+        for k in range(p.size):
+            p[k] -= lr * _grad(g[k], p[k], penalised, c2, c1)
+    elif kind == MOMENTUM:
+        for k in range(p.size):
+            v = a * S1[k] + _grad(g[k], p[k], penalised, c2, c1)
             S1[k] = v
             p[k] -= lr * v
-        elif kind == RMSPROP:
+    elif kind == RMSPROP:
+        for k in range(p.size):
+            gk = _grad(g[k], p[k], penalised, c2, c1)
             s = a * S1[k] + one_a * gk * gk
             S1[k] = s
             p[k] -= lr * gk / (np.sqrt(s) + eps)
-        elif kind == ADAM:
+    elif kind == ADAM:
+        for k in range(p.size):
+            gk = _grad(g[k], p[k], penalised, c2, c1)
             m = a * S1[k] + one_a * gk
             v = b * S2[k] + one_b * gk * gk
             S1[k] = m
             S2[k] = v
             p[k] -= step * m / (np.sqrt(v) / sqrt_bc2 + eps)
-        else:   # ADAGRAD
+    else:   # ADAGRAD
+        for k in range(p.size):
+            gk = _grad(g[k], p[k], penalised, c2, c1)
             s = S1[k] + gk * gk
             S1[k] = s
             p[k] -= lr * gk / (np.sqrt(s) + eps)
