@@ -104,6 +104,11 @@ class Regularizer:
     def __bool__(self):
         return bool(self.terms)
 
+    @property
+    def name(self) -> str:
+        """"elastic net" (l1 and l2 together), "L2", "L1" or "none"."""
+        return "elastic net" if len(self.terms) == 2 else (self.terms[0][0].upper() if self.terms else "none")
+
     def expression(self):
         """(w, the penalty on one weight w as a SymPy expression in lambda_1, lambda_2,
         {lambda symbol: value}): for documents, which differentiate and print it."""
@@ -121,8 +126,7 @@ class Regularizer:
         import sympy as sp
 
         w, expr, _ = self.expression()
-        name = "elastic net" if len(self.terms) == 2 else (self.terms[0][0].upper() if self.terms else "none")
-        return [rf"\text{{{name}: }} R(w) = {sp.latex(expr)}",
+        return [rf"\text{{{self.name}: }} R(w) = {sp.latex(expr)}",
                 rf"\frac{{\partial R}}{{\partial w}} = {sp.latex(sp.diff(expr, w))}"]
 
     def penalty(self, params: dict) -> float:

@@ -13,11 +13,9 @@ _W = sp.Symbol("W^{(l)}", real=True)
 
 
 def _number(v) -> str:
-    return ("%.6g" % float(v)).replace("e-0", "e-").replace("e-", r" \cdot 10^{-") + ("}" if "e-" in "%.6g" % float(v) else "")
-
-
-def _name(reg) -> str:
-    return "elastic net (L1 and L2 together)" if len(reg.terms) == 2 else reg.terms[0][0].upper()
+    """%.6g with its exponent in LaTeX: 0.0005 stays, 1e-05 is 1 \\cdot 10^{-5}."""
+    mantissa, _, exponent = ("%.6g" % float(v)).partition("e")
+    return mantissa + (r" \cdot 10^{%d}" % int(exponent) if exponent else "")
 
 
 def penalty(train: dict | None) -> dict | None:
@@ -28,6 +26,7 @@ def penalty(train: dict | None) -> dict | None:
     if not reg:
         return None
     w, expr, values = reg.expression()
+    name = reg.name + (" (L1 and L2 together)" if len(reg.terms) == 2 else "")
     lams = sorted(values, key=str)                       # lambda_1 before lambda_2
     # one derivative per penalty term (SymPy's), printed coefficient, lambda, then w
     parts = [(lam, sp.diff(expr.coeff(lam) * lam, w)) for lam in lams]
@@ -49,13 +48,13 @@ def penalty(train: dict | None) -> dict | None:
         r"\frac{\partial R}{\partial w} = %s = %s" % (terms(w), terms(w, numeric=True)),
         r"W^{(l)} \leftarrow W^{(l)} - \eta \left(\nabla_{W^{(l)}} J + %s\right)" % terms(_W),
     ]
-    text = (f"Regularisation ([train] of the spec): the {_name(reg)} penalty $R$ is added to the batch loss, "
+    text = (f"Regularisation ([train] of the spec): the {name} penalty $R$ is added to the batch loss, "
             f"so training minimises $J + R$. $R$ sums over every weight $w$ of the weight matrices $W^{{(l)}}$ "
             f"(biases and batch norm's $\\gamma$, $\\beta$ are not penalised); its gradient is SymPy's derivative "
             f"of $R$ (with $\\operatorname{{sgn}}(0) = 0$). Every rule below then uses "
             f"$\\nabla_{{W^{{(l)}}}} J + \\partial R / \\partial W^{{(l)}}$ in place of $\\nabla_{{\\theta}} J$ "
             f"for the weights; plain gradient descent, for example:")
-    return {"name": _name(reg), "text": text, "equations": equations,
+    return {"name": name, "text": text, "equations": equations,
             "coefficients": {str(lam): v for lam, v in values.items()}}
 
 
