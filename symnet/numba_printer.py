@@ -7,7 +7,10 @@ that would fail (or silently upcast) inside a kernel.
 Every number is printed as a literal of the kernel's dtype (`np.float32(0.5)`
 in float32 kernels) so that Numba keeps float32 math in float32: a bare `2`
 or `0.5` would be typed int64/float64 and promote the whole expression.
-`sigmoid` and `softplus` print overflow-free forms.
+`sigmoid` and `softplus` print overflow-free forms. With the setting
+`tanh_helper` (a name), float32 tanh prints as a call of that function, which the
+caller defines from `symnet.approximants.tanh_float32` (vectorisable, unlike the C
+library's scalar tanhf); `helpers_used` collects the helper names printed.
 
 Some printed forms use an argument more than once (the stable sigmoid four
 times, softplus twice, sinc three times, a small integer power as a product).
@@ -67,7 +70,7 @@ class NumbaPrinter(PythonCodePrinter):
 
     printmethod = "_numbacode"
     language = "Python (Numba)"
-    _default_settings = dict(PythonCodePrinter._default_settings, dtype="float64", strict=True)
+    _default_settings = dict(PythonCodePrinter._default_settings, dtype="float64", strict=True, tanh_helper=None)
 
     def __init__(self, settings=None):
         settings = dict(settings or {})
@@ -76,6 +79,7 @@ class NumbaPrinter(PythonCodePrinter):
             raise ValueError(f"NumbaPrinter: dtype must be float32 or float64, got {settings.get('dtype')!r}")
         super().__init__(settings)
         self._block = None      # inside print_block: (lines, name by printed text, fresh names)
+        self.helpers_used: set[str] = set()
 
     # -- blocks: every subexpression evaluated once
     def print_block(self, expr, temps: str = "t", repeated: str = "u") -> Block:
@@ -194,7 +198,14 @@ class NumbaPrinter(PythonCodePrinter):
     _print_atan = _print_exp
     _print_sinh = _print_exp
     _print_cosh = _print_exp
-    _print_tanh = _print_exp
+
+    def _print_tanh(self, expr):
+        helper = self._settings["tanh_helper"]
+        if helper is None or self._settings["dtype"] != "float32":
+            return self._print_Function(expr)
+        self.helpers_used.add(helper)
+        return "%s(%s)" % (helper, self._print(expr.args[0]))
+
     _print_asinh = _print_exp
     _print_acosh = _print_exp
     _print_atanh = _print_exp

@@ -54,6 +54,26 @@ class Function:
     label: str = ""     # where it comes from (layer, rule) and its op count, printed above it
 
 
+TANH_HELPER = "tanh_f32"
+
+
+def tanh_function() -> Function:
+    """float32 tanh, vectorisable: SymPy's Padé approximant (symnet.approximants), in float64."""
+    from ..approximants import PADE_ORDER, tanh_float32
+    from .printer import NumbaPrinter
+    r = tanh_float32()
+    print64 = NumbaPrinter({"dtype": "float64"})
+    c = print64.doprint(r.clamp)
+    L, M = PADE_ORDER
+    doc = (f"tanh(x) in float32: the [{L}/{M}] Pade approximant of tanh at 0, from SymPy's Taylor series, "
+           f"in float64 on x clamped to [-{c}, {c}] (tanh rounds to +-1 beyond); vectorised, unlike np.tanh")
+    ops = int(sp.count_ops(r.P) + sp.count_ops(r.Q)) + 4
+    return Function(TANH_HELPER, ("x",), doc,
+                    [f"v = min(max(np.float64(x), -{c}), {c})   # NaN stays NaN", f"{r.s} = v*v"],
+                    f"np.float32(v*({print64.doprint(r.P)})/({print64.doprint(r.Q)}))", ops,
+                    f"float32 tanh (symnet.approximants); {ops} ops")
+
+
 def print_function(printer, name, args, expr, doc, where) -> Function:
     from sympy.printing.codeprinter import PrintMethodNotImplementedError
     try:
@@ -102,7 +122,7 @@ class _Printed:
 
     def __init__(self, net):
         from .printer import NumbaPrinter
-        self.printer = NumbaPrinter({"dtype": net.dtype})
+        self.printer = NumbaPrinter({"dtype": net.dtype, "tanh_helper": TANH_HELPER})
         self.functions: list[Function] = []
         self.act_names, self.dact_names = _Names(), _Names()
 
@@ -115,6 +135,11 @@ class _Printed:
             self.add(name, ("x",), am.g, f"activation {am.name}: g(x) = {_doc(am.g)}",
                      f"{p.where}: activation {p.layer.activation.describe()}")
         return name
+
+    def helpers(self) -> None:
+        """Put the functions the printed math calls (float32 tanh) in front of it."""
+        if TANH_HELPER in self.printer.helpers_used:
+            self.functions.insert(0, tanh_function())
 
     def batchnorm(self) -> None:
         """bn_<key> functions of batch norm's kernel math (printed once per network)."""
@@ -348,6 +373,7 @@ def context(net, derivation, runtime_text: str) -> dict:
     ops = build_ops(net, derivation, printed)
     placed = [p for p in net.placed if p.layer.type != "softmax"]
     output_math(net, derivation, printed, ops[-1], placed[-1])
+    printed.helpers()
     for f in printed.functions:   # names reaching the file are generated identifiers
         assert f.name.isidentifier(), f.name
     ops_of = {f.name: f.ops for f in printed.functions}
