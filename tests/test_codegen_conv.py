@@ -139,8 +139,8 @@ def test_train_step_is_sgd_on_every_parameter(cnns):
 def split_always(monkeypatch):
     """Modules cut every batch into up to 3 shares (each its own thread), whatever its size."""
     def split(mod, threads=3):
-        monkeypatch.setattr(mod, "_MIN_SHARE_FLOPS", 1)
-        monkeypatch.setattr(mod, "_threads", threads)
+        monkeypatch.setattr(mod._api, "min_share_flops", 1)
+        monkeypatch.setattr(mod._api, "threads", threads)
     return split
 
 
@@ -154,7 +154,7 @@ def test_batch_shares_in_threads_give_the_serial_results(cnns, split_always):
     stepped = {k: v.copy() for k, v in params.items()}
     mod.train_step(stepped, X, Y, 0.1, masks)
     split_always(mod)
-    assert mod._shares(7, mod.TRAIN_FLOPS_PER_ROW, True) == ((0, 2), (2, 4), (4, 7))
+    assert mod._api.shares(7, mod.TRAIN_FLOPS_PER_ROW, True) == ((0, 2), (2, 4), (4, 7))
     assert np.allclose(mod.forward(params, X), serial[0], rtol=1e-12, atol=0)
     assert mod.loss(params, X, Y) == pytest.approx(serial[1], rel=1e-12)
     outputs, value = mod.forward_and_loss(params, X, Y)   # one pass, the same two results
@@ -169,7 +169,7 @@ def test_batch_shares_in_threads_give_the_serial_results(cnns, split_always):
     mod.train_step(threaded, X, Y, 0.1, masks)
     for key in params:
         assert np.allclose(threaded[key], stepped[key], rtol=1e-10, atol=1e-14), key
-    assert len(mod._workers) == 2   # the shares did run in two more threads
+    assert len(mod._api.pool.workers) == 2   # the shares did run in two more threads
 
 
 @pytest.mark.skipif(not hasattr(__import__("os"), "fork"), reason="os.fork is POSIX-only")
@@ -196,26 +196,26 @@ def test_workspaces_are_reused_and_sized_exactly(cnns, bn, monkeypatch):
     net, mod, X, Y = cnns["cnn_a"]
     params = _params(net, seed=5)
     first = mod.loss_and_grads(params, X, Y)
-    work = mod._local.work
+    work = mod._api.local.work
     other = RNG.standard_normal(X.shape)
     mod.loss_and_grads(params, other, Y)
     mod.forward(params, other)
     again = mod.loss_and_grads(params, X, Y)   # the same buffer, nothing left over from other calls
-    assert mod._local.work is work and again[0] == first[0]
+    assert mod._api.local.work is work and again[0] == first[0]
     assert all(np.array_equal(again[1][k], first[1][k]) for k in params)
     # Workspaces of exactly the sizes the module asks for suffice, one element fewer breaks
     # the kernels: the counts are exact, not generous.
     for net, mod, X, Y in ((net, mod, X, Y), bn):
         params = {**_params(net, seed=5), **net.init_state()}
         calls = (lambda: mod.loss_and_grads(params, X, Y, update_state=False), lambda: mod.loss(params, X, Y))
-        orig = mod._workspace
+        orig = mod._api.workspace
         for short in (0, 1):   # 1: the float workspace one short
             for short_index in ((0, 1) if mod.INDEX_WORK_PER_ROW else (0,)):
                 def sized(rows, per_row, short=short, short_index=short_index):
                     work, iwork = orig(rows, per_row)
                     return work[:rows * per_row - short], iwork[:rows * mod.INDEX_WORK_PER_ROW - short_index]
                 with monkeypatch.context() as patch:
-                    patch.setattr(mod, "_workspace", sized)
+                    patch.setattr(mod._api, "workspace", sized)
                     for call in calls:
                         if short or short_index:
                             with pytest.raises(Exception):
@@ -358,8 +358,8 @@ def test_batchnorm_splits_evaluation_but_not_training(bn, split_always):
     assert mod.SPLIT_EVAL and not mod.SPLIT_TRAIN   # batch statistics need the whole batch
     serial = mod.forward(params, X), mod.loss(params, X, Y), mod.loss_and_grads(params, X, Y, update_state=False)
     split_always(mod)
-    assert len(mod._shares(5, mod.EVAL_FLOPS_PER_ROW, mod.SPLIT_EVAL)) == 3
-    assert len(mod._shares(5, mod.TRAIN_FLOPS_PER_ROW, mod.SPLIT_TRAIN)) == 1
+    assert len(mod._api.shares(5, mod.EVAL_FLOPS_PER_ROW, mod.SPLIT_EVAL)) == 3
+    assert len(mod._api.shares(5, mod.TRAIN_FLOPS_PER_ROW, mod.SPLIT_TRAIN)) == 1
     assert np.allclose(mod.forward(params, X), serial[0], rtol=1e-12, atol=0)
     assert mod.loss(params, X, Y) == pytest.approx(serial[1], rel=1e-12)
     loss, grads = mod.loss_and_grads(params, X, Y, update_state=False)

@@ -70,9 +70,9 @@ def test_fused_optimisers_equal_torch_and_numpy(kernel, monkeypatch, name, penal
     for threads in (1, 2):   # one fused kernel; shares in threads, then the update from Python
         with monkeypatch.context() as patch:
             if threads == 2:
-                patch.setattr(mod, "_MIN_SHARE_FLOPS", 1)
-                patch.setattr(mod, "_threads", 2)
-                assert len(mod._shares(len(X), mod.TRAIN_FLOPS_PER_ROW, mod.SPLIT_TRAIN)) == 2
+                patch.setattr(mod._api, "min_share_flops", 1)
+                patch.setattr(mod._api, "threads", 2)
+                assert len(mod._api.shares(len(X), mod.TRAIN_FLOPS_PER_ROW, mod.SPLIT_TRAIN)) == 2
             fused, opt = {k: v.copy() for k, v in params0.items()}, make_optimizer(name, lr, **OPTIONS[name])
             for _ in range(STEPS):
                 mod.train_step(fused, X, Y, lr, optimizer=opt, penalty=coefficients)

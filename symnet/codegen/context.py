@@ -71,7 +71,7 @@ def tanh_function() -> Function:
     return Function(TANH_HELPER, ("x",), doc,
                     [f"v = min(max(np.float64(x), -{c}), {c})   # NaN stays NaN", f"{r.s} = v*v"],
                     f"np.float32(v*({print64.doprint(r.P)})/({print64.doprint(r.Q)}))", ops,
-                    f"float32 tanh (symnet.approximants); {ops} ops")
+                    f"float32 tanh of the activations (symnet.approximants); {ops} ops")
 
 
 def print_function(printer, name, args, expr, doc, where) -> Function:
@@ -420,12 +420,10 @@ def context(net, derivation, runtime_text: str) -> dict:
         "state_names": tuple(state_names),
         "state_shapes": [(name, net.state_shapes[name]) for name in state_names],
         "forward_note": " (softmax probabilities)" if kind == "softmax" else "",
-        "loss_note": ", running statistics" if has_state else "",
-        "grads_note": (": batch statistics; update_state moves the running statistics in params in place"
-                       if has_state else ""),
-        "input_grad_note": "; batch norm uses its running statistics" if has_state else "",
-        "training_note": ("batch norm uses the batch's statistics (its running ones do not move)" if has_state
-                          else "the same here (no batch norm)"),
+        "state_doc": ("Batch norm: forward() and loss() normalise with the running statistics in params;\n"
+                      "loss_and_grads() with the batch's, and update_state=True moves the running ones in place;\n"
+                      "loss_and_input_grad() with the running ones, or training=True: the batch's (the running\n"
+                      "ones do not move).\n") if has_state else "",
         "eval_work": eval_work,
         "train_work": train_work,
         "index_work": max(eval_index, train_index),

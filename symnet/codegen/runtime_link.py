@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import ast
 import hashlib
-import importlib
 import os
 import subprocess
 import sys
@@ -13,20 +12,21 @@ from pathlib import Path
 
 from .program import Call, flat
 
-# What the generated Python API uses of the runtime, by module.
-API = {
-    "optim": ("fused_arguments", "fused_update"),
-    "threads": ("MIN_SHARE_FLOPS", "Pool", "checked_threads", "default_threads", "shares"),
-    "workspace": ("workspace",),
-    "checks": ("ShapeError", "batch", "batches", "check_batch_stats", "draw_dropout_masks", "masks_in_order",
-               "param_arrays", "param_checks"),
-}
+# What every generated module uses of the runtime besides its kernels: the Python API.
+API = {"api": ("NetworkAPI",)}
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 
 
 def _module_names(module: str) -> set[str]:
-    mod = importlib.import_module(f"symnet.runtime.{module}")
-    return {name for name in vars(mod) if not name.startswith("_")}
+    """The public names module defines itself (not those it imports from a sibling)."""
+    tree = ast.parse((RUNTIME / f"{module}.py").read_text(encoding="utf-8"))
+    names = set()
+    for node in tree.body:
+        if isinstance(node, (ast.FunctionDef, ast.ClassDef)):
+            names.add(node.name)
+        elif isinstance(node, ast.Assign):
+            names.update(target.id for target in node.targets if isinstance(target, ast.Name))
+    return {name for name in names if not name.startswith("_")}
 
 
 def imports(entries, kernels_called=()) -> str:
@@ -59,7 +59,8 @@ def inline() -> str:
             if isinstance(node, (ast.Import, ast.ImportFrom)):
                 skip.update(range(node.lineno - 1, node.end_lineno))
                 line = "\n".join(lines[node.lineno - 1:node.end_lineno])
-                if line not in hoisted:
+                sibling = isinstance(node, ast.ImportFrom) and node.level == 1   # inlined above it already
+                if not sibling and line not in hoisted:
                     hoisted.append(line)
         doc = ast.get_docstring(tree)
         first = tree.body[0]

@@ -3,7 +3,8 @@
 # Element-wise math printed by SymPy from the derivation: 14 operations
 # (sympy.count_ops) in 5 functions; loops from templates/kernels.jinja,
 # the whole-network kernels assembled by symnet.codegen (one emitter per layer kind),
-# threads, workspaces, checks, optimiser updates and conv/pool kernels from symnet.runtime.
+# the Python API (threads, workspaces, checks), optimiser updates and conv/pool kernels
+# from symnet.runtime.
 #
 # network logistic (float64), loss bce
 #   layer                output shape  params
@@ -13,25 +14,23 @@
 #   total parameters: 513
 """Numba kernels of network `logistic` (float64, loss bce).
 
-forward(params, X) -> outputs; loss(params, X, Y) -> float; forward_and_loss(params, X, Y)
--> (outputs, loss) in one pass;
+forward(params, X) -> outputs; loss(params, X, Y) -> float;
+forward_and_loss(params, X, Y) -> (outputs, loss) in one pass;
 loss_and_grads(params, X, Y) -> (loss, grads); loss_and_input_grad(params, X, Y)
 -> (loss, dL/dX); train_step(params, X, Y, lr) -> loss (plain SGD, parameters
 updated in place; or a fused optimiser step). params: dict name -> array with the shapes of PARAM_SHAPES
 (as PyTorch's); X (batch, 30); Y (batch, 1).
 The loss is the mean over the batch of the per-example losses.
+The Python API is symnet.runtime.api.NetworkAPI's, bound to the kernels below.
 """
 import math
-import threading
 
 import numpy as np
 from numba import njit
 
 from symnet.runtime.arrays import mm_ab_small, mm_abt_small, mm_atb_small
-from symnet.runtime.optim import fused_arguments, fused_update
-from symnet.runtime.threads import MIN_SHARE_FLOPS, Pool, checked_threads, default_threads, shares
-from symnet.runtime.workspace import workspace
-from symnet.runtime.checks import ShapeError, batch, batches, check_batch_stats, draw_dropout_masks, masks_in_order, param_arrays, param_checks
+from symnet.runtime.optim import fused_update
+from symnet.runtime.api import NetworkAPI
 
 DTYPE = np.float64
 IN_SHAPE = (30,)
@@ -242,167 +241,19 @@ def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwo
     return loss
 
 
-# -- Python API: dicts in, arrays positional to the kernels ------------------------
-_DT = np.dtype(DTYPE)
-_ALL_NAMES = PARAM_NAMES + STATE_NAMES
-_CHECKS = param_checks(_ALL_NAMES, {**PARAM_SHAPES, **STATE_SHAPES}, DTYPE)   # no allocation at import
-
-# Threads (symnet.runtime.threads): shares of a large batch run at once.
-EVAL_FLOPS_PER_ROW = 992    # one example's forward pass (2 x multiply-adds)
+# -- Python API (symnet.runtime.api): dicts in, arrays positional to the kernels ---
+EVAL_FLOPS_PER_ROW = 992    # one example's forward pass (2 x multiply-adds): sizes thread shares
 TRAIN_FLOPS_PER_ROW = 2976   # forward and backward
 SPLIT_EVAL = True    # False where dense layers call BLAS, which has threads of its own
 SPLIT_TRAIN = True   # also False with batch norm: its batch statistics couple the rows
-_MIN_SHARE_FLOPS = MIN_SHARE_FLOPS
-_threads = default_threads()
-_pool = Pool()
-_workers = _pool.workers
-
-
-def set_num_threads(n):
-    """Use at most n threads per call (default: the CPUs this process may run on,
-    or the environment variable SYMNET_NUM_THREADS)."""
-    global _threads
-    _threads = checked_threads(n)
-
-
-def get_num_threads():
-    return _threads
-
-
-def _shares(rows, flops_per_row, split):
-    return shares(rows, flops_per_row, split, _threads, _MIN_SHARE_FLOPS)
-
-
-# Workspaces (symnet.runtime.workspace), sized from the entry kernels' statements.
-EVAL_WORK_PER_ROW = 17    # floats per example: _evaluate
+EVAL_WORK_PER_ROW = 17    # workspace floats per example: _evaluate (from its statements)
 TRAIN_WORK_PER_ROW = 49   # _loss_and_grads, _train_step
 INDEX_WORK_PER_ROW = 0   # int64 per example (max-pooling argmax)
-_local = threading.local()
 
-
-def _workspace(rows, per_row):
-    """(work, iwork) for a kernel call on `rows` examples in this thread."""
-    return workspace(_local, rows, per_row, INDEX_WORK_PER_ROW, DTYPE)
-
-
-def _no_dx():
-    return np.empty((0,) * (len(IN_SHAPE) + 1), DTYPE)
-
-
-def _grads(X, Y, DX, batch_stats, update, arrays, masks, row_shares):
-    """(loss, gradient arrays in PARAM_NAMES order) of the batch, its shares run in threads
-    (batch_stats: batch norm normalises with the batch's statistics, else the running ones)."""
-    rows = X.shape[0]
-
-    def share(a, b):
-        grads = [np.empty(PARAM_SHAPES[name], DTYPE) for name in PARAM_NAMES]
-        value = _loss_and_grads(X[a:b], Y[a:b], DX[a:b] if DX.size else DX, batch_stats, update, rows,
-                                *_workspace(b - a, TRAIN_WORK_PER_ROW), *arrays, *grads,
-                                *[mask[a:b] for mask in masks])
-        return value, grads
-
-    parts = _pool.run(share, row_shares)
-    value, grads = parts[0]
-    for more, more_grads in parts[1:]:
-        value += more
-        for g, h in zip(grads, more_grads):
-            g += h
-    return float(value), grads
-
-
-def _params(params, exact=False, exact_state=False):
-    return param_arrays(params, _CHECKS, len(PARAM_NAMES), DTYPE, exact, exact_state)
-
-
-def _batches(X, Y):
-    return batches(X, Y, IN_SHAPE, N_OUT, DTYPE)
-
-
-def _masks(masks, rows):
-    return masks_in_order(masks, rows, DROPOUT, DTYPE)
-
-
-def dropout_masks(rng, rows):
-    """Inverted-dropout masks for a batch of `rows` examples, drawn from the numpy
-    Generator `rng`: keep with probability 1 - rate, kept entries scaled by 1/(1 - rate)."""
-    return draw_dropout_masks(rng, rows, DROPOUT, DTYPE)
-
-
-def _evaluation(params, X, Y):
-    """(outputs, batch loss or 0 when Y is None), shares of the batch in threads."""
-    X = batch(X, "X", IN_SHAPE, DTYPE)
-    if Y is None:
-        Y = np.empty((0, N_OUT), DTYPE)
-    else:
-        X, Y = _batches(X, Y)
-    arrays = _params(params)
-    rows, with_loss = X.shape[0], Y.shape[0] > 0
-
-    def share(a, b):
-        return _evaluate(X[a:b], Y[a:b] if with_loss else Y, rows, with_loss,
-                         *_workspace(b - a, EVAL_WORK_PER_ROW), *arrays)
-
-    parts = _pool.run(share, _shares(rows, EVAL_FLOPS_PER_ROW, SPLIT_EVAL))
-    outputs = parts[0][0] if len(parts) == 1 else np.concatenate([out for out, _ in parts])
-    return outputs, float(sum(value for _, value in parts))
-
-
-def forward(params, X):
-    """The network's outputs, shape (batch, 1); evaluation mode."""
-    return _evaluation(params, X, None)[0]
-
-
-def loss(params, X, Y):
-    """The batch loss (mean over the batch); evaluation mode (dropout off)."""
-    return _evaluation(params, X, Y)[1]
-
-
-def forward_and_loss(params, X, Y):
-    """(outputs, batch loss) in one evaluation pass: forward() and loss() together."""
-    return _evaluation(params, X, Y)
-
-
-def loss_and_grads(params, X, Y, masks=None, update_state=True):
-    """(batch loss, dict of gradients with the keys and shapes of PARAM_SHAPES), in training
-    mode."""
-    X, Y = _batches(X, Y)
-    check_batch_stats(X, bool(STATE_NAMES))
-    arrays = _params(params, exact_state=update_state)
-    row_shares = _shares(X.shape[0], TRAIN_FLOPS_PER_ROW, SPLIT_TRAIN)
-    value, grads = _grads(X, Y, _no_dx(), True, update_state, arrays, _masks(masks, X.shape[0]), row_shares)
-    return value, dict(zip(PARAM_NAMES, grads))
-
-
-def loss_and_input_grad(params, X, Y, masks=None, training=False):
-    """(batch loss, dL/dX with the shape of X): the input gradient, for adversarial examples.
-    As in evaluation (the loss is loss()'s), with dropout
-    masks if given; training=True: the same here (no batch norm)."""
-    X, Y = _batches(X, Y)
-    if training:
-        check_batch_stats(X, bool(STATE_NAMES))
-    DX = np.empty(X.shape, DTYPE)
-    row_shares = _shares(X.shape[0], TRAIN_FLOPS_PER_ROW, SPLIT_TRAIN if training else SPLIT_EVAL)
-    value, _ = _grads(X, Y, DX, bool(training), False, _params(params), _masks(masks, X.shape[0]), row_shares)
-    return value, DX
-
-
-def train_step(params, X, Y, lr, masks=None, optimizer=None, penalty=(0.0, 0.0)):
-    """One optimiser step in place on params' arrays at rate lr: plain SGD, or the update of
-    `optimizer` (a symnet.optim.Optimizer; its step count and state buffers advance) fused
-    into the backward pass; penalty (c2, c1) adds c2 W + c1 sign(W) to each weight's
-    gradient (L2/L1). Returns the batch loss before the step."""
-    X, Y = _batches(X, Y)
-    check_batch_stats(X, bool(STATE_NAMES))
-    arrays = _params(params, exact=True, exact_state=True)
-    masks = _masks(masks, X.shape[0])
-    kind, h, state = fused_arguments(optimizer, lr, arrays[:len(PARAM_NAMES)], PARAM_NAMES)
-    reg, noreg = np.array(penalty, np.float64), np.zeros(2)
-    row_shares = _shares(X.shape[0], TRAIN_FLOPS_PER_ROW, SPLIT_TRAIN)
-    if len(row_shares) == 1:   # one fused kernel: each layer's update right after its gradient
-        return _train_step(X, Y, _no_dx(), True, True, kind, h, reg, noreg, X.shape[0],
-                           *_workspace(X.shape[0], TRAIN_WORK_PER_ROW), *arrays, *state, *masks)
-    value, grads = _grads(X, Y, _no_dx(), True, True, arrays, masks, row_shares)
-    for k, penalised in enumerate(PENALISED):
-        fused_update(arrays[k].ravel(), grads[k].ravel(), state[2 * k], state[2 * k + 1], kind, h,
-                     reg if penalised else noreg)   # flat: one compiled signature for every shape
-    return value
+_api = NetworkAPI(_evaluate, _loss_and_grads, _train_step, dtype=DTYPE, in_shape=IN_SHAPE, n_out=N_OUT,
+                  param_shapes=PARAM_SHAPES, state_shapes=STATE_SHAPES, penalised=PENALISED, dropout=DROPOUT,
+                  flops_per_row=(EVAL_FLOPS_PER_ROW, TRAIN_FLOPS_PER_ROW), split=(SPLIT_EVAL, SPLIT_TRAIN),
+                  work_per_row=(EVAL_WORK_PER_ROW, TRAIN_WORK_PER_ROW, INDEX_WORK_PER_ROW))
+forward, loss, forward_and_loss = _api.forward, _api.loss, _api.forward_and_loss
+loss_and_grads, loss_and_input_grad, train_step = _api.loss_and_grads, _api.loss_and_input_grad, _api.train_step
+dropout_masks, set_num_threads, get_num_threads = _api.dropout_masks, _api.set_num_threads, _api.get_num_threads
