@@ -182,3 +182,79 @@ def test_runtime_modules_import_nothing_of_symnet_but_errors():
                 assert node.level == 0 and node.module in (None, "numpy", "numba", "concurrent.futures",
                                                            "symnet.errors"), (name, node.module)
     assert os.path.exists(root / "__init__.py")
+
+
+# -- the Python API (symnet.runtime.api), on a linear model's kernels written in numpy
+def _linear_api(calls):
+    """A NetworkAPI over numpy kernels of z = X W^T + b with the loss mean((z - y)^2) over
+    the batch; `calls` records which kernel ran on how many rows."""
+    from symnet.runtime.api import NetworkAPI
+    from symnet.runtime.optim import fused_update
+
+    def evaluate(X, Y, m, with_loss, work, iwork, W, b):
+        calls.append(("evaluate", len(X)))
+        assert work.size >= len(X) * 3 and iwork.size >= len(X)   # the workspace asked for
+        Z = X @ W.T + b
+        return Z, (float(np.sum((Z - Y) ** 2)) / m if with_loss else 0.0)
+
+    def grads_of(X, Y, DX, m, W, b, gW, gb):
+        D = 2 * (X @ W.T + b - Y) / m
+        gW[...], gb[...] = D.T @ X, D.sum(0)
+        if DX.size:
+            DX[...] = D @ W
+        return float(np.sum((X @ W.T + b - Y) ** 2)) / m
+
+    def loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W, b, gW, gb):
+        calls.append(("grads", len(X)))
+        return grads_of(X, Y, DX, m, W, b, gW, gb)
+
+    def train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwork, W, b, S1W, S2W, S1b, S2b):
+        calls.append(("step", len(X)))
+        gW, gb = np.empty_like(W), np.empty_like(b)
+        value = grads_of(X, Y, DX, m, W, b, gW, gb)
+        fused_update(W, gW, S1W, S2W, kind, h, reg)
+        fused_update(b, gb, S1b, S2b, kind, h, noreg)
+        return value
+
+    return NetworkAPI(evaluate, loss_and_grads, train_step, dtype=np.float64, in_shape=(4,), n_out=2,
+                      param_shapes={"W1": (2, 4), "b1": (2,)}, state_shapes={}, penalised=(True, False),
+                      dropout=(), flops_per_row=(16, 48), split=(True, True), work_per_row=(3, 3, 1))
+
+
+def test_network_api_binds_the_kernels_and_splits_batches():
+    calls = []
+    api = _linear_api(calls)
+    rng = np.random.default_rng(0)
+    X, Y = rng.standard_normal((7, 4)), rng.standard_normal((7, 2))
+    params = {"W1": rng.standard_normal((2, 4)), "b1": rng.standard_normal(2)}
+    Z = X @ params["W1"].T + params["b1"]
+    D = 2 * (Z - Y) / 7
+    assert np.allclose(api.forward(params, X), Z)
+    assert api.loss(params, X, Y) == pytest.approx(np.mean(np.sum((Z - Y) ** 2, 1)))
+    value, grads = api.loss_and_grads(params, X, Y)
+    assert np.allclose(grads["W1"], D.T @ X) and np.allclose(grads["b1"], D.sum(0))
+    assert np.allclose(api.loss_and_input_grad(params, X, Y)[1], D @ params["W1"])
+    api.min_share_flops, api.threads = 1, 3   # the same results from 3 shares in threads
+    calls.clear()
+    outputs, split_value = api.forward_and_loss(params, X, Y)
+    assert np.allclose(outputs, Z) and split_value == pytest.approx(value)
+    split_grads = api.loss_and_grads(params, X, Y)[1]
+    assert all(np.allclose(split_grads[k], grads[k]) for k in grads)
+    assert sorted(calls) == [("evaluate", 2), ("evaluate", 2), ("evaluate", 3), ("grads", 2), ("grads", 2), ("grads", 3)]
+    # train_step: one fused kernel for one share, else the gradients of the shares then the update
+    for threads_, kernel in ((1, "step"), (3, "grads")):
+        api.threads, stepped = threads_, {k: v.copy() for k, v in params.items()}
+        calls.clear()
+        assert api.train_step(stepped, X, Y, 0.5, penalty=(0.1, 0.0)) == pytest.approx(value)
+        assert {name for name, _ in calls} == {kernel}
+        assert np.allclose(stepped["W1"], params["W1"] - 0.5 * (grads["W1"] + 0.1 * params["W1"]))
+        assert np.allclose(stepped["b1"], params["b1"] - 0.5 * grads["b1"])   # biases: no penalty
+    assert api.get_num_threads() == 3
+    with pytest.raises(ShapeError, match="W1 must be a C-contiguous float64 array of shape"):
+        api.train_step({"W1": params["W1"].T.copy().T, "b1": params["b1"]}, X, Y, 0.1)
+    with pytest.raises(ShapeError, match="missing parameter 'b1'"):
+        api.forward({"W1": params["W1"]}, X)
+    with pytest.raises(ShapeError, match="X: expected a non-empty array of shape"):
+        api.forward(params, X[:, :3])
+    with pytest.raises(ValueError):
+        api.set_num_threads(0)
