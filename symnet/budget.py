@@ -36,14 +36,24 @@ def _time_limit(seconds: float):
         yield
         return
 
+    expired = []
+
     def expire(signum, frame):
+        expired.append(True)
         raise _OutOfTime
 
     start = time.process_time()
     old_handler = signal.signal(signal.SIGPROF, expire)
     outer, _ = signal.setitimer(signal.ITIMER_PROF, seconds, 0.05)   # re-fires until cancelled
     try:
-        yield
+        try:
+            yield
+        except Exception:
+            if expired:   # the signal landed in C code that re-raised it as another error (compile())
+                raise _OutOfTime from None
+            raise
+        if expired:   # it landed in a callback whose errors Python ignores (a gc callback, e.g. Dask's)
+            raise _OutOfTime
     finally:
         signal.setitimer(signal.ITIMER_PROF, 0)
         signal.signal(signal.SIGPROF, old_handler)

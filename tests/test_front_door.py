@@ -421,6 +421,27 @@ def test_kernel_printing_is_bounded(tmp_path, capsys, monkeypatch):
     assert not list((tmp_path / "gen").glob("*"))
 
 
+@pytest.mark.skipif(not hasattr(__import__("signal"), "setitimer"), reason="CPU-time limits need setitimer")
+def test_a_budget_ends_even_when_its_signal_is_lost():
+    """The limit's signal can land where Python ignores errors (a gc callback) or where C code
+    turns them into another error: past the limit, the block still ends out of time."""
+    from symnet.budget import _OutOfTime, _time_limit
+
+    def spin(other):
+        """0.2 s of CPU under a 0.02 s limit, the signal's exception ignored or replaced by other."""
+        with _time_limit(0.02):
+            start = time.process_time()
+            while time.process_time() - start < 0.2:
+                try:
+                    sum(range(1000))
+                except BaseException:
+                    if other is not None:
+                        raise other from None
+    for other in (None, SystemError("AST constructor recursion depth mismatch")):
+        with pytest.raises(_OutOfTime):
+            spin(other)
+
+
 @pytest.mark.parametrize("formula", [SLOW_BEFORE["tanh log exp nested 30"], "sigmoid(" * 30 + "x" + ")" * 30,
                                      "sinc(" * 30 + "x" + ")" * 30])
 def test_deep_nesting_generates_quickly(tmp_path, capsys, formula):

@@ -4,6 +4,7 @@ source inlined (`symnet generate --standalone`: one file needing only numpy and 
 from __future__ import annotations
 
 import ast
+import functools
 import hashlib
 import os
 import subprocess
@@ -17,7 +18,8 @@ API = {"api": ("NetworkAPI",)}
 RUNTIME = Path(__file__).resolve().parents[1] / "runtime"
 
 
-def _module_names(module: str) -> set[str]:
+@functools.lru_cache(maxsize=None)
+def _module_names(module: str) -> frozenset[str]:
     """The public names module defines itself (not those it imports from a sibling)."""
     tree = ast.parse((RUNTIME / f"{module}.py").read_text(encoding="utf-8"))
     names = set()
@@ -26,7 +28,7 @@ def _module_names(module: str) -> set[str]:
             names.add(node.name)
         elif isinstance(node, ast.Assign):
             names.update(target.id for target in node.targets if isinstance(target, ast.Name))
-    return {name for name in names if not name.startswith("_")}
+    return frozenset(name for name in names if not name.startswith("_"))
 
 
 def imports(entries, kernels_called=()) -> str:
