@@ -83,4 +83,5 @@ def test_random_spec_answers_quickly(table, tmp_path):
     if path is None:
         assert after == before
     else:
-        assert "def loss_and_grads" in path.read_text()
+        text = path.read_text()
+        assert "def _loss_and_grads(" in text and "_api.loss_and_grads" in text
