@@ -64,9 +64,14 @@ RUNS = (("LeNet-5, empty caches", "lenet", 5.0), ("digits CNN after it (runtime 
         ("LeNet-5, warm caches", "lenet", 1.0))
 
 
+def _notes(kernels):
+    """runtime_link's notes of background compiles (not their claims folders)."""
+    return [n for n in Path(kernels).glob("*/runtime/*") if n.is_file()]
+
+
 def background_cpu(kernels, timeout=120.0) -> float:
     """Wait for the background runtime compiles started under `kernels` to end; their CPU seconds."""
-    notes = list(Path(kernels).glob("*/runtime/*"))
+    notes = _notes(kernels)
     deadline = time.time() + timeout
     while time.time() < deadline and not all(n.read_text().startswith("done") for n in notes):
         time.sleep(0.1)
@@ -97,7 +102,7 @@ def sequence():
             helper = background_cpu(kernels)
             out[label] = (float(after_imports), float(stepped) - spawned, float(cpu), " ".join(detail),
                           float(cpu_after), helper)
-            for note in Path(kernels).glob("*/runtime/*"):   # counted once
+            for note in _notes(kernels):   # counted once
                 note.write_text("done 0\n")
     return out
 

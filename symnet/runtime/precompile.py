@@ -11,9 +11,12 @@ Each kernel is called once on tiny arrays with the argument types the generated 
 points pass (C-contiguous arrays, int64 geometry, flat views for the element-wise and
 optimiser kernels), so that exactly those signatures land in the cache. symnet.codegen.generate
 also starts this in a background process the first time a conv network is generated on a
-machine (runtime_link.precompile_in_background): the kernels a first training step reaches
-last come first, so that the two processes compile different kernels and the network's
-process loads the background's from the cache when it gets there.
+machine (runtime_link.precompile_in_background), and the two processes split the kernels
+through claim files (symnet.runtime.claims): the background takes them in the reverse of
+the order a conv network's first training step reaches them, the network's process in
+that order, and neither compiles a kernel the other claimed (the network's process waits
+for it and loads it from the cache). The kernels of layers that LeNet-like networks do
+not have (average pooling, dropout, BLAS-sized dense layers) come last.
 """
 from __future__ import annotations
 
@@ -35,45 +38,72 @@ def calls(dtype) -> list:
     a, w, v = f(1, 2), f(2, 2), f(2)
     scale = np.dtype(dtype).type(0.25)
     hyper, penalty = np.ones(8), np.zeros(2)
-    return [   # backward first: a network's first step needs these last (see the module docstring)
-        (optim.fused_update, (v, v.copy(), f(0), f(0), 0, hyper, penalty)),
-        (conv.conv2d_backward, (x, W, z, 1, 0, 0, f(1, 1, 3, 3), f(1), f(1, 1, 4, 4))),
+    return [   # the reverse of a conv network's first step (see the module docstring)
+        (conv.conv2d_backward_small, (x, W, z, 1, 0, 0, f(1, 1, 3, 3), f(1), f(1, 1, 4, 4))),
         (conv.maxpool2d_backward, (z, index, x)),
-        (conv.avgpool2d_scaled_backward, (z, 2, 2, scale, x)),
-        (conv.flatten_backward, (f(1, 4), z)),
+        (optim.fused_update, (v, v.copy(), f(0), f(0), 0, hyper, penalty)),
         (arrays.mul_inplace, (v, v.copy())),
         (arrays.dense_grads_small, (a, a, w, w.copy(), v, a.copy())),
-        (arrays.dense_grads, (a, a, w, w.copy(), v, a.copy())),
+        (arrays.dense_linear_small, (a, w, v, a.copy())),
+        (conv.flatten_forward, (z,)),
+        (conv.maxpool2d_forward, (x, 2, 2, z, index)),
+        (conv.conv2d_forward_small, (x, W, b, 1, 0, 0, z)),
+        (conv.conv2d_backward, (x, W, z, 1, 0, 0, f(1, 1, 3, 3), f(1), f(1, 1, 4, 4))),   # strided, padded
+        (conv.conv2d_forward, (x, W, b, 1, 0, 0, z)),                                   # or large layers
+        (conv.avgpool2d_scaled_backward, (z, 2, 2, scale, x)),
+        (conv.avgpool2d_scaled_forward, (x, 2, 2, scale, z)),
         (arrays.mul_into, (a, a, a.copy())),     # dropout after a dense layer
         (arrays.mul_into, (z, z, z.copy())),     # and after a conv layer
-        (arrays.dense_linear_small, (a, w, v, a.copy())),
+        (conv.flatten_backward, (f(1, 4), z)),
+        (arrays.dense_grads, (a, a, w, w.copy(), v, a.copy())),
         (arrays.dense_linear, (a, w, v, a.copy())),
-        (conv.flatten_forward, (z,)),
-        (conv.avgpool2d_scaled_forward, (x, 2, 2, scale, z)),
-        (conv.maxpool2d_forward, (x, 2, 2, z, index)),
-        (conv.conv2d_forward, (x, W, b, 1, 0, 0, z)),
     ]
 
 
-def compile_runtime(dtypes=("float32", "float64")) -> float:
-    """Compile (or load from Numba's cache) the runtime for `dtypes`; returns CPU seconds."""
+def kernels() -> dict:
+    """name -> dispatcher of every kernel calls() compiles."""
+    return {kernel.py_func.__name__: kernel for kernel, _ in calls("float64")}
+
+
+def share_with_background(note) -> None:
+    """From now on this process compiles the runtime's kernels through the claims of the
+    background compile that `note` (runtime_link.precompile_in_background) stands for."""
+    from .claims import folder_for, share
+    share(kernels(), folder_for(note))
+
+
+def compile_runtime(dtypes=("float32", "float64"), claims=None) -> float:
+    """Compile (or load from Numba's cache) the runtime for `dtypes`; returns CPU seconds.
+    With claims (symnet.runtime.claims.Claims), only the kernels no other process claimed."""
     start = time.process_time()
     for dtype in dtypes:
+        groups = {}   # name -> its calls, in order of first appearance
         for kernel, args in calls(dtype):
-            kernel(*args)
+            groups.setdefault(kernel.py_func.__name__, []).append((kernel, args))
+        for name, group in groups.items():
+            if claims is not None and not claims.claim(name):
+                continue
+            for kernel, args in group:
+                kernel(*args)
+            if claims is not None:
+                claims.finish(name)
     return time.process_time() - start
 
 
 def main(argv=None) -> int:
     """python -m symnet.runtime.precompile [--note PATH] [DTYPE ...]: with --note, PATH
     (symnet.codegen.runtime_link's note that a background compile started) is rewritten
-    with "done <CPU seconds>" at the end."""
+    with "done <CPU seconds>" at the end, and the kernels are claimed in PATH.claims."""
     args = list(argv if argv is not None else sys.argv[1:])
     note = None
     if args[:1] == ["--note"]:
         note, args = args[1], args[2:]
     dtypes = tuple(args) or ("float32", "float64")
-    seconds = compile_runtime(dtypes)
+    claims = None
+    if note is not None:   # a background compile: share the work with the network's process
+        from .claims import Claims, folder_for
+        claims = Claims(folder_for(note))
+    seconds = compile_runtime(dtypes, claims)
     if note is not None:
         from ..fileio import write_atomic
         write_atomic(note, f"done {seconds:.2f}\n")
