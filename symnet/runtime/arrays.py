@@ -129,26 +129,26 @@ def _mm_rows(A, B, out):
         k += 1
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def mm_ab_small(A, B, out):
     """out = A @ B (loops, for small layers)."""
     _mm_rows(A[:, ::1], B, out)   # typed 'A' (any layout): see _mm_rows
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def mm_atb_small(A, B, out):
     """out = A.T @ B (loops, for small layers)."""
     _mm_rows(A.T[:, ::1], B, out)
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _add_bias(Z, b):
     for e in range(Z.shape[0]):
         for i in range(Z.shape[1]):
             Z[e, i] += b[i]
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _bias_grad(D, gb):
     for i in range(D.shape[1]):
         gb[i] = gb.dtype.type(0.0)

@@ -362,7 +362,7 @@ _BACKWARD = _backward(_conv_im2col, _conv_product, _conv_col2im)
 _BACKWARD_SMALL = _backward(_conv_im2col_plain, _conv_product_blas, _conv_col2im_plain)
 
 
-@njit(cache=True, nogil=True)
+@njit(cache=True, nogil=True, inline="always")
 def _pool_max_plane(x, n, c, size, stride, out, argmax):
     """One (n, c) plane of maxpool2d_forward."""
     Wd = x.shape[3]
