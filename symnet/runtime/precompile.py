@@ -2,7 +2,7 @@
 
 The runtime's kernels (convolution, pooling, dense linear algebra, optimiser updates)
 are the same for every network; compiled lazily they make the first conv network's
-first step ~6 s slower (LeNet-5: 8.5 s of CPU instead of 2.3 s; docs/performance.md).
+first step slower (LeNet-5's reaches ~6 s of CPU of their compile; docs/performance.md).
 
     python -m symnet.runtime.precompile            # float32 and float64
     python -m symnet.runtime.precompile float32
@@ -16,10 +16,13 @@ through claim files (symnet.runtime.claims): the background takes them in the re
 the order a conv network's first training step reaches them, the network's process in
 that order, and neither compiles a kernel the other claimed (the network's process waits
 for it and loads it from the cache). The kernels of layers that LeNet-like networks do
-not have (average pooling, dropout, BLAS-sized dense layers) come last.
+not have (strided or padded or large convolutions, average pooling, dropout, BLAS-sized
+dense layers) come last, at low priority (nice 19) in a background process: the network's
+training, started by then, keeps both cores.
 """
 from __future__ import annotations
 
+import os
 import sys
 import time
 
@@ -48,6 +51,7 @@ def calls(dtype) -> list:
         (conv.flatten_forward, (z,)),
         (conv.maxpool2d_forward, (x, 2, 2, z, index)),
         (conv.conv2d_forward_small, (x, W, b, 1, 0, 0, z)),
+        # the rest (RARE): layers a LeNet-like first step does not reach
         (conv.conv2d_backward, (x, W, z, 1, 0, 0, f(1, 1, 3, 3), f(1), f(1, 1, 4, 4))),   # strided, padded
         (conv.conv2d_forward, (x, W, b, 1, 0, 0, z)),                                   # or large layers
         (conv.avgpool2d_scaled_backward, (z, 2, 2, scale, x)),
@@ -58,6 +62,9 @@ def calls(dtype) -> list:
         (arrays.dense_grads, (a, a, w, w.copy(), v, a.copy())),
         (arrays.dense_linear, (a, w, v, a.copy())),
     ]
+
+
+RARE = "conv2d_backward"   # the first kernel of calls()'s rest: a background compiles it at low priority
 
 
 def kernels() -> dict:
@@ -72,15 +79,18 @@ def share_with_background(note) -> None:
     share(kernels(), folder_for(note))
 
 
-def compile_runtime(dtypes=("float32", "float64"), claims=None) -> float:
+def compile_runtime(dtypes=("float32", "float64"), claims=None, nice_rest=False) -> float:
     """Compile (or load from Numba's cache) the runtime for `dtypes`; returns CPU seconds.
-    With claims (symnet.runtime.claims.Claims), only the kernels no other process claimed."""
+    With claims (symnet.runtime.claims.Claims), only the kernels no other process claimed;
+    with nice_rest, the kernels from RARE on at the lowest priority (a background process)."""
     start = time.process_time()
     for dtype in dtypes:
         groups = {}   # name -> its calls, in order of first appearance
         for kernel, args in calls(dtype):
             groups.setdefault(kernel.py_func.__name__, []).append((kernel, args))
         for name, group in groups.items():
+            if nice_rest and name == RARE and hasattr(os, "nice"):
+                os.nice(19)   # a background's rest yields the CPU to the network's training
             if claims is not None and not claims.claim(name):
                 continue
             for kernel, args in group:
@@ -88,6 +98,15 @@ def compile_runtime(dtypes=("float32", "float64"), claims=None) -> float:
             if claims is not None:
                 claims.finish(name)
     return time.process_time() - start
+
+
+# The background's command line (python -c BOOTSTRAP ARGS): main() without running symnet's
+# __init__, which imports SymPy (0.3 s of CPU the background would spend before compiling);
+# the modules keep their names, so that the kernels land under the names Numba's cache
+# gives them in the network's process. argv[1]: the folder holding the symnet package.
+BOOTSTRAP = ("import sys, types; package = types.ModuleType('symnet'); "
+             "package.__path__ = [sys.argv.pop(1) + '/symnet']; sys.modules['symnet'] = package; "
+             "from symnet.runtime.precompile import main; sys.exit(main(sys.argv[1:]))")
 
 
 def main(argv=None) -> int:
@@ -103,7 +122,7 @@ def main(argv=None) -> int:
     if note is not None:   # a background compile: share the work with the network's process
         from .claims import Claims, folder_for
         claims = Claims(folder_for(note))
-    seconds = compile_runtime(dtypes, claims)
+    seconds = compile_runtime(dtypes, claims, nice_rest=note is not None)
     if note is not None:
         from ..fileio import write_atomic
         write_atomic(note, f"done {seconds:.2f}\n")
