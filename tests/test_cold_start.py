@@ -145,3 +145,36 @@ def test_lenet_calls_the_small_conv_kernels():
     text = render(load(Path(__file__).resolve().parents[1] / "examples" / "lenet.toml"))
     assert "conv2d_forward_small(" in text and "conv2d_backward_small(" in text
     assert "conv2d_forward(" not in text and "conv2d_backward(" not in text
+
+
+def test_the_background_takes_the_networks_kernels_first(tmp_path):
+    """The network's process writes the kernels its step reaches (reach_order of its kernel
+    file), the last reached first; the background compiles those before the others (by
+    default it would begin with LeNet-5's, which the padded digits CNN does not call)."""
+    from symnet.runtime import precompile
+    from symnet.codegen.generate import render
+    from symnet.spec import load
+    examples = Path(__file__).resolve().parents[1] / "examples"
+    lenet = precompile.reach_order(render(load(examples / "lenet.toml")))
+    assert lenet[0] == "conv2d_forward_small" and lenet[-2:] == ["conv2d_backward_small", "fused_update"]
+    assert precompile.reach_order("def f():\n    pass\n") == []
+    text = render(load(examples / "digits_cnn.toml"))
+    order = precompile.reach_order(text)
+    assert order[0] == "conv2d_forward" and "conv2d_backward_small" not in order
+    note, kernel_file = tmp_path / "note", tmp_path / "k.py"
+    kernel_file.write_text(text)
+    precompile.tell_background(note, kernel_file)
+    finished = []
+
+    class Recording(Claims):
+        def finish(self, name):
+            finished.append(name)
+            super().finish(name)
+    c = Recording(claims_mod.folder_for(note))
+    assert c.order() == order[::-1]
+    left = ("conv2d_backward_small", "maxpool2d_forward", "conv2d_forward")
+    for name in precompile.kernels():   # everything else claimed by "another process"
+        if name not in left:
+            c.claim(name)
+    precompile.compile_runtime(("float64",), c)
+    assert finished == ["maxpool2d_forward", "conv2d_forward", "conv2d_backward_small"]

@@ -171,6 +171,7 @@ def generate(net, out_dir=None):
     The module has `.path`, `forward(params, X)`, `loss(params, X, Y)`,
     `loss_and_grads(params, X, Y)` and `train_step(params, X, Y, lr)`.
     """
+    note = None
     if out_dir is None and _python_entries(net):   # the shared runtime, compiled once per machine
         from .runtime_link import precompile_in_background
         note = precompile_in_background(net.dtype, versioned_cache_dir())
@@ -178,6 +179,9 @@ def generate(net, out_dir=None):
             from ..runtime.precompile import share_with_background
             share_with_background(note)
     path = write(net, out_dir)
+    if note is not None:   # the background takes this network's kernels first
+        from ..runtime.precompile import tell_background
+        tell_background(note, path)
     t0 = time.perf_counter()
     mod = load_module(path)
     TIMINGS["import"] = time.perf_counter() - t0

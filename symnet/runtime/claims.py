@@ -8,7 +8,8 @@ top-level kernel is compiled by whichever process claims it first; the other loa
 it from Numba's cache once it is there.
 
 A claim is the file FOLDER/<kernel>, created exclusively and holding the claimant's
-pid; FOLDER/<kernel>.done says its code is in Numba's cache. The background never
+pid; FOLDER/<kernel>.done says its code is in Numba's cache; FOLDER/order lists the
+network's kernels, the last it reaches first (the background takes them in that order). The background never
 waits: it skips what was claimed before it got there. The network's process waits
 only for a kernel that another live process claimed and has not finished (at most
 TIMEOUT seconds); when the claimant died, or its cached code does not fit the call
@@ -87,6 +88,24 @@ class Claims:
                 return False
             time.sleep(POLL)
         return False
+
+
+    def set_order(self, names) -> None:
+        """Tell the background which kernels to take first (the network's, the last reached first)."""
+        try:
+            self.folder.mkdir(parents=True, exist_ok=True)
+            temp = self.folder / f"order.{os.getpid()}"
+            temp.write_text("\n".join(names) + "\n")
+            os.replace(temp, self.folder / "order")
+        except OSError:
+            pass
+
+    def order(self) -> list[str]:
+        """The names set_order() wrote; [] before it did."""
+        try:
+            return (self.folder / "order").read_text().split()
+        except OSError:
+            return []
 
 
 class _SharedCache:

@@ -23,6 +23,7 @@ training, started by then, keeps both cores.
 from __future__ import annotations
 
 import os
+import re
 import sys
 import time
 
@@ -79,25 +80,70 @@ def share_with_background(note) -> None:
     share(kernels(), folder_for(note))
 
 
+def reach_order(text: str) -> list[str]:
+    """The runtime kernels a generated conv network's training step reaches, in the order of
+    their first calls: its _loss_and_grads, then fused_update ([] if it calls none)."""
+    start = text.find("\ndef _loss_and_grads(")
+    if start < 0:
+        return []
+    end = text.find("\ndef ", start + 1)
+    names, seen = kernels(), []
+    for match in re.finditer(r"\b(\w+)\(", text[start:end if end > 0 else len(text)]):
+        if match.group(1) in names and match.group(1) not in seen:
+            seen.append(match.group(1))
+    if seen and "fused_update" not in seen:   # from Python, after the batch's shares
+        seen.append("fused_update")
+    return seen
+
+
+def tell_background(note, kernel_file) -> None:
+    """Give the background compile of `note` the network's kernels, the last reached first."""
+    from pathlib import Path
+
+    from .claims import Claims, folder_for
+    try:
+        text = Path(kernel_file).read_text(encoding="utf-8")
+    except OSError:
+        return
+    Claims(folder_for(note)).set_order(reversed(reach_order(text)))
+
+
 def compile_runtime(dtypes=("float32", "float64"), claims=None, nice_rest=False) -> float:
     """Compile (or load from Numba's cache) the runtime for `dtypes`; returns CPU seconds.
     With claims (symnet.runtime.claims.Claims), only the kernels no other process claimed;
     with nice_rest, the kernels from RARE on at the lowest priority (a background process)."""
     start = time.process_time()
+    niced = False
     for dtype in dtypes:
         groups = {}   # name -> its calls, in order of first appearance
         for kernel, args in calls(dtype):
             groups.setdefault(kernel.py_func.__name__, []).append((kernel, args))
-        for name, group in groups.items():
-            if nice_rest and name == RARE and hasattr(os, "nice"):
+        left = list(groups)
+        while left:
+            first = [n for n in (claims.order() if claims is not None else []) if n in left]
+            name = (first or left)[0]   # the network's kernels first, once it says which
+            left.remove(name)
+            if nice_rest and not niced and not first and (claims.order() or name == RARE) and hasattr(os, "nice"):
                 os.nice(19)   # a background's rest yields the CPU to the network's training
+                niced = True
             if claims is not None and not claims.claim(name):
                 continue
-            for kernel, args in group:
+            for kernel, args in groups[name]:
                 kernel(*args)
             if claims is not None:
                 claims.finish(name)
     return time.process_time() - start
+
+
+def _await_order(claims, timeout=1.0) -> None:
+    """A background's start: Numba's first compile initialises it (~0.5 s of CPU, needed
+    anyway), meanwhile the network's process derives and renders its kernels and writes
+    their order; then wait for that order (at most timeout seconds)."""
+    from numba import njit
+    njit(lambda x: x + 1)(1)
+    deadline = time.monotonic() + timeout
+    while not claims.order() and time.monotonic() < deadline:
+        time.sleep(0.01)
 
 
 # The background's command line (python -c BOOTSTRAP ARGS): main() without running symnet's
@@ -122,6 +168,7 @@ def main(argv=None) -> int:
     if note is not None:   # a background compile: share the work with the network's process
         from .claims import Claims, folder_for
         claims = Claims(folder_for(note))
+        _await_order(claims)
     seconds = compile_runtime(dtypes, claims, nice_rest=note is not None)
     if note is not None:
         from ..fileio import write_atomic
