@@ -13,12 +13,12 @@ optimiser kernels), so that exactly those signatures land in the cache. symnet.c
 also starts this in a background process the first time a conv network is generated on a
 machine (runtime_link.precompile_in_background), and the two processes split the kernels
 through claim files (symnet.runtime.claims): the background takes them in the reverse of
-the order a conv network's first training step reaches them, the network's process in
-that order, and neither compiles a kernel the other claimed (the network's process waits
-for it and loads it from the cache). The kernels of layers that LeNet-like networks do
-not have (strided or padded or large convolutions, average pooling, dropout, BLAS-sized
-dense layers) come last, at low priority (nice 19) in a background process: the network's
-training, started by then, keeps both cores.
+the order the network's first training step reaches them (generate() writes that order
+once it has rendered the kernels: reach_order), the network's process in that order, and
+neither compiles a kernel the other claimed (the network's process waits for it and loads
+it from the cache). The kernels the network does not call come last, at low priority
+(nice 19): its training, started by then, keeps both cores. Without an order (none came
+within a second) calls()'s own order holds: LeNet-like networks' kernels first.
 """
 from __future__ import annotations
 
@@ -158,7 +158,8 @@ BOOTSTRAP = ("import sys, types; package = types.ModuleType('symnet'); "
 def main(argv=None) -> int:
     """python -m symnet.runtime.precompile [--note PATH] [DTYPE ...]: with --note, PATH
     (symnet.codegen.runtime_link's note that a background compile started) is rewritten
-    with "done <CPU seconds>" at the end, and the kernels are claimed in PATH.claims."""
+    with "done <CPU seconds of the process>" at the end, and the kernels are claimed in
+    PATH.claims."""
     args = list(argv if argv is not None else sys.argv[1:])
     note = None
     if args[:1] == ["--note"]:
@@ -170,9 +171,9 @@ def main(argv=None) -> int:
         claims = Claims(folder_for(note))
         _await_order(claims)
     seconds = compile_runtime(dtypes, claims, nice_rest=note is not None)
-    if note is not None:
+    if note is not None:   # all of this process's CPU, its start-up included
         from ..fileio import write_atomic
-        write_atomic(note, f"done {seconds:.2f}\n")
+        write_atomic(note, f"done {time.process_time():.2f}\n")
     print(f"symnet.runtime compiled for {', '.join(dtypes)}: {seconds:.1f} s of CPU")
     return 0
 
