@@ -31,6 +31,8 @@ def folder_for(note) -> Path:
 
 
 def _alive(pid: int) -> bool:
+    if os.name == "nt":   # os.kill would end the process there: rely on TIMEOUT
+        return True
     try:
         os.kill(pid, 0)
     except ProcessLookupError:
