@@ -17,8 +17,8 @@ runtime in a background process (symnet.codegen.runtime_link), and the two
 processes split the runtime's kernels through claim files (symnet.runtime.claims:
 no kernel compiled twice); the background then goes on, at nice 19, with kernels
 LeNet-like networks do not reach. The benchmark waits for it to end before the
-next run and prints its CPU time too (all of it: the LeNet-5 line's includes that
-rest); --no-background turns it off (SYMNET_PRECOMPILE=0). --root times another
+next run and prints its CPU time too (the whole background process's, start-up and
+that rest included); --no-background turns it off (SYMNET_PRECOMPILE=0). --root times another
 checkout (e.g. `git archive OLD | tar -x -C /tmp/old`).
 
     python benchmarks/bench_cold_start.py
