@@ -13,9 +13,12 @@ medians.
 --runtime-compiled keeps Numba's own cache, so symnet.runtime is compiled once
 per machine beforehand (`python -m symnet.runtime.precompile`) and only the
 network's kernels start cold. With empty caches generate() starts compiling the
-runtime in a background process (symnet.codegen.runtime_link); the benchmark
-waits for it to end before the next run and prints its CPU time too;
---no-background turns it off (SYMNET_PRECOMPILE=0). --root times another
+runtime in a background process (symnet.codegen.runtime_link), and the two
+processes split the runtime's kernels through claim files (symnet.runtime.claims:
+no kernel compiled twice); the background then goes on, at nice 19, with kernels
+LeNet-like networks do not reach. The benchmark waits for it to end before the
+next run and prints its CPU time too (the whole background process's, start-up and
+that rest included); --no-background turns it off (SYMNET_PRECOMPILE=0). --root times another
 checkout (e.g. `git archive OLD | tar -x -C /tmp/old`).
 
     python benchmarks/bench_cold_start.py
@@ -64,9 +67,14 @@ RUNS = (("LeNet-5, empty caches", "lenet", 5.0), ("digits CNN after it (runtime 
         ("LeNet-5, warm caches", "lenet", 1.0))
 
 
+def _notes(kernels):
+    """runtime_link's notes of background compiles (not their claims folders)."""
+    return [n for n in Path(kernels).glob("*/runtime/*") if n.is_file()]
+
+
 def background_cpu(kernels, timeout=120.0) -> float:
     """Wait for the background runtime compiles started under `kernels` to end; their CPU seconds."""
-    notes = list(Path(kernels).glob("*/runtime/*"))
+    notes = _notes(kernels)
     deadline = time.time() + timeout
     while time.time() < deadline and not all(n.read_text().startswith("done") for n in notes):
         time.sleep(0.1)
@@ -97,7 +105,7 @@ def sequence():
             helper = background_cpu(kernels)
             out[label] = (float(after_imports), float(stepped) - spawned, float(cpu), " ".join(detail),
                           float(cpu_after), helper)
-            for note in Path(kernels).glob("*/runtime/*"):   # counted once
+            for note in _notes(kernels):   # counted once
                 note.write_text("done 0\n")
     return out
 

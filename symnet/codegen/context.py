@@ -181,7 +181,9 @@ def _dense_op(op, p, small_layer):
 
 def _conv_op(op, p):
     layer = p.layer
-    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pads=tuple(layer.pads), small=False)
+    from ..runtime.conv import small_layer   # the runtime's own rule for its small kernels
+    small = small_layer(layer.filters, p.in_shape[0], *layer.kernel, *p.out_shape[1:], layer.stride, layer.pads)
+    op.update(W=p.params["W"], b=p.params["b"], stride=layer.stride, pads=tuple(layer.pads), small=small)
 
 
 def build_ops(net, derivation, printed: _Printed) -> list[dict]:

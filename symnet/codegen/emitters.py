@@ -133,16 +133,18 @@ def _dense_runtime(L, ops) -> LayerCode:
 def conv2d(L, ops) -> LayerCode:
     take_a = Take(L["A"], L["out_size"], L["out_dims"])
     geometry = _ints(L, L["stride"], *L["pads"])
+    small = "_small" if L["small"] else ""   # stride 1, no padding, BLAS-sized: runtime.conv.small_layer
     code = LayerCode()
-    code.infer = [take_a, Call("conv2d_forward", (L["A_in"], L["W"], L["b"]) + geometry + (L["A"],)),
+    code.infer = [take_a, Call(f"conv2d_forward{small}", (L["A_in"], L["W"], L["b"]) + geometry + (L["A"],)),
                   Call(f"{L['act']}_inplace", (_flat(L, L["A"]),))]
     code.train_forward = [Take(L["G"], L["out_size"], L["out_dims"]), take_a,
-                          Call("conv2d_forward", (L["A_in"], L["W"], L["b"]) + geometry + (L["G"],)),
+                          Call(f"conv2d_forward{small}", (L["A_in"], L["W"], L["b"]) + geometry + (L["G"],)),
                           Call(f"{L['act']}_arrays", (_flat(L, L["G"]), _flat(L, L["A"])))]
 
     def backward(update):
         return (_grads_in(L, update) + _delta_below(L)
-                + [Call("conv2d_backward", (L["A_in"], L["W"], L["D"]) + geometry + _grad_args(L) + (L["D_in"],))]
+                + [Call(f"conv2d_backward{small}", (L["A_in"], L["W"], L["D"]) + geometry + _grad_args(L)
+                        + (L["D_in"],))]
                 + _after_backward(L, update))
     code.backward = backward
     return code

@@ -10,7 +10,8 @@ folder is per Numba and NumPy version, and its index lets a warm start skip the
 derivation when none of its inputs changed. `standalone=True` inlines the runtime.
 The first conv network generated into the default cache folder on a machine starts
 compiling symnet.runtime in a background process (runtime_link.precompile_in_background;
-`python -m symnet.runtime.precompile` does it up-front).
+`python -m symnet.runtime.precompile` does it up-front); the two processes split the
+runtime's kernels between them (symnet.runtime.claims).
 """
 from __future__ import annotations
 
@@ -170,10 +171,17 @@ def generate(net, out_dir=None):
     The module has `.path`, `forward(params, X)`, `loss(params, X, Y)`,
     `loss_and_grads(params, X, Y)` and `train_step(params, X, Y, lr)`.
     """
+    note = None
     if out_dir is None and _python_entries(net):   # the shared runtime, compiled once per machine
         from .runtime_link import precompile_in_background
-        precompile_in_background(net.dtype, versioned_cache_dir())
+        note = precompile_in_background(net.dtype, versioned_cache_dir())
+        if note is not None:   # this process and the background split the runtime's kernels
+            from ..runtime.precompile import share_with_background
+            share_with_background(note)
     path = write(net, out_dir)
+    if note is not None:   # the background takes this network's kernels first
+        from ..runtime.precompile import tell_background
+        tell_background(note, path)
     t0 = time.perf_counter()
     mod = load_module(path)
     TIMINGS["import"] = time.perf_counter() - t0

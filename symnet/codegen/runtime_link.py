@@ -96,7 +96,8 @@ def precompile_in_background(dtype: str, cache_dir) -> Path | None:
     here = str(RUNTIME.parents[1])   # the same symnet as this process's, wherever it was imported from
     env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [here, os.environ.get("PYTHONPATH")])))
     try:
-        subprocess.Popen([sys.executable, "-m", "symnet.runtime.precompile", "--note", str(note), dtype],
+        from ..runtime.precompile import BOOTSTRAP   # python -m symnet.runtime.precompile, lighter
+        subprocess.Popen([sys.executable, "-c", BOOTSTRAP, here, "--note", str(note), dtype],
                          stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                          env=env, start_new_session=True)
     except OSError:   # no interpreter to start (embedded Python): this process compiles lazily

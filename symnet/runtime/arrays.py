@@ -93,16 +93,12 @@ def mm_abt_small(A, B, out):
 
 
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _a(A, m, k, at):
-    """op(A)[m, k]: A[k, m] if at else A[m, k]."""
-    return A[k, m] if at else A[m, k]
-
-
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def _mm_rows(A, B, out, at):
-    """out (M, P) = op(A) (M, K) @ B (K, P), op(A) = A.T if at else A, as row updates
-    out[m] += the sum of 4 terms op(A)[m, k] B[k], two rows m at a time: the compiler
-    vectorises the loop over P, and each load and store of out serves 4 multiply-adds."""
+def _mm_rows(A, B, out):
+    """out (M, P) = A (M, K) @ B (K, P) as row updates out[m] += the sum of 4 terms
+    A[m, k] B[k], two rows m at a time: the compiler vectorises the loop over P, and each
+    load and store of out serves 4 multiply-adds. A is read outside the loop over P only,
+    so any layout costs nothing: callers pass views typed 'A' (any layout), so that A @ B
+    and A.T @ B share one compiled _mm_rows (each compile costs ~1.3 s of a cold start)."""
     M, P = out.shape
     K = B.shape[0]
     for m in range(M):
@@ -112,47 +108,47 @@ def _mm_rows(A, B, out, at):
     while k + 4 <= K:
         m = 0
         while m + 2 <= M:
-            a0, a1, a2, a3 = _a(A, m, k, at), _a(A, m, k + 1, at), _a(A, m, k + 2, at), _a(A, m, k + 3, at)
-            c0, c1 = _a(A, m + 1, k, at), _a(A, m + 1, k + 1, at)
-            c2, c3 = _a(A, m + 1, k + 2, at), _a(A, m + 1, k + 3, at)
+            a0, a1, a2, a3 = A[m, k], A[m, k + 1], A[m, k + 2], A[m, k + 3]
+            c0, c1 = A[m + 1, k], A[m + 1, k + 1]
+            c2, c3 = A[m + 1, k + 2], A[m + 1, k + 3]
             for p in range(P):
                 b0, b1, b2, b3 = B[k, p], B[k + 1, p], B[k + 2, p], B[k + 3, p]
                 out[m, p] += (a0 * b0 + a1 * b1) + (a2 * b2 + a3 * b3)
                 out[m + 1, p] += (c0 * b0 + c1 * b1) + (c2 * b2 + c3 * b3)
             m += 2
         if m < M:
-            a0, a1, a2, a3 = _a(A, m, k, at), _a(A, m, k + 1, at), _a(A, m, k + 2, at), _a(A, m, k + 3, at)
+            a0, a1, a2, a3 = A[m, k], A[m, k + 1], A[m, k + 2], A[m, k + 3]
             for p in range(P):
                 out[m, p] += (a0 * B[k, p] + a1 * B[k + 1, p]) + (a2 * B[k + 2, p] + a3 * B[k + 3, p])
         k += 4
     while k < K:
         for m in range(M):
-            a = _a(A, m, k, at)
+            a = A[m, k]
             for p in range(P):
                 out[m, p] += a * B[k, p]
         k += 1
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def mm_ab_small(A, B, out):
     """out = A @ B (loops, for small layers)."""
-    _mm_rows(A, B, out, False)
+    _mm_rows(A[:, ::1], B, out)   # typed 'A' (any layout): see _mm_rows
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def mm_atb_small(A, B, out):
     """out = A.T @ B (loops, for small layers)."""
-    _mm_rows(A, B, out, True)
+    _mm_rows(A.T[:, ::1], B, out)
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _add_bias(Z, b):
     for e in range(Z.shape[0]):
         for i in range(Z.shape[1]):
             Z[e, i] += b[i]
 
 
-@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
+@njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy", inline="always")
 def _bias_grad(D, gb):
     for i in range(D.shape[1]):
         gb[i] = gb.dtype.type(0.0)

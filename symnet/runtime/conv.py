@@ -19,6 +19,10 @@ stays in loops (as fast as BLAS per example, and summed in place):
 Backward writes dW, db as sums over the batch of the given dz (scale dz by
 1/m beforehand for a mean loss); an empty dx (dx.size == 0) skips the input
 gradient (first layer).
+Small layers (small_layer: stride 1, no padding, products BLAS keeps on one thread, as
+LeNet-5's and the digits CNN's) call conv2d_forward_small / conv2d_backward_small:
+the same kernels with only those paths compiled (a first conv network's cold start
+compiles 3.0 s of CPU for its convolutions instead of 4.7 s).
 Max pooling keeps the flat in-plane index of the first maximum of each window
 in row-major order (ties go to it, as PyTorch); 2x2 windows with stride 2
 have their own unrolled path. Average pooling takes its factor as an argument:
@@ -48,22 +52,36 @@ def _conv_product(A, B, out):
         _conv_matmul(A, B, out)
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _conv_product_blas(A, B, out):
+    """out = A @ B by BLAS: _conv_product of a small layer (see small_layer)."""
+    np.dot(A, B, out)
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _conv_im2col_plain(x, n, kh, kw, stride, ph, pw, ho, wo, cols, col0):
+    """_conv_im2col for stride 1 without padding (stride, ph, pw are not read)."""
+    C = x.shape[1]
+    col0 = max(col0, 0)   # known non-negative: the indices below need no wrap-around test (vectorised)
+    for c in range(C):
+        for m in range(kh):
+            for q in range(kw):
+                row = (c * kh + m) * kw + q
+                for i in range(ho):
+                    base = col0 + i * wo
+                    for j in range(wo):
+                        cols[row, base + j] = x[n, c, i + m, j + q]
+
+
 @njit(cache=True, nogil=True)
 def _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols, col0):
     """cols[(c*kh + m)*kw + q, col0 + i*wo + j] = x[n, c, stride*i + m - ph, stride*j + q - pw],
     0 where that falls in the zero padding."""
-    C, H, Wd = x.shape[1], x.shape[2], x.shape[3]
-    col0 = max(col0, 0)   # known non-negative: the indices below need no wrap-around test (vectorised)
     if stride == 1 and ph == 0 and pw == 0:
-        for c in range(C):
-            for m in range(kh):
-                for q in range(kw):
-                    row = (c * kh + m) * kw + q
-                    for i in range(ho):
-                        base = col0 + i * wo
-                        for j in range(wo):
-                            cols[row, base + j] = x[n, c, i + m, j + q]
+        _conv_im2col_plain(x, n, kh, kw, stride, ph, pw, ho, wo, cols, col0)
         return
+    C, H, Wd = x.shape[1], x.shape[2], x.shape[3]
+    col0 = max(col0, 0)
     for c in range(C):
         for m in range(kh):
             for q in range(kw):
@@ -83,26 +101,41 @@ def _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols, col0):
                                 cols[row, base + j] = x[n, c, r, v]
 
 
+@njit(cache=True, nogil=True, inline="always")
+def _conv_zero_plane(dx, n):
+    """dx[n] = 0."""
+    d = dx[n]
+    for c in range(dx.shape[1]):
+        for u in range(dx.shape[2]):
+            for v in range(dx.shape[3]):
+                d[c, u, v] = 0
+
+
+@njit(cache=True, nogil=True, inline="always")
+def _conv_col2im_plain(cols, kh, kw, stride, ph, pw, ho, wo, dx, n):
+    """_conv_col2im for stride 1 without padding (stride, ph, pw are not read)."""
+    _conv_zero_plane(dx, n)
+    d = dx[n]
+    for c in range(dx.shape[1]):
+        for m in range(kh):
+            for q in range(kw):
+                row = (c * kh + m) * kw + q
+                for i in range(ho):
+                    base = i * wo
+                    for j in range(wo):
+                        d[c, i + m, j + q] += cols[row, base + j]
+
+
 @njit(cache=True, nogil=True)
 def _conv_col2im(cols, kh, kw, stride, ph, pw, ho, wo, dx, n):
     """dx[n] = the adjoint of _conv_im2col applied to cols (sums where windows overlap;
     entries that fell in the padding are dropped)."""
+    if stride == 1 and ph == 0 and pw == 0:
+        _conv_col2im_plain(cols, kh, kw, stride, ph, pw, ho, wo, dx, n)
+        return
+    _conv_zero_plane(dx, n)
     C, H, Wd = dx.shape[1], dx.shape[2], dx.shape[3]
     d = dx[n]
-    for c in range(C):
-        for u in range(H):
-            for v in range(Wd):
-                d[c, u, v] = 0
-    if stride == 1 and ph == 0 and pw == 0:
-        for c in range(C):
-            for m in range(kh):
-                for q in range(kw):
-                    row = (c * kh + m) * kw + q
-                    for i in range(ho):
-                        base = i * wo
-                        for j in range(wo):
-                            d[c, i + m, j + q] += cols[row, base + j]
-        return
     for c in range(C):
         for m in range(kh):
             for q in range(kw):
@@ -209,57 +242,100 @@ def _conv_dw_db(d2, cols, dW2, db):
             dW2[f, k] = s
 
 
+def _forward(im2col, product):
+    """conv2d_forward's body calling im2col and product: the general kernel with the general
+    helpers, the small one with only their fast paths (inlined into each: never compiled alone)."""
+    def forward(x, W, b, stride, ph, pw, out):
+        F, kh, kw = W.shape[0], W.shape[2], W.shape[3]
+        ho, wo = out.shape[2], out.shape[3]
+        K, P = W.shape[1] * kh * kw, ho * wo
+        W2 = W.reshape(F, K)
+        cols = np.empty((K, P), x.dtype)
+        for n in range(x.shape[0]):
+            im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols, 0)
+            o = out[n].reshape(F, P)
+            product(W2, cols, o)
+            _conv_add_bias(o, b)
+    return njit(nogil=True, inline="always")(forward)
+
+
+def _backward(im2col, product, col2im):
+    """conv2d_backward's body calling im2col, product and col2im (as _forward)."""
+    def backward(x, W, dz, stride, ph, pw, dW, db, dx):
+        F, kh, kw = W.shape[0], W.shape[2], W.shape[3]
+        ho, wo = dz.shape[2], dz.shape[3]
+        K, P = W.shape[1] * kh * kw, ho * wo
+        W2T = np.ascontiguousarray(W.reshape(F, K).T)
+        dW2 = dW.reshape(F, K)
+        for f in range(F):
+            db[f] = 0
+            for k in range(K):
+                dW2[f, k] = 0
+        want_dx = dx.size > 0
+        N = x.shape[0]
+        G = max(1, min(N, _DW_COLUMNS // P))   # examples per dW product
+        cols = np.empty((K, G * P), x.dtype)
+        dg = np.empty((F, G * P), x.dtype)
+        dcols = np.empty((K, P) if want_dx else (0, 0), x.dtype)
+        for n0 in range(0, N, G):
+            g = min(G, N - n0)
+            for t in range(g):
+                im2col(x, n0 + t, kh, kw, stride, ph, pw, ho, wo, cols, t * P)
+                d2 = dz[n0 + t].reshape(F, P)
+                if G > 1:
+                    _conv_copy_columns(d2, dg, t * P)
+                if want_dx:
+                    product(W2T, d2, dcols)
+                    col2im(dcols, kh, kw, stride, ph, pw, ho, wo, dx, n0 + t)
+            if G == 1:
+                _conv_dw_db(dz[n0].reshape(F, P), cols, dW2, db)
+            else:
+                for t in range(g, G):   # the last group's unused columns add nothing
+                    _conv_fill(cols, t * P, P, 0)
+                    _conv_fill(dg, t * P, P, 0)
+                _conv_dw_db(dg, cols, dW2, db)
+    return njit(nogil=True, inline="always")(backward)
+
+
 @njit(cache=True, nogil=True)
 def conv2d_forward(x, W, b, stride, ph, pw, out):
     """out[n, f] = b[f] + sum_c W[f, c] (cross-correlated with) x[n, c] (zero-padded)."""
-    F, kh, kw = W.shape[0], W.shape[2], W.shape[3]
-    ho, wo = out.shape[2], out.shape[3]
-    K, P = W.shape[1] * kh * kw, ho * wo
-    W2 = W.reshape(F, K)
-    cols = np.empty((K, P), x.dtype)
-    for n in range(x.shape[0]):
-        _conv_im2col(x, n, kh, kw, stride, ph, pw, ho, wo, cols, 0)
-        o = out[n].reshape(F, P)
-        _conv_product(W2, cols, o)
-        _conv_add_bias(o, b)
+    _FORWARD(x, W, b, stride, ph, pw, out)
+
+
+@njit(cache=True, nogil=True)
+def conv2d_forward_small(x, W, b, stride, ph, pw, out):
+    """conv2d_forward of a small layer (see small_layer): only its path compiled."""
+    _check_small(stride, ph, pw)
+    _FORWARD_SMALL(x, W, b, stride, ph, pw, out)
 
 
 @njit(cache=True, nogil=True)
 def conv2d_backward(x, W, dz, stride, ph, pw, dW, db, dx):
     """dW[f,c,m,q] = sum_n,i,j dz[n,f,i,j] x~[n,c,s i+m,s j+q]; db[f] = sum dz[n,f];
     dx = the input gradient (full convolution with the flipped kernel, cropped), unless dx.size == 0."""
-    F, kh, kw = W.shape[0], W.shape[2], W.shape[3]
-    ho, wo = dz.shape[2], dz.shape[3]
-    K, P = W.shape[1] * kh * kw, ho * wo
-    W2T = np.ascontiguousarray(W.reshape(F, K).T)
-    dW2 = dW.reshape(F, K)
-    for f in range(F):
-        db[f] = 0
-        for k in range(K):
-            dW2[f, k] = 0
-    want_dx = dx.size > 0
-    N = x.shape[0]
-    G = max(1, min(N, _DW_COLUMNS // P))   # examples per dW product
-    cols = np.empty((K, G * P), x.dtype)
-    dg = np.empty((F, G * P), x.dtype)
-    dcols = np.empty((K, P) if want_dx else (0, 0), x.dtype)
-    for n0 in range(0, N, G):
-        g = min(G, N - n0)
-        for t in range(g):
-            _conv_im2col(x, n0 + t, kh, kw, stride, ph, pw, ho, wo, cols, t * P)
-            d2 = dz[n0 + t].reshape(F, P)
-            if G > 1:
-                _conv_copy_columns(d2, dg, t * P)
-            if want_dx:
-                _conv_product(W2T, d2, dcols)
-                _conv_col2im(dcols, kh, kw, stride, ph, pw, ho, wo, dx, n0 + t)
-        if G == 1:
-            _conv_dw_db(dz[n0].reshape(F, P), cols, dW2, db)
-        else:
-            for t in range(g, G):   # the last group's unused columns add nothing
-                _conv_fill(cols, t * P, P, 0)
-                _conv_fill(dg, t * P, P, 0)
-            _conv_dw_db(dg, cols, dW2, db)
+    _BACKWARD(x, W, dz, stride, ph, pw, dW, db, dx)
+
+
+@njit(cache=True, nogil=True)
+def conv2d_backward_small(x, W, dz, stride, ph, pw, dW, db, dx):
+    """conv2d_backward of a small layer (see small_layer): only its path compiled."""
+    _check_small(stride, ph, pw)
+    _BACKWARD_SMALL(x, W, dz, stride, ph, pw, dW, db, dx)
+
+
+@njit(cache=True, nogil=True)
+def _check_small(stride, ph, pw):
+    if stride != 1 or ph != 0 or pw != 0:
+        raise ValueError("conv2d_*_small: stride 1 and no padding only")
+
+
+def small_layer(filters, channels, kh, kw, ho, wo, stride, pads) -> bool:
+    """Whether a conv layer may call conv2d_forward_small / conv2d_backward_small: stride 1,
+    no padding, and products (filters x channels kh kw x ho wo, forward and input gradient)
+    that BLAS runs on the calling thread. Those kernels compile only that path: half the
+    compile of LeNet-5's convolutions (a first conv network's cold start)."""
+    return stride == 1 and not any(pads) and filters * channels * kh * kw * ho * wo < _BLAS_ONE_THREAD_MNK
 
 
 @njit(cache=True, nogil=True)
@@ -280,7 +356,13 @@ def _conv_fill(a, col0, width, value):
             a[r, p] = value
 
 
-@njit(cache=True, nogil=True)
+_FORWARD = _forward(_conv_im2col, _conv_product)
+_FORWARD_SMALL = _forward(_conv_im2col_plain, _conv_product_blas)
+_BACKWARD = _backward(_conv_im2col, _conv_product, _conv_col2im)
+_BACKWARD_SMALL = _backward(_conv_im2col_plain, _conv_product_blas, _conv_col2im_plain)
+
+
+@njit(cache=True, nogil=True, inline="always")
 def _pool_max_plane(x, n, c, size, stride, out, argmax):
     """One (n, c) plane of maxpool2d_forward."""
     Wd = x.shape[3]

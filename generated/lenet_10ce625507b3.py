@@ -36,7 +36,7 @@ from numba import njit
 
 from symnet.runtime.arrays import dense_grads_small, dense_linear_small, mm_ab_small, mm_abt_small, mm_atb_small, mul_inplace
 from symnet.runtime.optim import fused_update
-from symnet.runtime.conv import conv2d_backward, conv2d_forward, flatten_forward, maxpool2d_backward, maxpool2d_forward
+from symnet.runtime.conv import conv2d_backward_small, conv2d_forward_small, flatten_forward, maxpool2d_backward, maxpool2d_forward
 from symnet.runtime.api import NetworkAPI
 
 DTYPE = np.float32
@@ -180,7 +180,7 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W
     rows, o, oi = X.shape[0], 0, 0
     A1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
-    conv2d_forward(X, W1, b1, 1, 0, 0, A1)
+    conv2d_forward_small(X, W1, b1, 1, 0, 0, A1)
     act_relu_inplace(A1.ravel())
     A2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
@@ -189,7 +189,7 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W
     maxpool2d_forward(A1, 2, 2, A2, I2)
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W3, b3, 1, 0, 0, A3)
+    conv2d_forward_small(A2, W3, b3, 1, 0, 0, A3)
     act_relu_inplace(A3.ravel())
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
@@ -222,7 +222,7 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W3, b
     o += rows * 3456
     A1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
-    conv2d_forward(X, W1, b1, 1, 0, 0, G1)
+    conv2d_forward_small(X, W1, b1, 1, 0, 0, G1)
     act_relu_arrays(G1.ravel(), A1.ravel())
     A2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
@@ -233,7 +233,7 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W3, b
     o += rows * 1024
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W3, b3, 1, 0, 0, G3)
+    conv2d_forward_small(A2, W3, b3, 1, 0, 0, G3)
     act_relu_arrays(G3.ravel(), A3.ravel())
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
@@ -274,12 +274,12 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W3, b
     mul_inplace(D3.ravel(), G3.ravel())
     D2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
-    conv2d_backward(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
+    conv2d_backward_small(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
     D1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
     maxpool2d_backward(D2, I2, D1)
     mul_inplace(D1.ravel(), G1.ravel())
-    conv2d_backward(X, W1, D1, 1, 0, 0, gW1, gb1, DX)
+    conv2d_backward_small(X, W1, D1, 1, 0, 0, gW1, gb1, DX)
     return loss
 
 
@@ -290,7 +290,7 @@ def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwo
     o += rows * 3456
     A1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
     o += rows * 3456
-    conv2d_forward(X, W1, b1, 1, 0, 0, G1)
+    conv2d_forward_small(X, W1, b1, 1, 0, 0, G1)
     act_relu_arrays(G1.ravel(), A1.ravel())
     A2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
@@ -301,7 +301,7 @@ def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwo
     o += rows * 1024
     A3 = work[o:o + rows * 1024].reshape((rows, 16, 8, 8))
     o += rows * 1024
-    conv2d_forward(A2, W3, b3, 1, 0, 0, G3)
+    conv2d_forward_small(A2, W3, b3, 1, 0, 0, G3)
     act_relu_arrays(G3.ravel(), A3.ravel())
     A4 = work[o:o + rows * 256].reshape((rows, 16, 4, 4))
     o += rows * 256
@@ -356,7 +356,7 @@ def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwo
     gb3 = np.empty(b3.shape, DTYPE)
     D2 = work[o:o + rows * 864].reshape((rows, 6, 12, 12))
     o += rows * 864
-    conv2d_backward(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
+    conv2d_backward_small(A2, W3, D3, 1, 0, 0, gW3, gb3, D2)
     fused_update(W3.ravel(), gW3.ravel(), S1W3, S2W3, kind, h, reg)
     fused_update(b3.ravel(), gb3.ravel(), S1b3, S2b3, kind, h, noreg)
     D1 = work[o:o + rows * 3456].reshape((rows, 6, 24, 24))
@@ -365,7 +365,7 @@ def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwo
     mul_inplace(D1.ravel(), G1.ravel())
     gW1 = np.empty(W1.shape, DTYPE)
     gb1 = np.empty(b1.shape, DTYPE)
-    conv2d_backward(X, W1, D1, 1, 0, 0, gW1, gb1, DX)
+    conv2d_backward_small(X, W1, D1, 1, 0, 0, gW1, gb1, DX)
     fused_update(W1.ravel(), gW1.ravel(), S1W1, S2W1, kind, h, reg)
     fused_update(b1.ravel(), gb1.ravel(), S1b1, S2b1, kind, h, noreg)
     return loss
