@@ -177,6 +177,14 @@ def _dense_op(op, p, small_layer):
     small = n_in * n_out <= small_layer
     op.update(n_in=n_in, n_out=n_out, W=p.params["W"], b=p.params["b"], small=small,
               mm={which: f"mm_{which}" + ("_small" if small else "") for which in ("abt", "ab", "atb")})
+    # The output layer's kernels: where the entry points are Python, z = A_in W^T + b comes
+    # from the runtime's dense_linear (compiled once per machine, not linked and optimised
+    # again into this network's loss kernel: 0.25 s of a cold start) and they take z;
+    # compiled entry points have them compute it.
+    linear = not op["py"]
+    op.update(plus_b=" + b[i]" if linear else "", plus_b0=" + b[0]" if linear else "",
+              inputs="A_in, W, b, " if linear else "",
+              z_into={out: [f"{op['mm']['abt']}(A_in, W, {out})"] if linear else [] for out in ("A", "D", "P")})
 
 
 def _conv_op(op, p):
@@ -320,19 +328,16 @@ def _entries(ops, codes, param_names, state_names, masks) -> list:
     from .program import Alias, Call, Entry, Take, When
     out, out_code = ops[-1], codes[-1]
     params, state = tuple(param_names), tuple(state_names)
-    loss_args = (out["A_in"], out["W"], out["b"], "Y", out["D"])
-    take_delta = Take(out["D"], out["n_out"], out["out_dims"])
     evaluate = Entry("_evaluate", ("X", "Y", "m", "with_loss", "work", "iwork") + params + state,
                      doc="(outputs, the rows' share of the m-example batch loss if with_loss, else 0), in\n"
                          "    evaluation mode: one pass serves forward() and loss().", returns=f"{out['A']}, loss")
     for code in codes:
         evaluate.body += code.infer
-    evaluate.body += [Alias("loss", "0.0"),
-                      When("with_loss", (take_delta, Call(f"dense{out['k']}_loss", loss_args + ("False", "m"), "loss")))]
+    evaluate.body += [Alias("loss", "0.0"), When("with_loss", tuple(out_code.loss(False)))]
 
     def forward_backward(update):
         body = [s for code in codes[:-1] for s in code.train_forward]
-        body += [take_delta, Call(f"dense{out['k']}_loss", loss_args + ("True", "m"), "loss")]
+        body += out_code.loss(True)
         for code in reversed(codes):
             body += code.backward(update)
         return body
@@ -409,7 +414,7 @@ def context(net, derivation, runtime_text: str) -> dict:
         "entries_heading": ("# -- whole-network entry points (arrays positional) " if ops[0]["py"]
                             else "# -- whole-network kernels (arrays positional) ").ljust(83, "-"),
         "runtime": runtime_text,
-        "runtime_calls": sorted({name for op in dense for name in op["mm"].values()}),   # from layer kernels
+        "runtime_calls": sorted({name for op in dense if not op["py"] for name in op["mm"].values()}),   # called by layer kernels
         "dropout": tuple((op["rate"], op["shape"], op["scale"]) for op in dropout),
         "dropout_doc": ("Dropout: training calls take masks=dropout_masks(rng, batch); without masks\n"
                         "dropout is off (evaluation).\n") if dropout else "",

@@ -20,6 +20,7 @@ class LayerCode:
     infer: list = field(default_factory=list)
     train_forward: list = field(default_factory=list)
     backward: Callable[[bool], list] = lambda update: []
+    loss: Callable[[bool], list] = lambda grad: []   # the output layer's: loss and delta^(L) (grad)
 
 
 def _label(L, rule, ops) -> str:
@@ -78,6 +79,7 @@ def dense(L, ops) -> LayerCode:
     if L["output"]:
         code.kernels += _output_kernels(L, ops)
         code.infer = [Alloc(L["A"], L["out_dims"]), Call(f"dense{k}_infer", args + (L["A"],))]
+        code.loss = lambda grad: _output_loss(L, grad)
     else:
         act_ops = ops.get(L["act"], 0) + ops.get(L["dact"], 0)
         code.kernels.append(Kernel("dense_forward", L, _label(L, "dense forward", act_ops)))
@@ -95,6 +97,18 @@ def dense(L, ops) -> LayerCode:
                 + _after_backward(L, update))
     code.backward = backward
     return code
+
+
+def _output_loss(L, grad) -> list:
+    """The output layer's loss statements: the rows' share of the loss into `loss`, and with
+    grad delta^(L) into its D; z from the runtime's dense_linear first where the kernels take it."""
+    take_d = Take(L["D"], L["n_out"], L["out_dims"])
+    args = ("Y", L["D"], str(grad), "m")
+    if L["inputs"]:
+        return [take_d, Call(f"dense{L['k']}_loss", (L["A_in"], L["W"], L["b"]) + args, "loss")]
+    small = "_small" if L["small"] else ""
+    return [take_d, Call(f"dense_linear{small}", (L["A_in"], L["W"], L["b"], L["D"])),
+            Call(f"dense{L['k']}_loss", args, "loss")]
 
 
 def _output_kernels(L, ops) -> list[Kernel]:
@@ -115,7 +129,9 @@ def _dense_runtime(L, ops) -> LayerCode:
     code = LayerCode()
     if L["output"]:
         code.kernels = _output_kernels(L, ops)
-        code.infer = [Alloc(L["A"], L["out_dims"]), Call(f"dense{k}_infer", args + (L["A"],))]
+        code.infer = [Alloc(L["A"], L["out_dims"]), Call(f"dense_linear{small}", args + (L["A"],)),
+                      Call(f"dense{k}_infer", (L["A"],))]
+        code.loss = lambda grad: _output_loss(L, grad)
     else:
         code.infer = [Take(L["A"], L["out_size"], L["out_dims"]), Call(f"dense_linear{small}", args + (L["A"],)),
                       Call(f"{L['act']}_inplace", (_flat(L, L["A"]),))]

@@ -34,7 +34,7 @@ import math
 import numpy as np
 from numba import njit
 
-from symnet.runtime.arrays import dense_grads_small, dense_linear_small, mm_ab_small, mm_abt_small, mm_atb_small, mul_inplace
+from symnet.runtime.arrays import dense_grads_small, dense_linear_small, mul_inplace
 from symnet.runtime.optim import fused_update
 from symnet.runtime.conv import conv2d_backward_small, conv2d_forward_small, flatten_forward, maxpool2d_backward, maxpool2d_forward
 from symnet.runtime.api import NetworkAPI
@@ -120,18 +120,17 @@ def act_relu_inplace(A):
 
 # layer 8 (dense): dense 10, identity; rule output: loss and delta^(L); 1 element-wise ops
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def dense8_loss(A_in, W, b, Y, D, grad, m):
-    """layer 8 (dense) (output logits) with softmax cross entropy: per example
+def dense8_loss(Y, D, grad, m):
+    """layer 8 (dense) (output logits z = A_in W^T + b) with softmax cross entropy: per example
     loss_softmax(logsumexp(z - max z), sum_i y_i (z_i - max z)), summed over the rows / m
     (the rows may be a share of an m-example batch); with grad, D = delta_softmax(p, y) / m."""
-    mm_abt_small(A_in, W, D)
     rows = D.shape[0]
     inv_m = np.float32(1.0) / np.float32(m)
     total = 0.0
     for e in range(rows):
-        zmax = D[e, 0] + b[0]
+        zmax = D[e, 0]
         for i in range(10):
-            z = D[e, i] + b[i]
+            z = D[e, i]
             D[e, i] = z
             zmax = max(zmax, z)
         s = np.float32(0.0)
@@ -150,14 +149,14 @@ def dense8_loss(A_in, W, b, Y, D, grad, m):
 
 # layer 8 (dense): dense 10, identity; rule output: inference; 0 element-wise ops
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def dense8_infer(A_in, W, b, P):
-    """layer 8 (dense) (output): P = softmax(A_in W^T + b), row by row."""
-    mm_abt_small(A_in, W, P)
+def dense8_infer(P):
+    """layer 8 (dense) (output): P = softmax(z), z = A_in W^T + b, row by row."""
     for e in range(P.shape[0]):
-        zmax = P[e, 0] + b[0]
+        zmax = P[e, 0]
         for i in range(10):
-            P[e, i] += b[i]
-            zmax = max(zmax, P[e, i])
+            z = P[e, i]
+            P[e, i] = z
+            zmax = max(zmax, z)
         s = np.float32(0.0)
         for i in range(10):
             P[e, i] = np.exp(P[e, i] - zmax)
@@ -206,12 +205,14 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W3, b3, W6, b6, W7, b7, W
     dense_linear_small(A6, W7, b7, A7)
     act_relu_inplace(A7.ravel())
     A8 = np.empty((rows, 10), DTYPE)
-    dense8_infer(A7, W8, b8, A8)
+    dense_linear_small(A7, W8, b8, A8)
+    dense8_infer(A8)
     loss = 0.0
     if with_loss:
         D8 = work[o:o + rows * 10].reshape((rows, 10))
         o += rows * 10
-        loss = dense8_loss(A7, W8, b8, Y, D8, False, m)
+        dense_linear_small(A7, W8, b8, D8)
+        loss = dense8_loss(Y, D8, False, m)
     return A8, loss
 
 
@@ -255,7 +256,8 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W3, b
     act_relu_arrays(G7.ravel(), A7.ravel())
     D8 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense8_loss(A7, W8, b8, Y, D8, True, m)
+    dense_linear_small(A7, W8, b8, D8)
+    loss = dense8_loss(Y, D8, True, m)
     D7 = work[o:o + rows * 84].reshape((rows, 84))
     o += rows * 84
     dense_grads_small(D8, A7, W8, gW8, gb8, D7)
@@ -323,7 +325,8 @@ def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwo
     act_relu_arrays(G7.ravel(), A7.ravel())
     D8 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense8_loss(A7, W8, b8, Y, D8, True, m)
+    dense_linear_small(A7, W8, b8, D8)
+    loss = dense8_loss(Y, D8, True, m)
     gW8 = np.empty(W8.shape, DTYPE)
     gb8 = np.empty(b8.shape, DTYPE)
     D7 = work[o:o + rows * 84].reshape((rows, 84))

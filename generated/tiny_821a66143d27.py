@@ -119,7 +119,7 @@ def dense1_forward(A_in, W, b, G, A):
 # layer 1 (dense): dense 16, tanh; rule dense inference; 1 element-wise ops
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def dense1_infer(A_in, W, b, A):
-    """layer 1 (dense), dense 16, tanh: A = act_tanh(A_in W^T + b)."""
+    """layer 1 (dense), dense 16, tanh: A = act_tanh(z), z = A_in W^T + b."""
     mm_abt_small(A_in, W, A)
     for e in range(A.shape[0]):
         for i in range(16):
@@ -156,7 +156,7 @@ def dense2_forward(A_in, W, b, G, A):
 # layer 2 (dense): dense 16, tanh; rule dense inference; 1 element-wise ops
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def dense2_infer(A_in, W, b, A):
-    """layer 2 (dense), dense 16, tanh: A = act_tanh(A_in W^T + b)."""
+    """layer 2 (dense), dense 16, tanh: A = act_tanh(z), z = A_in W^T + b."""
     mm_abt_small(A_in, W, A)
     for e in range(A.shape[0]):
         for i in range(16):
@@ -182,8 +182,8 @@ def dense2_backward(D, A_in, W, gW, gb, D_in, G_in):
 # layer 3 (dense): dense 1, identity; rule output: loss and delta^(L); 5 element-wise ops
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def dense3_loss(A_in, W, b, Y, D, grad, m):
-    """layer 3 (dense), dense 1, identity (output): the rows' share of the loss of an m-example batch;
-    with grad, D = dL/dz (1/m included)."""
+    """layer 3 (dense), dense 1, identity (output): the rows' share of the loss of an m-example batch
+    from z = A_in W^T + b; with grad, D = dL/dz (1/m included)."""
     mm_abt_small(A_in, W, D)
     rows = D.shape[0]
     inv_m = np.float32(1.0) / np.float32(m)
@@ -201,7 +201,7 @@ def dense3_loss(A_in, W, b, Y, D, grad, m):
 # layer 3 (dense): dense 1, identity; rule output: inference; 0 element-wise ops
 @njit(cache=True, fastmath=FASTMATH, error_model="numpy")
 def dense3_infer(A_in, W, b, A):
-    """layer 3 (dense), dense 1, identity: A = act_identity(A_in W^T + b)."""
+    """layer 3 (dense), dense 1, identity: A = act_identity(z), z = A_in W^T + b."""
     mm_abt_small(A_in, W, A)
     for e in range(A.shape[0]):
         for i in range(1):

@@ -31,7 +31,7 @@ import math
 import numpy as np
 from numba import njit
 
-from symnet.runtime.arrays import dense_grads_small, dense_linear_small, mm_ab_small, mm_abt_small, mm_atb_small, mul_inplace
+from symnet.runtime.arrays import dense_grads_small, dense_linear_small, mul_inplace
 from symnet.runtime.optim import fused_update
 from symnet.runtime.conv import conv2d_backward, conv2d_forward, flatten_forward, maxpool2d_backward, maxpool2d_forward
 from symnet.runtime.api import NetworkAPI
@@ -113,18 +113,17 @@ def act_relu_inplace(A):
 
 # layer 5 (dense): dense 10, identity; rule output: loss and delta^(L); 1 element-wise ops
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def dense5_loss(A_in, W, b, Y, D, grad, m):
-    """layer 5 (dense) (output logits) with softmax cross entropy: per example
+def dense5_loss(Y, D, grad, m):
+    """layer 5 (dense) (output logits z = A_in W^T + b) with softmax cross entropy: per example
     loss_softmax(logsumexp(z - max z), sum_i y_i (z_i - max z)), summed over the rows / m
     (the rows may be a share of an m-example batch); with grad, D = delta_softmax(p, y) / m."""
-    mm_abt_small(A_in, W, D)
     rows = D.shape[0]
     inv_m = np.float32(1.0) / np.float32(m)
     total = 0.0
     for e in range(rows):
-        zmax = D[e, 0] + b[0]
+        zmax = D[e, 0]
         for i in range(10):
-            z = D[e, i] + b[i]
+            z = D[e, i]
             D[e, i] = z
             zmax = max(zmax, z)
         s = np.float32(0.0)
@@ -143,14 +142,14 @@ def dense5_loss(A_in, W, b, Y, D, grad, m):
 
 # layer 5 (dense): dense 10, identity; rule output: inference; 0 element-wise ops
 @njit(cache=True, nogil=True, fastmath=FASTMATH, error_model="numpy")
-def dense5_infer(A_in, W, b, P):
-    """layer 5 (dense) (output): P = softmax(A_in W^T + b), row by row."""
-    mm_abt_small(A_in, W, P)
+def dense5_infer(P):
+    """layer 5 (dense) (output): P = softmax(z), z = A_in W^T + b, row by row."""
     for e in range(P.shape[0]):
-        zmax = P[e, 0] + b[0]
+        zmax = P[e, 0]
         for i in range(10):
-            P[e, i] += b[i]
-            zmax = max(zmax, P[e, i])
+            z = P[e, i]
+            P[e, i] = z
+            zmax = max(zmax, z)
         s = np.float32(0.0)
         for i in range(10):
             P[e, i] = np.exp(P[e, i] - zmax)
@@ -186,12 +185,14 @@ def _evaluate(X, Y, m, with_loss, work, iwork, W1, b1, W4, b4, W5, b5):
     dense_linear_small(A3, W4, b4, A4)
     act_relu_inplace(A4.ravel())
     A5 = np.empty((rows, 10), DTYPE)
-    dense5_infer(A4, W5, b5, A5)
+    dense_linear_small(A4, W5, b5, A5)
+    dense5_infer(A5)
     loss = 0.0
     if with_loss:
         D5 = work[o:o + rows * 10].reshape((rows, 10))
         o += rows * 10
-        loss = dense5_loss(A4, W5, b5, Y, D5, False, m)
+        dense_linear_small(A4, W5, b5, D5)
+        loss = dense5_loss(Y, D5, False, m)
     return A5, loss
 
 
@@ -218,7 +219,8 @@ def _loss_and_grads(X, Y, DX, batch_stats, update, m, work, iwork, W1, b1, W4, b
     act_relu_arrays(G4.ravel(), A4.ravel())
     D5 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense5_loss(A4, W5, b5, Y, D5, True, m)
+    dense_linear_small(A4, W5, b5, D5)
+    loss = dense5_loss(Y, D5, True, m)
     D4 = work[o:o + rows * 64].reshape((rows, 64))
     o += rows * 64
     dense_grads_small(D5, A4, W5, gW5, gb5, D4)
@@ -258,7 +260,8 @@ def _train_step(X, Y, DX, batch_stats, update, kind, h, reg, noreg, m, work, iwo
     act_relu_arrays(G4.ravel(), A4.ravel())
     D5 = work[o:o + rows * 10].reshape((rows, 10))
     o += rows * 10
-    loss = dense5_loss(A4, W5, b5, Y, D5, True, m)
+    dense_linear_small(A4, W5, b5, D5)
+    loss = dense5_loss(Y, D5, True, m)
     gW5 = np.empty(W5.shape, DTYPE)
     gb5 = np.empty(b5.shape, DTYPE)
     D4 = work[o:o + rows * 64].reshape((rows, 64))
