@@ -21,21 +21,25 @@ def example_specs() -> dict[str, Path]:
     return {Path(str(f)).stem: Path(str(f)) for f in folder.iterdir() if str(f).endswith(".toml")}
 
 
-def run_demo(out: Path) -> int:
+def write_documents(specs: dict, docs: Path, formats) -> None:
+    """The DOCUMENTED examples' derivations, as `symnet derive` writes them (with their
+    spec's [train] table: an L1/L2 penalty goes into the updates section)."""
+    from .derive import derive
     from .render import write_document
+    for name in DOCUMENTED:
+        net, settings = load_with_settings(specs[name])
+        d = derive(net)
+        written = [write_document(d, fmt, docs / f"{name}.{fmt}", train=settings) for fmt in formats]
+        print(f"  derivation of {name}: " + ", ".join(str(p) for p in written))
+
+
+def run_demo(out: Path) -> int:
     check_writable_dir(out, "-o")
     specs = example_specs()
-    nets = {name: load(specs[name]) for name in DOCUMENTED + GENERATED if name in specs}
     print(f"symnet demo: writing to {out}/")
 
-    docs = out / "docs"
     formats = ["md", "tex"] + (["pdf"] if shutil.which("pdflatex") else [])
-    for name in DOCUMENTED:
-        from .derive import derive
-        net = nets[name]
-        d = derive(net)
-        written = [write_document(d, fmt, docs / f"{name}.{fmt}") for fmt in formats]
-        print(f"  derivation of {name}: " + ", ".join(str(p) for p in written))
+    write_documents(specs, out / "docs", formats)
     if "pdf" not in formats:
         print("  (no PDF: install pdflatex, e.g. the Debian packages texlive-latex-base "
               "texlive-latex-recommended latexmk)")
@@ -43,7 +47,7 @@ def run_demo(out: Path) -> int:
     from .codegen.generate import write
     for name in GENERATED:
         start = time.perf_counter()
-        path = write(nets[name], out_dir=out / "generated")
+        path = write(load(specs[name]), out_dir=out / "generated")
         print(f"  kernels of {name}: {path} ({time.perf_counter() - start:.1f} s)")
 
     from .data import load_dataset

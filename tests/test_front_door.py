@@ -468,3 +468,15 @@ def test_a_reader_that_leaves_early_ends_the_command_quietly():
     err = proc.stderr.read().decode()
     assert proc.wait(timeout=120) == 141, err
     assert "Traceback" not in err and err == ""
+
+
+def test_demo_documents_are_symnet_derives(tmp_path, monkeypatch, capsys):
+    """The demo writes each example's document as `symnet derive` does: with its spec's
+    [train] table (the elastic-net example's penalty in the updates section)."""
+    import symnet.demo as demo
+    monkeypatch.setattr(demo, "DOCUMENTED", ("breast_cancer_elastic",))
+    specs = demo.example_specs()
+    demo.write_documents(specs, tmp_path / "demo", ["md"])
+    assert main(["derive", str(specs["breast_cancer_elastic"]), "--format", "md", "-o", str(tmp_path / "cli.md")]) == 0
+    text = (tmp_path / "demo" / "breast_cancer_elastic.md").read_text()
+    assert r"\lambda_1 = 0.0002" in text and text == (tmp_path / "cli.md").read_text()
