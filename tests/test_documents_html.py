@@ -45,6 +45,14 @@ def test_page_is_self_contained_mathml(pages):
     assert "A worked numeric example" in page and "central difference" in page     # small dense network
 
 
+def test_indicator_is_a_double_struck_one(pages):
+    """LeNet's ReLU derivative and max pooling print the indicator \\mathbb{1}: as the character
+    U+1D7D9, since browsers ignore mathvariant on <mn> (it showed a plain 1)."""
+    page = pages["lenet"].read_text()
+    assert 'mathvariant="double-struck"' not in page
+    assert page.count("<mn>&#x1D7D9;</mn>") >= 3
+
+
 def test_repr_html_for_notebooks():
     d = symnet.derive(symnet.load(ROOT / "examples" / "mlp.toml"))
     frag = d._repr_html_()

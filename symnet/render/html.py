@@ -21,7 +21,14 @@ def _mathml(tex: str, display: bool) -> str:
         raise RenderError("HTML needs latex2mathml: pip install latex2mathml") from None
     # \operatorname{x} -> \mathrm{x}: latex2mathml prints an operator name as one token either way
     tex = re.sub(r"\\operatorname\{([^{}]*)\}", r"\\mathrm{\1}", tex)
-    return convert(tex, display="block" if display else "inline")
+    return _double_struck_digits(convert(tex, display="block" if display else "inline"))
+
+
+def _double_struck_digits(mathml: str) -> str:
+    """\\mathbb{1} (the indicator) as the character U+1D7D9: browsers' MathML Core ignores
+    mathvariant on a number, so <mn mathvariant="double-struck">1</mn> showed a plain 1."""
+    return re.sub(r'<mn mathvariant="double-struck">(\d+)</mn>',
+                  lambda m: "<mn>%s</mn>" % "".join("&#x%X;" % (0x1D7D8 + int(c)) for c in m[1]), mathml)
 
 
 def display(tex: str) -> str:
