@@ -2,7 +2,7 @@
 
 The kernels themselves are ordinary source, symnet/runtime/conv.py (compiled once
 per machine, shared by every generated network). `render_conv_ops(dtype)` gives
-that source plus avgpool2d_forward/avgpool2d_backward with the window factor
+the runtime inlined as `--standalone` does (conv.py with the siblings it uses) plus avgpool2d_forward/avgpool2d_backward with the window factor
 derived by SymPy (symnet.derive.conv.generic_avgpool) printed for dtype, for
 tests and benchmarks that load the kernels on their own.
 
@@ -17,11 +17,8 @@ Kernels (arrays positional; outputs preallocated, C-contiguous, one dtype):
 """
 from __future__ import annotations
 
-from pathlib import Path
-
 KERNELS = ("conv2d_forward", "conv2d_backward", "maxpool2d_forward", "maxpool2d_backward",
            "avgpool2d_forward", "avgpool2d_backward", "flatten_forward", "flatten_backward")
-SOURCE = Path(__file__).resolve().parents[1] / "runtime" / "conv.py"
 
 _AVGPOOL = '''
 
@@ -43,8 +40,8 @@ def render_conv_ops(dtype: str = "float32") -> str:
     from ..derive.conv import avgpool_factor_code, generic_avgpool
     if dtype not in ("float32", "float64"):
         raise ValueError(f"dtype {dtype!r}: use float32 or float64")
-    text = SOURCE.read_text(encoding="utf-8")
-    return text + _AVGPOOL.format(factor=avgpool_factor_code(dtype), doc=generic_avgpool()["factor"])
+    from .runtime_link import inline
+    return inline() + _AVGPOOL.format(factor=avgpool_factor_code(dtype), doc=generic_avgpool()["factor"])
 
 
 __all__ = ["render_conv_ops", "KERNELS"]

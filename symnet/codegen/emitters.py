@@ -66,6 +66,11 @@ def _ints(L, *values) -> tuple[str, ...]:
     return tuple(str(v) if L["py"] else f"np.int64({v})" for v in values)
 
 
+def _small(L) -> str:
+    """The suffix of the runtime's loop kernels for small layers ('' for BLAS-sized ones)."""
+    return "_small" if L["small"] else ""
+
+
 def _grad_args(L):
     return (f"g{L['W']}", f"g{L['b']}")
 
@@ -104,10 +109,9 @@ def _output_loss(L, grad) -> list:
     grad delta^(L) into its D; z from the runtime's dense_linear first where the kernels take it."""
     take_d = Take(L["D"], L["n_out"], L["out_dims"])
     args = ("Y", L["D"], str(grad), "m")
-    if L["inputs"]:
+    if not L["py"]:
         return [take_d, Call(f"dense{L['k']}_loss", (L["A_in"], L["W"], L["b"]) + args, "loss")]
-    small = "_small" if L["small"] else ""
-    return [take_d, Call(f"dense_linear{small}", (L["A_in"], L["W"], L["b"], L["D"])),
+    return [take_d, Call(f"dense_linear{_small(L)}", (L["A_in"], L["W"], L["b"], L["D"])),
             Call(f"dense{L['k']}_loss", args, "loss")]
 
 
@@ -125,7 +129,7 @@ def _dense_runtime(L, ops) -> LayerCode:
     runtime (compiled once per machine), its activation from the network's shared
     element-wise kernels; only the output layer's loss has kernels of its own."""
     k, args = L["k"], (L["A_in"], L["W"], L["b"])
-    small = "_small" if L["small"] else ""
+    small = _small(L)
     code = LayerCode()
     if L["output"]:
         code.kernels = _output_kernels(L, ops)
@@ -149,7 +153,7 @@ def _dense_runtime(L, ops) -> LayerCode:
 def conv2d(L, ops) -> LayerCode:
     take_a = Take(L["A"], L["out_size"], L["out_dims"])
     geometry = _ints(L, L["stride"], *L["pads"])
-    small = "_small" if L["small"] else ""   # stride 1, no padding, BLAS-sized: runtime.conv.small_layer
+    small = _small(L)   # stride 1, no padding, BLAS-sized: runtime.conv.small_layer
     code = LayerCode()
     code.infer = [take_a, Call(f"conv2d_forward{small}", (L["A_in"], L["W"], L["b"]) + geometry + (L["A"],)),
                   Call(f"{L['act']}_inplace", (_flat(L, L["A"]),))]

@@ -91,14 +91,12 @@ class Claims:
             time.sleep(POLL)
         return False
 
-
     def set_order(self, names) -> None:
         """Tell the background which kernels to take first (the network's, the last reached first)."""
+        from ..fileio import write_atomic
         try:
             self.folder.mkdir(parents=True, exist_ok=True)
-            temp = self.folder / f"order.{os.getpid()}"
-            temp.write_text("\n".join(names) + "\n")
-            os.replace(temp, self.folder / "order")
+            write_atomic(self.folder / "order", "\n".join(names) + "\n")
         except OSError:
             pass
 

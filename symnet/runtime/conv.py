@@ -32,6 +32,8 @@ the generated module passes the factor derived by SymPy
 import numpy as np
 from numba import njit
 
+from .arrays import _mm_rows
+
 _CONV_FASTMATH = {"reassoc", "contract"}   # reorder sums (vectorised dot products); no nnan/ninf
 # OpenBLAS runs a gemm with m n k below SMP_THRESHOLD_MIN * GEMM_MULTITHREAD_THRESHOLD = 2^18 on
 # the calling thread: such products go to BLAS (2x faster than the loops for LeNet-5's);
@@ -45,11 +47,12 @@ _DW_COLUMNS = 256
 
 @njit(cache=True, nogil=True)
 def _conv_product(A, B, out):
-    """out = A @ B (C-contiguous): BLAS below the single-thread size, else _conv_matmul."""
+    """out = A @ B (C-contiguous): BLAS below the single-thread size, else the loop product
+    of the small dense layers (arrays._mm_rows, typed as theirs: one compiled signature)."""
     if A.shape[0] * A.shape[1] * B.shape[1] < _BLAS_ONE_THREAD_MNK:
         np.dot(A, B, out)
     else:
-        _conv_matmul(A, B, out)
+        _mm_rows(A[:, ::1], B, out)
 
 
 @njit(cache=True, nogil=True, inline="always")
@@ -148,40 +151,6 @@ def _conv_col2im(cols, kh, kw, stride, ph, pw, ho, wo, dx, n):
                             v = stride * j + q - pw
                             if v >= 0 and v < Wd:
                                 d[c, r, v] += cols[row, base + j]
-
-
-@njit(cache=True, nogil=True, fastmath=_CONV_FASTMATH)
-def _conv_matmul(A, B, out):
-    """out (M, P) = A (M, K) @ B (K, P) as row updates out[m] += sum of 4 terms A[m, k] B[k],
-    two rows m at a time: the compiler vectorises the loop over P, and each load and store of
-    out serves 4 multiply-adds."""
-    M, K = A.shape
-    P = B.shape[1]
-    for m in range(M):
-        for p in range(P):
-            out[m, p] = 0
-    k = 0
-    while k + 4 <= K:
-        m = 0
-        while m + 2 <= M:
-            a0, a1, a2, a3 = A[m, k], A[m, k + 1], A[m, k + 2], A[m, k + 3]
-            c0, c1, c2, c3 = A[m + 1, k], A[m + 1, k + 1], A[m + 1, k + 2], A[m + 1, k + 3]
-            for p in range(P):
-                b0, b1, b2, b3 = B[k, p], B[k + 1, p], B[k + 2, p], B[k + 3, p]
-                out[m, p] += (a0 * b0 + a1 * b1) + (a2 * b2 + a3 * b3)
-                out[m + 1, p] += (c0 * b0 + c1 * b1) + (c2 * b2 + c3 * b3)
-            m += 2
-        if m < M:
-            a0, a1, a2, a3 = A[m, k], A[m, k + 1], A[m, k + 2], A[m, k + 3]
-            for p in range(P):
-                out[m, p] += (a0 * B[k, p] + a1 * B[k + 1, p]) + (a2 * B[k + 2, p] + a3 * B[k + 3, p])
-        k += 4
-    while k < K:
-        for m in range(M):
-            a = A[m, k]
-            for p in range(P):
-                out[m, p] += a * B[k, p]
-        k += 1
 
 
 @njit(cache=True, nogil=True)

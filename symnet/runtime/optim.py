@@ -85,13 +85,9 @@ def plain_sgd(lr):
 
 
 def fused_arguments(optimizer, lr, arrays, names):
-    """(kind, h, state arrays S1, S2 per parameter) for fused_update(): plain SGD when optimizer
-    is None, else the optimiser's own (its step count advanced, its buffers updated in
-    place: optimizer.fused_step(lr) -> (kind, h), optimizer.fused_state(name, p) -> [S1, S2])."""
-    if optimizer is None:
-        kind, h = plain_sgd(lr)
-        empty = [np.empty(0, a.dtype) for a in arrays]
-        return kind, h, [e for e in empty for _ in (0, 1)]
+    """(kind, h, state arrays S1, S2 per parameter) for fused_update() from a symnet.optim
+    optimiser (its step count advanced, its buffers updated in place: optimizer.fused_step(lr)
+    -> (kind, h), optimizer.fused_state(name, p) -> [S1, S2]); plain SGD is plain_sgd()."""
     kind, h = optimizer.fused_step(lr)
     state = []
     for name, p in zip(names, arrays):
