@@ -18,7 +18,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, replace
 
-from .parser import Node, ResolvedFormula, Sum, Sym, children
+from .parser import Node, ResolvedFormula, Sum, Sym, walk
 
 _BATCH_BOUNDS = {"m", r"\bar{m}", r"\bar m", r"\overline{m}", r"\bar{m}^{(l)}"}
 
@@ -32,12 +32,7 @@ class Channels:
 
 
 def _syms(node: Node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        if isinstance(n, Sym):
-            yield n
-        stack.extend(children(n))
+    return (n for n in walk(node) if isinstance(n, Sym))
 
 
 def _own(sym: Sym, info, layer: int, count: int) -> bool:

@@ -56,7 +56,7 @@ from ..numeric import lambdify
 from . import channels
 from .parser import (BATCH_AXIS, Add, Affine, Ast, Binary, Star, Call, Compare, Const, Div, FormulaShapeError, Hadamard,
                      IndexValue, MatMul, Mul, Neg, Node, Num, Pow, ResolvedFormula, Sub, Sum, Sym,
-                     SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of)
+                     SymbolInfo, Transpose, check_shapes, children, parse_formula, resolve, shape_of, walk)
 
 STATUSES = ("equal", "equal almost everywhere", "not equal", "undecided")
 BATCH_EXAMPLES = 3          # examples per point for batch formulas
@@ -355,14 +355,6 @@ def is_gradient_target(sym: Sym, info: _Net) -> bool:
     return kind == "delta" or (sym.d and (kind == "param" or key == "x" or re.fullmatch(r"a\d+", key) is not None))
 
 
-def _walk(node: Node):
-    stack = [node]
-    while stack:
-        n = stack.pop()
-        yield n
-        stack.extend(children(n))
-
-
 def _letters(indices) -> set:
     """The index letters of a subscript, inside index expressions too."""
     out = set()
@@ -403,7 +395,7 @@ def _names_read(resolved: ResolvedFormula, info: _Net) -> tuple:
     for root in (resolved.lhs, resolved.rhs):
         if root is None:
             continue
-        for n in sorted((n for n in _walk(root) if isinstance(n, Sym)), key=lambda n: n.span):
+        for n in sorted((n for n in walk(root) if isinstance(n, Sym)), key=lambda n: n.span):
             raw = re.sub(r"_\{[^}]*\}$|_[a-z]$", "", resolved.source[n.span[0]:n.span[1]].strip())
             mt = re.search(r"(\d+)$", n.key)
             if not mt or (raw, n.key) in seen:
@@ -440,7 +432,7 @@ def _check_target_shape(resolved: ResolvedFormula, symbols: dict, key: str, name
 def _ranges(resolved: ResolvedFormula, info: _Net, key: str) -> dict:
     """How many values each index letter takes: from its plain uses (W_{f,c,m,n}) and the left side."""
     ranges = {}
-    nodes = list(_walk(resolved.rhs))
+    nodes = list(walk(resolved.rhs))
     if isinstance(resolved.lhs, Sym):
         nodes.append(Sym(key, resolved.lhs.indices, span=resolved.lhs.span))
     for n in nodes:
@@ -529,14 +521,14 @@ def _one_based(resolved: ResolvedFormula, info: _Net, ranges: dict) -> tuple[Res
 
 
 def _uses_indices(node: Node) -> bool:
-    return any(isinstance(n, Sym) and n.indices for n in _walk(node))
+    return any(isinstance(n, Sym) and n.indices for n in walk(node))
 
 
 def _looks_batch(resolved: ResolvedFormula, n_outputs: bool = False) -> bool:
     for root in (resolved.lhs, resolved.rhs):
         if root is None:
             continue
-        for n in _walk(root):
+        for n in walk(root):
             if isinstance(n, Sym):
                 raw = resolved.source[n.span[0]:n.span[1]]
                 if n.key == "m" or (n.key == "n" and not n_outputs) or n.sample or re.match(r"d?(?:[AZXY]|\\?Delta)", raw):
@@ -809,7 +801,7 @@ class _Evaluator:
 
     def _layer_in(self, node: Node):
         """The Placed layer of the first numbered quantity in `node` (delta3 -> layer 3)."""
-        for n in _walk(node):
+        for n in walk(node):
             if isinstance(n, Sym):
                 mt = re.search(r"(\d+)$", n.key)
                 if mt:

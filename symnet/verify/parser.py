@@ -298,6 +298,15 @@ def children(node: Node) -> Iterator[Node]:
             yield from (v for v in value if isinstance(v, Node))
 
 
+def walk(node: Node) -> Iterator[Node]:
+    """node and every node below it."""
+    stack = [node]
+    while stack:
+        n = stack.pop()
+        yield n
+        stack.extend(children(n))
+
+
 @dataclass(frozen=True)
 class ParsedFormula:
     lhs: Node | None     # the claimed target of `lhs = rhs`, if written
